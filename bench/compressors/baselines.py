@@ -1,0 +1,137 @@
+"""Reference rows and simple baselines: ``none``, ``zero_shot``, ``truncate``, ``random_drop``."""
+
+from __future__ import annotations
+
+import hashlib
+import random
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from bench.compressors._api import (
+    CompressionRequest,
+    TargetModel,
+    parse_options,
+    register_compressor,
+)
+from bench.records import CompressedContext, CompressedText, CompressionStats
+
+
+def token_budget(original_tokens: int, rate: float | None, target_tokens: int | None) -> int:
+    """Tokens to keep: ``target_tokens`` if given, else ``round(rate * original)``."""
+    if target_tokens is not None:
+        if target_tokens < 0:
+            raise ValueError(f"target_tokens must be >= 0, got {target_tokens}")
+        return min(target_tokens, original_tokens)
+    if rate is None:
+        raise ValueError("give either rate (compressed/original target tokens) or target_tokens")
+    if not 0.0 <= rate <= 1.0:
+        raise ValueError(f"rate is compressed/original tokens and must be in [0, 1], got {rate}")
+    return min(original_tokens, round(rate * original_tokens))
+
+
+class _PassThrough:
+    """The full context, with (``none``) or without (``zero_shot``) the task instruction."""
+
+    version = "1"
+
+    def __init__(self, name: str, target: TargetModel, keep_instruction: bool) -> None:
+        self.name = name
+        self._target = target
+        self._keep_instruction = keep_instruction
+
+    def settings(self) -> dict[str, Any]:
+        return {}
+
+    def compress(self, requests: Sequence[CompressionRequest]) -> list[CompressedContext]:
+        results: list[CompressedContext] = []
+        for request in requests:
+            n_tokens = self._target.count_tokens(request.context)
+            stats = CompressionStats(n_tokens, n_tokens, 0.0, requested_rate=1.0)
+            results.append(CompressedText(request.context, stats, self._keep_instruction))
+        return results
+
+
+@register_compressor("none")
+def make_none(target: TargetModel, options: Mapping[str, Any]) -> _PassThrough:
+    """Full context with the paper's instruction: the "Instruct" row (100 when normalised)."""
+    parse_options(_NoOptions, options, "none")
+    return _PassThrough("none", target, keep_instruction=True)
+
+
+@register_compressor("zero_shot")
+def make_zero_shot(target: TargetModel, options: Mapping[str, Any]) -> _PassThrough:
+    """Full context without the task instruction: the paper's "Zero-shot" row."""
+    parse_options(_NoOptions, options, "zero_shot")
+    return _PassThrough("zero_shot", target, keep_instruction=False)
+
+
+@dataclass(frozen=True)
+class _NoOptions:
+    pass
+
+
+@dataclass(frozen=True)
+class TokenBudgetOptions:
+    """``rate`` = compressed/original target tokens; ``target_tokens`` overrides it."""
+
+    rate: float | None = 0.5
+    target_tokens: int | None = None
+    seed: int = 0
+
+
+class _TokenSelector:
+    """Keeps a subset of the context's target tokens, in their original order."""
+
+    version = "1"
+
+    def __init__(self, name: str, target: TargetModel, options: TokenBudgetOptions) -> None:
+        self.name = name
+        self._target = target
+        self._options = options
+        token_budget(1, options.rate, options.target_tokens)
+
+    def settings(self) -> dict[str, Any]:
+        settings = asdict(self._options)
+        if self.name == "truncate":
+            settings.pop("seed")
+        return settings
+
+    def compress(self, requests: Sequence[CompressionRequest]) -> list[CompressedContext]:
+        return [self._compress_one(request.context) for request in requests]
+
+    def _compress_one(self, context: str) -> CompressedText:
+        start = time.perf_counter()
+        ids: list[int] = self._target.tokenizer(context, add_special_tokens=False)["input_ids"]
+        keep = token_budget(len(ids), self._options.rate, self._options.target_tokens)
+        kept = self._select(ids, keep, context)
+        text = self._target.tokenizer.decode(kept, skip_special_tokens=True).strip()
+        stats = CompressionStats(
+            original_tokens=len(ids),
+            compressed_tokens=self._target.count_tokens(text),
+            seconds=time.perf_counter() - start,
+            requested_rate=self._options.rate if self._options.target_tokens is None else None,
+        )
+        return CompressedText(text, stats)
+
+    def _select(self, ids: list[int], keep: int, context: str) -> list[int]:
+        if self.name == "truncate":
+            return ids[:keep]
+        digest = hashlib.sha256(f"{self._options.seed}\0{context}".encode()).digest()
+        rng = random.Random(int.from_bytes(digest[:8], "big"))
+        positions = sorted(rng.sample(range(len(ids)), keep))
+        return [ids[i] for i in positions]
+
+
+@register_compressor("truncate")
+def make_truncate(target: TargetModel, options: Mapping[str, Any]) -> _TokenSelector:
+    """Keep the first ``rate`` x original (or ``target_tokens``) target tokens."""
+    return _TokenSelector("truncate", target, parse_options(TokenBudgetOptions, options, "truncate"))
+
+
+@register_compressor("random_drop")
+def make_random_drop(target: TargetModel, options: Mapping[str, Any]) -> _TokenSelector:
+    """Keep a seeded random subset of target tokens (seeded per context, order kept)."""
+    parsed = parse_options(TokenBudgetOptions, options, "random_drop")
+    return _TokenSelector("random_drop", target, parsed)

@@ -1,0 +1,97 @@
+"""Tiny models built locally (no download) for the demo, tests and examples.
+
+The tokenizer is a byte-level BPE trained on the given texts; the model is a randomly
+initialised (seeded) Llama or Qwen2 of a few hundred thousand parameters, saved with
+safetensors so that ``AutoModelForCausalLM.from_pretrained(path)`` loads it offline.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Literal
+
+Architecture = Literal["llama", "qwen2"]
+
+SPECIAL_TOKENS = ("<unk>", "<s>", "</s>", "<pad>")
+
+
+def train_tokenizer(texts: Iterable[str], out_dir: Path, vocab_size: int = 512) -> Path:
+    """Train a byte-level BPE tokenizer on ``texts`` and save it to ``out_dir``.
+
+    Saved with ``tokenizer_class: PreTrainedTokenizerFast`` so that transformers 4.x and 5.x
+    both load it. BOS is ``<s>``, EOS ``</s>``, padding ``<pad>``.
+    """
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    tokenizer = Tokenizer(models.BPE(unk_token="<unk>"))
+    tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tokenizer.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        special_tokens=list(SPECIAL_TOKENS),
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    tokenizer.train_from_iterator(list(texts), trainer=trainer)
+    fast = PreTrainedTokenizerFast(
+        tokenizer_object=tokenizer,
+        bos_token="<s>",
+        eos_token="</s>",
+        unk_token="<unk>",
+        pad_token="<pad>",
+    )
+    out_dir.mkdir(parents=True, exist_ok=True)
+    fast.save_pretrained(str(out_dir))
+    _force_portable_tokenizer_class(out_dir)
+    return out_dir
+
+
+def _force_portable_tokenizer_class(out_dir: Path) -> None:
+    config_path = out_dir / "tokenizer_config.json"
+    config = json.loads(config_path.read_text(encoding="utf-8"))
+    config["tokenizer_class"] = "PreTrainedTokenizerFast"
+    config_path.write_text(json.dumps(config, indent=2, sort_keys=True), encoding="utf-8")
+
+
+def build_tiny_model(
+    texts: Iterable[str],
+    out_dir: Path,
+    architecture: Architecture = "llama",
+    seed: int = 0,
+    hidden_size: int = 64,
+    num_layers: int = 2,
+    max_positions: int = 1024,
+    vocab_size: int = 512,
+) -> Path:
+    """Build, seed and save a tiny causal LM with a tokenizer trained on ``texts``."""
+    import torch
+    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM, Qwen2Config
+    from transformers import Qwen2ForCausalLM
+
+    train_tokenizer(texts, out_dir, vocab_size=vocab_size)
+    tokenizer = AutoTokenizer.from_pretrained(str(out_dir))
+    common = {
+        "vocab_size": len(tokenizer),
+        "hidden_size": hidden_size,
+        "intermediate_size": hidden_size * 2,
+        "num_hidden_layers": num_layers,
+        "num_attention_heads": 4,
+        "num_key_value_heads": 2,
+        "max_position_embeddings": max_positions,
+        "bos_token_id": tokenizer.bos_token_id,
+        "eos_token_id": tokenizer.eos_token_id,
+        "pad_token_id": tokenizer.pad_token_id,
+        "tie_word_embeddings": False,
+    }
+    torch.manual_seed(seed)
+    model: torch.nn.Module
+    if architecture == "llama":
+        model = LlamaForCausalLM(LlamaConfig(**common))
+    else:
+        model = Qwen2ForCausalLM(Qwen2Config(**common))
+    model.eval()
+    model.save_pretrained(str(out_dir), safe_serialization=True)
+    return out_dir
