@@ -18,3 +18,28 @@ class GenerationSettings:
             if stop and stop in text:
                 text = text.split(stop, 1)[0]
         return text
+
+
+@dataclass(frozen=True)
+class GenerationOutput:
+    """One generated answer with its cost."""
+
+    text: str
+    generated_tokens: int
+    seconds: float
+    ttft_seconds: float
+
+
+@dataclass(frozen=True)
+class DecoderPrompt:
+    """The uncompressed parts of a prompt around the context.
+
+    ``kind`` is "qa" or "regeneration"; ``prefix`` is the rendered prompt before the context
+    (instruction), ``suffix`` the rendered prompt after it (question and answer cue);
+    ``question`` is the raw question for QA tasks.
+    """
+
+    kind: str
+    prefix: str
+    suffix: str
+    question: str | None = None

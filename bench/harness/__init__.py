@@ -1,0 +1,1 @@
+"""Between lm-eval and the compressors: split prompts, compress once, cache, account."""

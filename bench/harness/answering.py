@@ -1,0 +1,106 @@
+"""Shared bookkeeping of the ``compressed`` lm-eval models: records, summaries, model info."""
+
+from __future__ import annotations
+
+import statistics
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+from platformdirs import user_cache_dir
+
+from bench import sample_log
+from bench.harness.accounting import ModelShape, flops_ratio, peak_cuda_mb, peak_rss_mb
+from bench.harness.compression_cache import CompressionCache
+from bench.harness.frontend import CompressionFrontEnd, PreparedRequest
+from bench.models.generation import GenerationOutput, GenerationSettings
+from bench.records import CompressedText
+
+HARNESS_VERSION = "1"
+_OFF = ("off", "none", "false", "0", "")
+
+
+def open_cache(setting: str | None, compressor: Any) -> CompressionCache | None:
+    """The compression cache: ``off``, a directory, or the default user cache directory."""
+    if not getattr(compressor, "cacheable", True):
+        return None
+    if setting is None or str(setting) == "default":
+        return CompressionCache(Path(user_cache_dir("compressbench")) / "compressions")
+    if str(setting).lower() in _OFF:
+        return None
+    return CompressionCache(Path(str(setting)).expanduser())
+
+
+def settings_from_gen_kwargs(gen_kwargs: dict[str, Any], default_max: int) -> GenerationSettings:
+    """lm-eval ``gen_kwargs`` -> greedy :class:`GenerationSettings`."""
+    until = gen_kwargs.get("until") or []
+    if isinstance(until, str):
+        until = [until]
+    return GenerationSettings(int(gen_kwargs.get("max_gen_toks", default_max)), tuple(until))
+
+
+class RunAccount:
+    """Files per-sample records and keeps per-task summaries for ``get_model_info``."""
+
+    def __init__(self, frontend: CompressionFrontEnd, shape: ModelShape | None) -> None:
+        self.frontend = frontend
+        self.shape = shape
+        self.per_task: dict[str, list[sample_log.SampleRecord]] = defaultdict(list)
+
+    def file(self, request: Any, prepared: PreparedRequest, output: GenerationOutput,
+             original_prompt: str) -> None:
+        count = self.frontend.target.count_tokens
+        stats = prepared.compressed.stats
+        full_prompt = count(original_prompt)
+        text_prompt = prepared.text_prompt()
+        compressed_prompt = (count(text_prompt) if text_prompt is not None
+                             else stats.compressed_tokens + count(prepared.parts.suffix))
+        record = sample_log.SampleRecord(
+            compression_ratio=stats.achieved_rate,
+            original_tokens=stats.original_tokens,
+            compressed_tokens=stats.compressed_tokens,
+            compress_seconds=stats.seconds,
+            answer_seconds=output.seconds,
+            ttft_seconds=output.ttft_seconds,
+            generated_tokens=output.generated_tokens,
+            peak_rss_mb=peak_rss_mb(),
+            flops_ratio=flops_ratio(self.shape, full_prompt, compressed_prompt,
+                                    output.generated_tokens),
+            compression_cached=prepared.cached,
+        )
+        sample_log.file_record(request.doc, record)
+        self.per_task[str(request.task_name)].append(record)
+
+    def model_info(self, compressor: Any, target_name: str) -> dict[str, Any]:
+        cache = self.frontend.cache
+        info: dict[str, Any] = {
+            "harness_version": HARNESS_VERSION,
+            "compressor": {"name": compressor.name, "version": compressor.version,
+                           "settings": compressor.settings()},
+            "target": {"name": target_name, "shape": vars(self.shape) if self.shape else None},
+            "compressions": self.frontend.compressions,
+            "contexts_cut_to_window": self.frontend.contexts_cut,
+            "compression_cache": None if cache is None else {
+                "path": str(cache.root), "hits": cache.hits, "misses": cache.misses},
+            "peak_rss_mb": peak_rss_mb(),
+            "peak_cuda_mb": peak_cuda_mb(),
+            "per_task": {task: _summary(records) for task, records in self.per_task.items()},
+        }
+        return {"compressbench": info}
+
+
+def _summary(records: list[sample_log.SampleRecord]) -> dict[str, float]:
+    ratios = [r.compression_ratio for r in records]
+    return {
+        "samples": float(len(records)),
+        "compression_ratio_mean": statistics.fmean(ratios),
+        "compression_ratio_stdev": statistics.pstdev(ratios),
+        "compressed_tokens_mean": statistics.fmean(r.compressed_tokens for r in records),
+        "compress_seconds_mean": statistics.fmean(r.compress_seconds for r in records),
+        "answer_seconds_mean": statistics.fmean(r.answer_seconds for r in records),
+        "cached_fraction": statistics.fmean(float(r.compression_cached) for r in records),
+    }
+
+
+def is_text(prepared: PreparedRequest) -> bool:
+    return isinstance(prepared.compressed, CompressedText)

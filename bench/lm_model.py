@@ -1,0 +1,170 @@
+"""The ``compressed`` lm-eval model: compress the context, then answer with a HF causal LM.
+
+``--model compressed --model_args pretrained=HF_ID_OR_PATH,compressor=NAME[,options]``.
+Every ``--model_args`` key that lm-eval's ``hf`` backend accepts goes to it (``dtype``,
+``device``, ``revision`` ...); ``compression_cache`` (``off``, a directory, default the user
+cache) is ours; every other key is a compressor option, and an unknown one is an error.
+Text compressions are answered by the ``hf`` backend itself, so ``compressor=none`` gives
+exactly the generations of ``--model hf``.
+"""
+
+from __future__ import annotations
+
+import inspect
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from lm_eval.api.registry import register_model
+from lm_eval.models.huggingface import HFLM
+from transformers import LogitsProcessor, LogitsProcessorList
+
+from bench.compressors import SoftDecoder, TargetModel, build_compressor
+from bench.harness.accounting import ModelShape
+from bench.harness.answering import RunAccount, open_cache, settings_from_gen_kwargs
+from bench.harness.frontend import CompressionFrontEnd, PreparedRequest
+from bench.models.generation import GenerationOutput, GenerationSettings
+
+_HF_ARGS = frozenset(inspect.signature(HFLM.__init__).parameters) - {"self", "kwargs"}
+_ORIGINAL_PROMPT = "_compressbench_original_prompt"
+
+
+class _FirstTokenTimer(LogitsProcessor):
+    """Notes when the first new token's scores are ready (time to first token)."""
+
+    def __init__(self) -> None:
+        self.first: float | None = None
+
+    def __call__(self, input_ids: Any, scores: Any) -> Any:
+        if self.first is None:
+            self.first = time.perf_counter()
+        return scores
+
+
+class _TimingHook:
+    """Stands in for lm-eval's cache hook to learn which batch produced which answer."""
+
+    def __init__(self, inner: Any, owner: CompressedLM) -> None:
+        self.inner = inner
+        self.owner = owner
+
+    def add_partial(self, attr: str, req: Any, res: Any) -> None:
+        seconds, ttft, counts = self.owner._last_batch_timing
+        row = self.owner._rows_reported
+        self.owner._rows_reported += 1
+        self.owner._answer_timing[req[0]] = (seconds, ttft, counts[row] if row < len(counts) else 0)
+        self.inner.add_partial(attr, req, res)
+
+
+@register_model("compressed")
+class CompressedLM(HFLM):  # type: ignore[misc]
+    """lm-eval model that compresses each request's context before answering."""
+
+    def __init__(self, pretrained: str, compressor: str | None = "none",
+                 compression_cache: str | None = None, **kwargs: Any) -> None:
+        hf_kwargs = {k: v for k, v in kwargs.items() if k in _HF_ARGS}
+        options = {k: v for k, v in kwargs.items() if k not in _HF_ARGS}
+        super().__init__(pretrained=pretrained, **hf_kwargs)
+        target = TargetModel(name=str(pretrained), tokenizer=self.tokenizer, model=self.model)
+        self.compressor = build_compressor(compressor or "none", target, options)
+        batch = self.batch_size if isinstance(self.batch_size, int) else 8
+        self.frontend = CompressionFrontEnd(self.compressor, target,
+                                            open_cache(compression_cache, self.compressor), batch)
+        self.account = RunAccount(self.frontend, ModelShape.of(self.model))
+        self._answer_timing: dict[str, tuple[float, float, int]] = {}
+        self._last_batch_timing: tuple[float, float, list[int]] = (0.0, 0.0, [])
+        self._rows_reported = 0
+
+    def generate_until(self, requests: list[Any], disable_tqdm: bool = False) -> list[str]:
+        if not requests:
+            return []
+        originals = [self._original_prompt(req) for req in requests]
+        window = self.max_length - max(
+            settings_from_gen_kwargs(req.args[1], self.max_gen_toks).max_new_tokens
+            for req in requests)
+        prepared = self.frontend.prepare(requests, window)
+        outputs: list[GenerationOutput | None] = [None] * len(requests)
+        self._answer_text(requests, prepared, outputs, disable_tqdm)
+        self._answer_soft(requests, prepared, outputs)
+        answers: list[str] = []
+        for req, prep, output, original in zip(requests, prepared, outputs, originals,
+                                               strict=True):
+            assert output is not None
+            self.account.file(req, prep, output, original)
+            answers.append(output.text)
+        return answers
+
+    def _original_prompt(self, req: Any) -> str:
+        """The uncompressed prompt (requests can be seen twice: repeats, rank padding)."""
+        if not hasattr(req, _ORIGINAL_PROMPT):
+            setattr(req, _ORIGINAL_PROMPT, req.args[0])
+            return str(req.args[0])
+        original = str(getattr(req, _ORIGINAL_PROMPT))
+        req.arguments = (original, *req.arguments[1:])
+        return original
+
+    def _answer_text(self, requests: Sequence[Any], prepared: Sequence[PreparedRequest],
+                     outputs: list[GenerationOutput | None], disable_tqdm: bool) -> None:
+        chosen = [i for i, p in enumerate(prepared) if p.text_prompt() is not None]
+        if not chosen:
+            return
+        for i in chosen:
+            requests[i].arguments = (prepared[i].text_prompt(), *requests[i].arguments[1:])
+        hook, self.cache_hook = self.cache_hook, _TimingHook(self.cache_hook, self)
+        try:
+            texts = super().generate_until([requests[i] for i in chosen], disable_tqdm)
+        finally:
+            self.cache_hook = hook
+        for i, text in zip(chosen, texts, strict=True):
+            seconds, ttft, tokens = self._answer_timing.get(requests[i].args[0], (0.0, 0.0, 0))
+            outputs[i] = GenerationOutput(text, tokens, seconds, ttft)
+
+    def _answer_soft(self, requests: Sequence[Any], prepared: Sequence[PreparedRequest],
+                     outputs: list[GenerationOutput | None]) -> None:
+        chosen = [i for i, p in enumerate(prepared) if p.text_prompt() is None]
+        if not chosen:
+            return
+        if not isinstance(self.compressor, SoftDecoder):
+            raise TypeError(f"compressor {self.compressor.name!r} returned a soft compression "
+                            "but does not implement SoftDecoder.generate")
+        groups: dict[GenerationSettings, list[int]] = {}
+        for i in chosen:
+            settings = settings_from_gen_kwargs(requests[i].args[1], self.max_gen_toks)
+            groups.setdefault(settings, []).append(i)
+        batch = self.frontend.batch_size
+        for settings, members in groups.items():
+            for start in range(0, len(members), batch):
+                group = members[start:start + batch]
+                items = [(prepared[i].compressed, prepared[i].decoder_prompt()) for i in group]
+                answers = self.compressor.generate(items, settings)
+                for i, output in zip(group, answers, strict=True):
+                    outputs[i] = output
+
+    def _model_generate(self, context: Any, max_length: int, stop: list[str],
+                        **generation_kwargs: Any) -> Any:
+        timer = _FirstTokenTimer()
+        processors = generation_kwargs.pop("logits_processor", None) or LogitsProcessorList()
+        processors.append(timer)
+        start = time.perf_counter()
+        output = super()._model_generate(context, max_length, stop,
+                                         logits_processor=processors, **generation_kwargs)
+        elapsed = time.perf_counter() - start
+        first = timer.first - start if timer.first is not None else elapsed
+        self._last_batch_timing = (elapsed, first, self._generated_counts(output, context))
+        self._rows_reported = 0
+        return output
+
+    def _generated_counts(self, output: Any, context: Any) -> list[int]:
+        """New tokens per row, up to and including the first end-of-sequence token."""
+        new_tokens = output[:, context.shape[1]:].tolist()
+        stops = {self.eot_token_id, self.tokenizer.pad_token_id}
+        counts = []
+        for row in new_tokens:
+            ends = [i for i, token in enumerate(row) if token in stops]
+            counts.append(ends[0] + 1 if ends else len(row))
+        return counts
+
+    def get_model_info(self) -> dict[str, Any]:
+        info: dict[str, Any] = super().get_model_info()
+        info.update(self.account.model_info(self.compressor, str(self.pretrained)))
+        return info

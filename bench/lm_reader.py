@@ -1,0 +1,74 @@
+"""The ``compressed_reader`` lm-eval model: compression + the non-neural lexical reader.
+
+``--model compressed_reader --model_args tokenizer=NAME_OR_PATH,compressor=NAME[,options]``.
+Rates are counted in ``tokenizer``'s tokens. QA is answered by
+:func:`bench.models.lexical_reader.extract_answer` on the compressed context; regeneration
+returns the compressed context itself. It reads text only, so soft compressors are refused.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from lm_eval.api.model import LM
+from lm_eval.api.registry import register_model
+
+from bench.compressors import TargetModel, build_compressor
+from bench.harness.answering import RunAccount, open_cache
+from bench.models.generation import GenerationOutput
+from bench.models.lexical_reader import extract_answer
+from bench.records import CompressedText
+
+
+@register_model("compressed_reader")
+class CompressedReaderLM(LM):  # type: ignore[misc]
+    """Compression followed by a transparent lexical extractive reader (no neural model)."""
+
+    def __init__(self, tokenizer: str, compressor: str | None = "none",
+                 compression_cache: str | None = "off", batch_size: Any = 1,
+                 max_batch_size: Any = None, device: Any = None, **options: Any) -> None:
+        super().__init__()
+        from transformers import AutoTokenizer
+
+        from bench.harness.frontend import CompressionFrontEnd
+
+        self.tokenizer_name_or_path = tokenizer
+        target = TargetModel(name=f"lexical-reader[{tokenizer}]",
+                             tokenizer=AutoTokenizer.from_pretrained(tokenizer))
+        self.compressor = build_compressor(compressor or "none", target, options)
+        self.frontend = CompressionFrontEnd(self.compressor, target,
+                                            open_cache(compression_cache, self.compressor))
+        self.account = RunAccount(self.frontend, None)
+
+    def generate_until(self, requests: list[Any], disable_tqdm: bool = False) -> list[str]:
+        originals = [str(req.args[0]) for req in requests]
+        prepared = self.frontend.prepare(requests)
+        answers = []
+        for req, prep, original in zip(requests, prepared, originals, strict=True):
+            compressed = prep.compressed
+            if not isinstance(compressed, CompressedText):
+                raise TypeError(f"compressed_reader reads text; compressor "
+                                f"{self.compressor.name!r} produces {type(compressed).__name__}")
+            start = time.perf_counter()
+            if req.doc.get("kind") == "regeneration":
+                answer = compressed.text
+            else:
+                answer = extract_answer(compressed.text, str(req.doc.get("question", "")))
+            seconds = time.perf_counter() - start
+            tokens = self.frontend.target.count_tokens(answer)
+            self.account.file(req, prep, GenerationOutput(answer, tokens, seconds, seconds),
+                              original)
+            answers.append(answer)
+        return answers
+
+    def loglikelihood(self, requests: list[Any]) -> list[tuple[float, bool]]:
+        raise NotImplementedError("compressed_reader only answers generate_until tasks")
+
+    def loglikelihood_rolling(self, requests: list[Any]) -> list[float]:
+        raise NotImplementedError("compressed_reader only answers generate_until tasks")
+
+    def get_model_info(self) -> dict[str, Any]:
+        info = self.account.model_info(self.compressor, self.frontend.target.name)
+        info["compressbench"]["reader"] = "lexical extractive reader (non-neural)"
+        return info

@@ -1,0 +1,71 @@
+"""Per-sample compression records, handed from the model to the task's scorer.
+
+lm-eval scores each document in ``process_results(doc, results)``, which never sees the
+model. The ``compressed`` model therefore files one :class:`SampleRecord` per answered
+document here, keyed by the document's id and context, and the scorer turns it into
+per-document efficiency metrics. Both run in the same process (also under accelerate,
+where each rank scores its own shard).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import asdict, dataclass
+from typing import Any
+
+EFFICIENCY_METRICS = (
+    "compression_ratio",
+    "original_tokens",
+    "compressed_tokens",
+    "compress_seconds",
+    "answer_seconds",
+    "ttft_seconds",
+    "generated_tokens",
+    "peak_rss_mb",
+    "flops_ratio",
+)
+
+
+@dataclass(frozen=True)
+class SampleRecord:
+    """What answering one document cost, in the target model's tokens and wall time."""
+
+    compression_ratio: float
+    original_tokens: int
+    compressed_tokens: int
+    compress_seconds: float
+    answer_seconds: float
+    ttft_seconds: float
+    generated_tokens: int
+    peak_rss_mb: float
+    flops_ratio: float
+    compression_cached: bool = False
+
+    def metrics(self) -> dict[str, float]:
+        """The efficiency metrics, as floats (the cache flag is not a metric)."""
+        values = asdict(self)
+        return {name: float(values[name]) for name in EFFICIENCY_METRICS}
+
+
+_RECORDS: dict[str, SampleRecord] = {}
+
+
+def doc_key(doc: dict[str, Any]) -> str:
+    """Identity of a document: its id and a hash of its context."""
+    digest = hashlib.sha256(str(doc.get("context", "")).encode()).hexdigest()[:16]
+    return f"{doc.get('qid', doc.get('id', ''))}::{digest}"
+
+
+def file_record(doc: dict[str, Any], record: SampleRecord) -> None:
+    """Store the record of ``doc`` (the latest one wins)."""
+    _RECORDS[doc_key(doc)] = record
+
+
+def take_record(doc: dict[str, Any]) -> SampleRecord | None:
+    """The record filed for ``doc``, or None when no ``compressed`` model answered it."""
+    return _RECORDS.get(doc_key(doc))
+
+
+def clear() -> None:
+    """Forget all records (tests, or between runs in one process)."""
+    _RECORDS.clear()
