@@ -50,6 +50,7 @@ class CompressedReaderLM(LM):  # type: ignore[misc]
             if not isinstance(compressed, CompressedText):
                 raise TypeError(f"compressed_reader reads text; compressor "
                                 f"{self.compressor.name!r} produces {type(compressed).__name__}")
+            req.arguments = (prep.text_prompt(), *req.arguments[1:])
             start = time.perf_counter()
             if req.doc.get("kind") == "regeneration":
                 answer = compressed.text

@@ -1,0 +1,101 @@
+"""A third-party compressor installed as a package plugs in through the entry-point group."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+PLUGIN_MODULE = '''
+"""Keeps every other word of the context."""
+from dataclasses import dataclass
+from bench.compressors import parse_options
+from bench.records import CompressedText, CompressionStats
+
+
+@dataclass(frozen=True)
+class Options:
+    keep_every: int = 2
+
+
+class EveryOther:
+    name = "every_other"
+    version = "7"
+
+    def __init__(self, target, options):
+        self.target = target
+        self.options = parse_options(Options, options, self.name)
+
+    def settings(self):
+        return {"keep_every": self.options.keep_every}
+
+    def compress(self, requests):
+        out = []
+        for request in requests:
+            text = " ".join(request.context.split()[:: self.options.keep_every])
+            stats = CompressionStats(self.target.count_tokens(request.context),
+                                     self.target.count_tokens(text), 0.0)
+            out.append(CompressedText(text, stats))
+        return out
+'''
+
+
+@pytest.fixture(scope="module")
+def plugin_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    source = tmp_path_factory.mktemp("plugin-src")
+    (source / "every_other_plugin.py").write_text(PLUGIN_MODULE, encoding="utf-8")
+    (source / "pyproject.toml").write_text(textwrap.dedent("""
+        [build-system]
+        requires = ["setuptools>=61"]
+        build-backend = "setuptools.build_meta"
+
+        [project]
+        name = "every-other-plugin"
+        version = "0.1"
+
+        [tool.setuptools]
+        py-modules = ["every_other_plugin"]
+
+        [project.entry-points."compressbench.compressors"]
+        every_other = "every_other_plugin:EveryOther"
+    """), encoding="utf-8")
+    site = tmp_path_factory.mktemp("plugin-site")
+    done = subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--no-deps", "--no-build-isolation",
+         "--no-index", "--quiet", "--target", str(site), str(source)],
+        capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    return site
+
+
+def _env(site: Path, data: Path) -> dict[str, str]:
+    path = os.pathsep.join([str(site), os.environ.get("PYTHONPATH", "")])
+    return {**os.environ, "PYTHONPATH": path, "COMPRESSBENCH_DATA": str(data),
+            "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
+
+
+def test_installed_plugin_is_listed_and_runs_through_lm_eval(
+        plugin_site: Path, demo_data_dir: Path, tiny_model_dir: Path, tmp_path: Path):
+    listed = subprocess.run(
+        [sys.executable, "-c",
+         "from bench.compressors import available_compressors; print(available_compressors())"],
+        env=_env(plugin_site, demo_data_dir), capture_output=True, text=True, timeout=120)
+    assert "every_other" in listed.stdout, listed.stderr
+    done = subprocess.run(
+        [sys.executable, "-m", "bench", "eval", "--tasks", "compressed_squad",
+         "--model", "compressed_reader", "--model_args",
+         f"tokenizer={tiny_model_dir},compressor=every_other,keep_every=3",
+         "--limit", "2", "--output_path", str(tmp_path), "--log_samples"],
+        env=_env(plugin_site, demo_data_dir), capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    from tests.conftest import read_results
+
+    results = read_results(tmp_path)
+    info = results["config"]["compressbench"]["compressor"]  # type: ignore[index]
+    assert info == {"name": "every_other", "version": "7", "settings": {"keep_every": 3}}
+    ratio = results["results"]["compressed_squad"]["compression_ratio,none"]  # type: ignore[index]
+    assert 0.2 < ratio < 0.5

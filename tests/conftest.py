@@ -1,0 +1,75 @@
+"""Fixtures shared by the whole suite: tiny local models and prepared demo data."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+SHARED = REPO_ROOT.parent / "shared"
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """``../shared/data`` beside the checkout; skips the test when it is absent."""
+    path = SHARED / "data"
+    if not path.is_dir():
+        pytest.skip(f"shared data not found at {path} (only present in developer checkouts/CI)")
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny seeded Llama whose tokenizer is trained on the bundled demo texts."""
+    from bench.demo import _demo_texts
+    from bench.tiny import build_tiny_model
+
+    return build_tiny_model(_demo_texts(), tmp_path_factory.mktemp("tiny-llama"), seed=0)
+
+
+@pytest.fixture(scope="session")
+def demo_data_dir(tmp_path_factory: pytest.TempPathFactory, tiny_model_dir: Path) -> Path:
+    """The bundled demo data prepared for every benchmark with the tiny tokenizer."""
+    from bench.demo import DEMO_LENGTHS, QA_BENCHMARKS, _bundled
+    from bench.prepare import prepare_benchmark, prepare_regeneration_from_texts
+
+    root = tmp_path_factory.mktemp("data")
+    for benchmark in QA_BENCHMARKS:
+        prepare_benchmark(benchmark, _bundled("demo_qa.jsonl"), root, str(tiny_model_dir),
+                          subset=benchmark, show_progress=False)
+    lines = _bundled("demo_regeneration.jsonl").read_text(encoding="utf-8").splitlines()
+    prepare_regeneration_from_texts([json.loads(line) for line in lines], root,
+                                    str(tiny_model_dir), DEMO_LENGTHS, source_name="demo",
+                                    show_progress=False)
+    return root
+
+
+@pytest.fixture()
+def data_env(demo_data_dir: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """COMPRESSBENCH_DATA pointing at the prepared demo data, offline hub settings."""
+    monkeypatch.setenv("COMPRESSBENCH_DATA", str(demo_data_dir))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+    from bench import sample_log
+
+    sample_log.clear()
+    yield demo_data_dir
+    sample_log.clear()
+
+
+def read_samples(run_dir: Path, task: str) -> list[dict[str, object]]:
+    """The ``samples_<task>_<date>.jsonl`` lines of an lm-eval output folder."""
+    files = sorted(run_dir.rglob(f"samples_{task}_2*.jsonl"))
+    assert files, f"no samples file for {task} under {run_dir}"
+    return [json.loads(line) for line in files[-1].read_text(encoding="utf-8").splitlines()]
+
+
+def read_results(run_dir: Path) -> dict[str, object]:
+    """The newest ``results_*.json`` under an lm-eval output folder."""
+    files = sorted(run_dir.rglob("results_*.json"))
+    assert files, f"no results file under {run_dir}"
+    loaded: dict[str, object] = json.loads(files[-1].read_text(encoding="utf-8"))
+    return loaded
