@@ -30,7 +30,8 @@ class MissingBenchmarkError(FileNotFoundError):
         hint = (
             f"python -m bench.prepare {benchmark} --source SOURCE --out {path.parent}"
             if benchmark != "regeneration"
-            else f"python -m bench.prepare regeneration --source ARXIV_CORPUS_DIR --out {path.parent}"
+            else "python -m bench.prepare regeneration --source ARXIV_CORPUS_DIR "
+            f"--out {path.parent}"
         )
         super().__init__(
             f"prepared benchmark {benchmark!r} not found at {path} (data directory from "

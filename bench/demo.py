@@ -124,7 +124,7 @@ def run_demo(options: argparse.Namespace) -> int:
 
 def print_leaderboard(runs: Path, out: Path) -> None:
     """Build the leaderboard from ``runs`` and print its raw and normalised tables."""
-    from leaderboard.__main__ import main as leaderboard_main
+    from leaderboard.__main__ import main as leaderboard_main  # type: ignore[attr-defined]
 
     leaderboard_main(["build", str(runs), "--out", str(out)])
     for name in ("raw.md", "normalised.md"):

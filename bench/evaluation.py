@@ -26,13 +26,12 @@ def run_lm_eval(
     Only the project's task folder is indexed (no built-in tasks), which saves seconds per run.
     Writes ``O/<model>/results_<date>.json`` and ``samples_<task>_<date>.jsonl`` as the CLI does.
     """
+    import torch
     from lm_eval import simple_evaluate
     from lm_eval.loggers import EvaluationTracker
     from lm_eval.tasks import TaskManager
 
     from bench.lm_eval_plugin import register
-
-    import torch
 
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     register()  # also adds the project's task folder to every TaskManager

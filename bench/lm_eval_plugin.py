@@ -5,7 +5,8 @@ first (so ``--model hf`` stays available), registers ours, and adds the project'
 to every ``TaskManager``. :func:`install_autoload` is run by the ``.pth`` file that the wheel
 installs: for a process started as ``lm_eval``/``lm-eval`` (or with
 ``COMPRESSBENCH_LM_EVAL=1``, needed under ``python -m lm_eval``) it calls :func:`register`
-right after ``lm_eval.__main__`` has been imported, before the CLI parses its arguments.
+right after ``lm_eval._cli`` (the CLI package that ``lm_eval.__main__`` imports first) has been
+imported, before the CLI parses its arguments.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from types import ModuleType
 from typing import Any
 
 AUTOLOAD_ENV = "COMPRESSBENCH_LM_EVAL"
-_TRIGGER_MODULE = "lm_eval.__main__"
+_TRIGGER_MODULE = "lm_eval._cli"
 _registered = False
 
 
@@ -32,7 +33,7 @@ def register() -> None:
     import lm_eval.models  # noqa: F401  (built-ins first, or `--model hf` disappears)
     from lm_eval.tasks import TaskManager
 
-    import bench.lm_model  # noqa: F401  (registers "compressed")
+    import bench.lm_model
     import bench.lm_reader  # noqa: F401  (registers "compressed_reader")
     from bench.task_functions import task_folder
 
@@ -50,8 +51,8 @@ def register() -> None:
     _registered = True
 
 
-class _RegisterAfterImport(importlib.abc.MetaPathFinder, importlib.abc.Loader):
-    """Wraps the loader of ``lm_eval.__main__`` to call :func:`register` once it is loaded."""
+class _RegisterAfterImport(importlib.abc.MetaPathFinder):
+    """Finds the CLI package once and gives it a loader that calls :func:`register` after it."""
 
     def find_spec(self, fullname: str, path: Sequence[str] | None,
                   target: ModuleType | None = None) -> importlib.machinery.ModuleSpec | None:
@@ -59,18 +60,25 @@ class _RegisterAfterImport(importlib.abc.MetaPathFinder, importlib.abc.Loader):
             return None
         sys.meta_path.remove(self)
         spec = importlib.machinery.PathFinder.find_spec(fullname, path)
-        if spec is None or spec.loader is None:
-            return spec
-        self._inner = spec.loader
-        spec.loader = self
+        if spec is not None and spec.loader is not None:
+            spec.loader = _RegisteringLoader(spec.loader)
         return spec
 
+
+class _RegisteringLoader(importlib.abc.Loader):
+    def __init__(self, inner: Any) -> None:
+        self._inner = inner
+
     def create_module(self, spec: importlib.machinery.ModuleSpec) -> ModuleType | None:
-        return self._inner.create_module(spec)
+        created: ModuleType | None = self._inner.create_module(spec)
+        return created
 
     def exec_module(self, module: ModuleType) -> None:
         self._inner.exec_module(module)
         register()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
 
 
 def install_autoload() -> None:

@@ -65,6 +65,7 @@ class CompressedLM(HFLM):  # type: ignore[misc]
         hf_kwargs = {k: v for k, v in kwargs.items() if k in _HF_ARGS}
         options = {k: v for k, v in kwargs.items() if k not in _HF_ARGS}
         super().__init__(pretrained=pretrained, **hf_kwargs)
+        self._shard_across_processes()
         target = TargetModel(name=str(pretrained), tokenizer=self.tokenizer, model=self.model)
         self.compressor = build_compressor(compressor or "none", target, options)
         batch = self.batch_size if isinstance(self.batch_size, int) else 8
@@ -74,6 +75,16 @@ class CompressedLM(HFLM):  # type: ignore[misc]
         self._answer_timing: dict[str, tuple[float, float, int]] = {}
         self._last_batch_timing: tuple[float, float, list[int]] = (0.0, 0.0, [])
         self._rows_reported = 0
+
+    def _shard_across_processes(self) -> None:
+        """Data parallelism under ``accelerate launch`` on CPUs too (the hf backend needs GPUs)."""
+        from accelerate import Accelerator, PartialState
+
+        state = PartialState()
+        if state.num_processes > 1 and self.world_size == 1:
+            self.accelerator = Accelerator()
+            self._rank = state.process_index
+            self._world_size = state.num_processes
 
     def generate_until(self, requests: list[Any], disable_tqdm: bool = False) -> list[str]:
         if not requests:
@@ -110,7 +121,8 @@ class CompressedLM(HFLM):  # type: ignore[misc]
             return
         for i in chosen:
             requests[i].arguments = (prepared[i].text_prompt(), *requests[i].arguments[1:])
-        hook, self.cache_hook = self.cache_hook, _TimingHook(self.cache_hook, self)
+        hook: Any = getattr(self, "cache_hook")  # noqa: B009  (set by lm-eval, untyped)
+        self.cache_hook = _TimingHook(hook, self)
         try:
             texts = super().generate_until([requests[i] for i in chosen], disable_tqdm)
         finally:

@@ -14,7 +14,7 @@ slots, in the TARGET model's units) and the wall time the compression took.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Union
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     import torch
@@ -96,4 +96,4 @@ class CompressedKV:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-CompressedContext = Union[CompressedText, CompressedEmbeddings, CompressedKV]
+CompressedContext = CompressedText | CompressedEmbeddings | CompressedKV

@@ -36,7 +36,7 @@ def train_tokenizer(texts: Iterable[str], out_dir: Path, vocab_size: int = 512) 
         show_progress=False,
     )
     tokenizer.train_from_iterator(list(texts), trainer=trainer)
-    fast = PreTrainedTokenizerFast(
+    fast = PreTrainedTokenizerFast(  # type: ignore[no-untyped-call]
         tokenizer_object=tokenizer,
         bos_token="<s>",
         eos_token="</s>",
@@ -68,8 +68,13 @@ def build_tiny_model(
 ) -> Path:
     """Build, seed and save a tiny causal LM with a tokenizer trained on ``texts``."""
     import torch
-    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM, Qwen2Config
-    from transformers import Qwen2ForCausalLM
+    from transformers import (
+        AutoTokenizer,
+        LlamaConfig,
+        LlamaForCausalLM,
+        Qwen2Config,
+        Qwen2ForCausalLM,
+    )
 
     train_tokenizer(texts, out_dir, vocab_size=vocab_size)
     tokenizer = AutoTokenizer.from_pretrained(str(out_dir))
@@ -92,6 +97,6 @@ def build_tiny_model(
         model = LlamaForCausalLM(LlamaConfig(**common))
     else:
         model = Qwen2ForCausalLM(Qwen2Config(**common))
-    model.eval()
+    model.eval()  # type: ignore[no-untyped-call]
     model.save_pretrained(str(out_dir), safe_serialization=True)
     return out_dir

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -60,16 +61,16 @@ def data_env(demo_data_dir: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[P
     sample_log.clear()
 
 
-def read_samples(run_dir: Path, task: str) -> list[dict[str, object]]:
+def read_samples(run_dir: Path, task: str) -> list[dict[str, Any]]:
     """The ``samples_<task>_<date>.jsonl`` lines of an lm-eval output folder."""
     files = sorted(run_dir.rglob(f"samples_{task}_2*.jsonl"))
     assert files, f"no samples file for {task} under {run_dir}"
     return [json.loads(line) for line in files[-1].read_text(encoding="utf-8").splitlines()]
 
 
-def read_results(run_dir: Path) -> dict[str, object]:
+def read_results(run_dir: Path) -> dict[str, Any]:
     """The newest ``results_*.json`` under an lm-eval output folder."""
     files = sorted(run_dir.rglob("results_*.json"))
     assert files, f"no results file under {run_dir}"
-    loaded: dict[str, object] = json.loads(files[-1].read_text(encoding="utf-8"))
+    loaded: dict[str, Any] = json.loads(files[-1].read_text(encoding="utf-8"))
     return loaded

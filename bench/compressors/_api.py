@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from importlib.metadata import entry_points
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar, runtime_checkable
 
+from bench.models.generation import DecoderPrompt, GenerationOutput, GenerationSettings
 from bench.records import CompressedContext
 
 if TYPE_CHECKING:
@@ -148,7 +149,9 @@ def build_compressor(name: str, target: TargetModel, options: Mapping[str, Any])
 OptionsT = TypeVar("OptionsT")
 
 
-def parse_options(options_type: type[OptionsT], options: Mapping[str, Any], method: str) -> OptionsT:
+def parse_options(
+    options_type: type[OptionsT], options: Mapping[str, Any], method: str
+) -> OptionsT:
     """Build the frozen options dataclass ``options_type`` from user options.
 
     Unknown keys are an error naming the accepted ones (nothing is silently ignored); values
@@ -167,7 +170,7 @@ def parse_options(options_type: type[OptionsT], options: Mapping[str, Any], meth
 
 
 def _convert(raw: Any, annotation: str, method: str, key: str) -> Any:
-    if raw is None or "|" in annotation and raw in ("", "none", "None"):
+    if raw is None or ("|" in annotation and raw in ("", "none", "None")):
         return None
     base = annotation.replace(" | None", "").strip()
     try:
@@ -181,3 +184,20 @@ def _convert(raw: Any, annotation: str, method: str, key: str) -> Any:
         raise ValueError(f"compressor {method!r}: option {key}={raw!r} is not a valid {base}") \
             from None
     return str(raw) if base == "str" else raw
+
+
+@runtime_checkable
+class SoftDecoder(Protocol):
+    """Implemented by compressors whose output is not text (embeddings or a KV cache).
+
+    The method decides how its decoder is prompted (it was trained with that format); the
+    ``compressed`` model calls this instead of generating from text.
+    """
+
+    def generate(
+        self,
+        items: Sequence[tuple[CompressedContext, DecoderPrompt]],
+        settings: GenerationSettings,
+    ) -> list[GenerationOutput]:
+        """Greedy answers, one per item, in order; batched where the method allows."""
+        ...

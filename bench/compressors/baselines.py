@@ -106,7 +106,7 @@ class _TokenSelector:
         ids: list[int] = self._target.tokenizer(context, add_special_tokens=False)["input_ids"]
         keep = token_budget(len(ids), self._options.rate, self._options.target_tokens)
         kept = self._select(ids, keep, context)
-        text = self._target.tokenizer.decode(kept, skip_special_tokens=True).strip()
+        text = str(self._target.tokenizer.decode(kept, skip_special_tokens=True)).strip()
         stats = CompressionStats(
             original_tokens=len(ids),
             compressed_tokens=self._target.count_tokens(text),
@@ -127,7 +127,8 @@ class _TokenSelector:
 @register_compressor("truncate")
 def make_truncate(target: TargetModel, options: Mapping[str, Any]) -> _TokenSelector:
     """Keep the first ``rate`` x original (or ``target_tokens``) target tokens."""
-    return _TokenSelector("truncate", target, parse_options(TokenBudgetOptions, options, "truncate"))
+    parsed = parse_options(TokenBudgetOptions, options, "truncate")
+    return _TokenSelector("truncate", target, parsed)
 
 
 @register_compressor("random_drop")

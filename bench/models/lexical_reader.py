@@ -16,11 +16,12 @@ from collections import Counter
 
 _SENTENCE = re.compile(r"(?<=[.!?])\s+")
 _WORD = re.compile(r"[\w'-]+|[^\w\s]")
-STOPWORDS = frozenset(
-    "a an the of in on at to for from by with and or is was were are be been which who whom "
-    "what when where why how did does do that this these those it its as into than then her his "
-    "their she he they there".split()
-)
+_STOPWORD_TEXT = """
+a an the of in on at to for from by with and or is was were are be been which who whom what
+when where why how did does do that this these those it its as into than then her his their
+she he they there
+"""
+STOPWORDS = frozenset(_STOPWORD_TEXT.split())
 MAX_ANSWER_WORDS = 5
 _NUMERIC = re.compile(r"\s*(when|how (many|much|long|old|far)|(in )?what year|in which year)\b",
                       re.IGNORECASE)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -13,7 +14,8 @@ from tests.conftest import read_results, read_samples
 
 
 def _run(out: Path, model_dir: Path, args: str, tasks: tuple[str, ...] = ("compressed_squad",),
-         limit: int | None = 4, batch_size: int = 1, model: str = "compressed") -> dict:
+         limit: int | None = 4, batch_size: int = 1,
+         model: str = "compressed") -> dict[str, Any]:
     key = "pretrained" if model == "compressed" else "tokenizer"
     return run_lm_eval(model, f"{key}={model_dir},{args}", tasks, out, limit=limit,
                        batch_size=batch_size)
