@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import time
 from dataclasses import dataclass
@@ -110,12 +111,16 @@ def run_demo(options: argparse.Namespace) -> int:
 
     out: Path = options.out.resolve()
     started = time.perf_counter()
-    model_dir, data_dir = prepare_demo(out)
+    _, data_dir = prepare_demo(out)
     os.environ["COMPRESSBENCH_DATA"] = str(data_dir)
-    for run in demo_runs(model_dir, options.neural_limit, options.skip_neural):
-        print(f"[demo] {run.label}: lm-eval --model {run.model} --tasks {','.join(run.tasks)}")
-        run_lm_eval(run.model, run.compressor_args, run.tasks, out / "runs" / run.label,
-                    limit=run.limit)
+    # Runs name the model by its path relative to ``out`` so that results (and the committed
+    # baseline they are checked against) do not depend on where the demo was run.
+    with contextlib.chdir(out):
+        for run in demo_runs(Path("model"), options.neural_limit, options.skip_neural):
+            print(f"[demo] {run.label}: lm-eval --model {run.model} "
+                  f"--tasks {','.join(run.tasks)}")
+            run_lm_eval(run.model, run.compressor_args, run.tasks, Path("runs") / run.label,
+                        limit=run.limit)
     print_leaderboard(out / "runs", out / "leaderboard")
     print(f"[demo] done in {time.perf_counter() - started:.0f} s; lm-eval results in "
           f"{out / 'runs'}, leaderboard in {out / 'leaderboard' / 'index.html'}")
