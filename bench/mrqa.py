@@ -1,0 +1,194 @@
+"""Streaming reader of MRQA 2019 files (``.jsonl`` or ``.jsonl.gz``).
+
+Format: line 1 is a header ``{"header": {"dataset": ..., "split": ...}}``; every further line
+is one context ``{"id"?, "context", "qas": [{"qid", "question", "answers", ...}]}``. Other
+fields (``context_tokens``, ``detected_answers``, ...) are ignored: the reader scores against
+``answers`` because a share of MRQA's ``char_spans`` do not slice to the answer text.
+
+MRQA contexts carry markup tokens (``[PAR]``, ``[DOC]``, ``[TLE]``, ``[SEP]``). The reader
+keeps the text byte-faithful by default; ``clean_markup=True`` (or :func:`clean_mrqa_markup`)
+turns them into plain text: paragraph/document breaks become blank lines, a title marker is
+dropped and the title/body separator becomes a line break.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import json
+import re
+import zlib
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import IO, Any
+
+from bench.records import ContextSample, Question
+
+__all__ = [
+    "MARKUP_TOKENS",
+    "MRQAFormatError",
+    "clean_mrqa_markup",
+    "context_id_for",
+    "open_text",
+    "read_mrqa",
+    "read_mrqa_header",
+]
+
+MARKUP_TOKENS = ("[PAR]", "[DOC]", "[TLE]", "[SEP]")
+
+_BREAK = re.compile(r"\s*\[(?:PAR|DOC)\]\s*")
+_SEPARATOR = re.compile(r"\s*\[SEP\]\s*")
+_TITLE = re.compile(r"\s*\[TLE\]\s*")
+_BLANKS = re.compile(r"\n{3,}")
+
+
+class MRQAFormatError(ValueError):
+    """A malformed MRQA file; the message names the file, the line and the field."""
+
+    def __init__(self, path: Path | str, line: int, field: str, problem: str) -> None:
+        self.path, self.line, self.field = str(path), line, field
+        super().__init__(f"{path}:{line}: field {field!r}: {problem}")
+
+
+def clean_mrqa_markup(text: str) -> str:
+    """Replace MRQA markup tokens by plain-text layout (see the module docstring).
+
+    Text without any markup token is returned unchanged.
+    """
+    if not any(token in text for token in MARKUP_TOKENS):
+        return text
+    text = _BREAK.sub("\n\n", text)
+    text = _TITLE.sub("\n\n", text)
+    text = _SEPARATOR.sub("\n", text)
+    return _BLANKS.sub("\n\n", text).strip()
+
+
+def context_id_for(context: str) -> str:
+    """Stable id for a context that has none: ``ctx-`` + 16 hex digits of its SHA-1."""
+    return "ctx-" + hashlib.sha1(context.encode("utf-8")).hexdigest()[:16]
+
+
+def open_text(path: Path) -> IO[str]:
+    """Open a UTF-8 text file, gunzipping it when it starts with the gzip magic bytes."""
+    with path.open("rb") as probe:
+        magic = probe.read(2)
+    if magic == b"\x1f\x8b":
+        return gzip.open(path, "rt", encoding="utf-8")
+    return path.open("r", encoding="utf-8")
+
+
+def _parse_line(path: Path, number: int, raw: str) -> dict[str, Any]:
+    try:
+        obj = json.loads(raw)
+    except json.JSONDecodeError as error:
+        raise MRQAFormatError(path, number, "<line>", f"invalid JSON ({error.msg})") from None
+    if not isinstance(obj, dict):
+        raise MRQAFormatError(path, number, "<line>", f"expected a JSON object, got {_kind(obj)}")
+    return obj
+
+
+def _kind(value: object) -> str:
+    return type(value).__name__ if value is not None else "null"
+
+
+def _require(
+    path: Path, number: int, obj: Mapping[str, Any], key: str, kind: type, where: str = ""
+) -> Any:
+    field = f"{where}{key}"
+    if key not in obj:
+        raise MRQAFormatError(path, number, field, "missing")
+    value = obj[key]
+    if not isinstance(value, kind) or isinstance(value, bool):
+        raise MRQAFormatError(path, number, field, f"expected {kind.__name__}, got {_kind(value)}")
+    return value
+
+
+def _question(path: Path, number: int, index: int, qa: object) -> Question:
+    where = f"qas[{index}]."
+    if not isinstance(qa, dict):
+        raise MRQAFormatError(path, number, f"qas[{index}]", f"expected object, got {_kind(qa)}")
+    qid = _require(path, number, qa, "qid", str, where)
+    question = _require(path, number, qa, "question", str, where)
+    answers = _require(path, number, qa, "answers", list, where)
+    if not answers:
+        raise MRQAFormatError(path, number, f"{where}answers", "empty list")
+    for k, answer in enumerate(answers):
+        if not isinstance(answer, str):
+            raise MRQAFormatError(
+                path, number, f"{where}answers[{k}]", f"expected str, got {_kind(answer)}"
+            )
+    return Question(qid=qid, question=question, answers=tuple(dict.fromkeys(answers)))
+
+
+def _context(
+    path: Path, number: int, obj: Mapping[str, Any], source: str, clean: bool
+) -> ContextSample:
+    context = _require(path, number, obj, "context", str)
+    qas = _require(path, number, obj, "qas", list)
+    questions = tuple(_question(path, number, k, qa) for k, qa in enumerate(qas))
+    context_id = obj.get("id")
+    if context_id is not None and not isinstance(context_id, str):
+        raise MRQAFormatError(path, number, "id", f"expected str, got {_kind(context_id)}")
+    metadata: dict[str, Any] = {"line": number}
+    benchmark = obj.get("benchmark")
+    if benchmark is not None:
+        if not isinstance(benchmark, str):
+            raise MRQAFormatError(
+                path, number, "benchmark", f"expected str, got {_kind(benchmark)}"
+            )
+        metadata["benchmark"] = benchmark
+    return ContextSample(
+        context_id=context_id or context_id_for(context),
+        context=clean_mrqa_markup(context) if clean else context,
+        questions=questions,
+        source=source,
+        metadata=metadata,
+    )
+
+
+def _header(path: Path, raw: str) -> dict[str, Any]:
+    obj = _parse_line(path, 1, raw)
+    header: dict[str, Any] = _require(path, 1, obj, "header", dict)
+    dataset = header.get("dataset")
+    if dataset is not None and not isinstance(dataset, str):
+        raise MRQAFormatError(path, 1, "header.dataset", f"expected str, got {_kind(dataset)}")
+    return header
+
+
+def read_mrqa_header(path: Path | str) -> dict[str, Any]:
+    """The header object of an MRQA file (its first line)."""
+    path = Path(path)
+    with open_text(path) as handle:
+        try:
+            first = handle.readline()
+        except (OSError, EOFError, UnicodeDecodeError, zlib.error) as error:
+            raise MRQAFormatError(path, 1, "<line>", f"unreadable ({error})") from None
+    if not first.strip():
+        raise MRQAFormatError(path, 1, "header", "file is empty; expected a header line")
+    return _header(path, first)
+
+
+def read_mrqa(path: Path | str, clean_markup: bool = False) -> Iterator[ContextSample]:
+    """Yield one :class:`ContextSample` per context line, streaming.
+
+    ``source`` is the header's ``dataset`` (file stem if absent); ``metadata`` holds the
+    1-based ``line`` and, when the line has one, its ``benchmark`` label. A context without
+    ``id`` gets :func:`context_id_for`. Answers are de-duplicated, order kept. Blank lines
+    are skipped. Raises :class:`MRQAFormatError` naming file, line and field.
+    """
+    path = Path(path)
+    header = read_mrqa_header(path)
+    source = header.get("dataset") or path.name.split(".")[0]
+    number = 1
+    with open_text(path) as handle:
+        handle.readline()
+        while True:
+            number += 1
+            try:
+                raw = handle.readline()
+            except (OSError, EOFError, UnicodeDecodeError, zlib.error) as error:
+                raise MRQAFormatError(path, number, "<line>", f"unreadable ({error})") from None
+            if not raw:
+                return
+            if raw.strip():
+                yield _context(path, number, _parse_line(path, number, raw), source, clean_markup)
