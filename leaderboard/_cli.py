@@ -1,0 +1,139 @@
+"""Command line of the leaderboard: ``build`` and ``check``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from leaderboard._build import BuildOptions, build, read_runs
+from leaderboard._check import (
+    compare,
+    current_entries,
+    junit_xml,
+    new_entries,
+    read_baseline,
+    report,
+    write_baseline,
+)
+from leaderboard._errors import LeaderboardError
+from leaderboard._export import write_atomic
+from leaderboard._metrics import METRIC_STYLES
+
+EXIT_OK, EXIT_REGRESSION, EXIT_UNUSABLE = 0, 1, 2
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m leaderboard",
+        description="Leaderboard of lm-eval runs of compressbench tasks.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    runs_help = "lm-eval output folders (searched recursively for results_*.json) or results files"
+
+    b = sub.add_parser(
+        "build",
+        help="write tables, plots and index.html",
+        description="Read lm-eval runs and write leaderboard.md, <table>.csv, "
+        "<table>.tex, leaderboard.json and a self-contained index.html.",
+    )
+    b.add_argument("runs", nargs="+", type=Path, help=runs_help)
+    b.add_argument("--out", type=Path, required=True, help="output folder (created if missing)")
+    b.add_argument("--title", default="compressbench leaderboard", help="page and document title")
+    b.add_argument(
+        "--baseline-compressor",
+        default="none",
+        help="compressor (name or full label such as 'truncate (rate=0.5)') that the "
+        "delta table subtracts, per base model (default: none)",
+    )
+    b.add_argument(
+        "--metric-style",
+        choices=sorted(METRIC_STYLES),
+        default="squad",
+        help="squad: squad_f1/squad_exact_match/rouge_l_f/bleu (default); "
+        "500x: the 500xCompressor definitions f1_500x/exact_match_500x/...",
+    )
+    b.add_argument(
+        "--max-samples",
+        type=int,
+        default=50,
+        help="samples per row and task embedded in the page viewer (default 50)",
+    )
+
+    c = sub.add_parser(
+        "check",
+        help="compare runs with a committed baseline file",
+        description="Exit 0 when no metric dropped by more than the tolerance, "
+        "1 with a table of regressions otherwise, 2 on unusable input.",
+    )
+    c.add_argument("runs", nargs="+", type=Path, help=runs_help)
+    c.add_argument("--baseline", type=Path, required=True, help="baseline JSON file")
+    c.add_argument(
+        "--tolerance",
+        type=float,
+        default=1.0,
+        help="allowed drop in absolute points (metric x100; default 1.0)",
+    )
+    c.add_argument(
+        "--stderr-aware",
+        action="store_true",
+        help="only count a drop beyond the tolerance that also exceeds z times the "
+        "combined standard error of baseline and current value",
+    )
+    c.add_argument("--z", type=float, default=1.96, help="z for --stderr-aware (default 1.96)")
+    c.add_argument(
+        "--allow-missing",
+        action="store_true",
+        help="do not fail when a baseline metric is absent from the runs",
+    )
+    c.add_argument("--junit", type=Path, help="also write the result as JUnit XML to this file")
+    c.add_argument(
+        "--update",
+        action="store_true",
+        help="write the runs' metrics as the new baseline file and exit 0",
+    )
+    return parser
+
+
+def _build(args: argparse.Namespace) -> int:
+    options = BuildOptions(
+        out=args.out,
+        title=args.title,
+        baseline_compressor=args.baseline_compressor,
+        metric_style=args.metric_style,
+        max_samples=args.max_samples,
+    )
+    for path in build(args.runs, options):
+        print(path)
+    return EXIT_OK
+
+
+def _check(args: argparse.Namespace) -> int:
+    if args.tolerance < 0 or args.z <= 0:
+        raise LeaderboardError("--tolerance must be >= 0 and --z > 0")
+    current = current_entries(read_runs(args.runs, with_samples=False))
+    if not current:
+        raise LeaderboardError("the runs contain no score metrics to check")
+    if args.update:
+        write_baseline(args.baseline, current)
+        print(f"wrote {args.baseline} ({len(current)} metrics)")
+        return EXIT_OK
+    baseline = read_baseline(args.baseline)
+    findings = compare(baseline, current, args.tolerance, args.z if args.stderr_aware else None)
+    if args.allow_missing:
+        findings = [f for f in findings if f.current is not None]
+    print(report(findings, new_entries(baseline, current)))
+    if args.junit:
+        write_atomic(args.junit, junit_xml(findings))
+    return EXIT_REGRESSION if any(f.status != "ok" for f in findings) else EXIT_OK
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit status."""
+    args = _parser().parse_args(argv)
+    try:
+        return _build(args) if args.command == "build" else _check(args)
+    except LeaderboardError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_UNUSABLE

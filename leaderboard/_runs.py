@@ -1,0 +1,303 @@
+"""Reading lm-eval output folders: results files, their sample files, and row identities."""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from leaderboard._errors import LeaderboardError
+
+RESULTS_RE = re.compile(r"^results_(?P<date>.+)\.json$")
+
+# model_args keys that configure the runtime, not the compressor: not part of a row's identity.
+RUNTIME_KEYS = frozenset(
+    {
+        "pretrained",
+        "compressor",
+        "device",
+        "dtype",
+        "batch_size",
+        "max_batch_size",
+        "trust_remote_code",
+        "revision",
+        "parallelize",
+        "device_map",
+        "tokenizer",
+        "use_fast_tokenizer",
+        "max_length",
+        "add_bos_token",
+        "cache_dir",
+        "compress_batch_size",
+        "compressor_device",
+        "max_memory_per_gpu",
+        "offload_folder",
+        "backend",
+    }
+)
+
+
+@dataclass(frozen=True, order=True)
+class RowKey:
+    """Identity of a leaderboard row: base model, compressor and its settings."""
+
+    model: str
+    compressor: str
+    settings: tuple[tuple[str, str], ...] = ()
+    version: str = ""
+
+    @property
+    def label(self) -> str:
+        """Display name of the compressor, e.g. ``500x (num_mem=4)`` (paths shortened)."""
+        if not self.settings:
+            return self.compressor
+        inner = ", ".join(f"{key}={short_name(value)}" for key, value in self.settings)
+        return f"{self.compressor} ({inner})"
+
+    @property
+    def model_label(self) -> str:
+        """Display name of the base model (paths shortened)."""
+        return short_name(self.model)
+
+    def to_json(self) -> dict[str, Any]:
+        """Plain-JSON form of the key."""
+        return {
+            "model": self.model,
+            "compressor": self.compressor,
+            "settings": dict(self.settings),
+            "compressor_version": self.version,
+            "label": self.label,
+        }
+
+
+@dataclass
+class TaskResult:
+    """The aggregated metrics of one task in one run."""
+
+    task: str
+    version: str
+    metrics: dict[str, float]
+    stderrs: dict[str, float | None]
+    higher_is_better: dict[str, bool]
+    n_samples: int | None
+    samples: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass
+class Run:
+    """One lm-eval results file and what it measured."""
+
+    path: Path
+    key: RowKey
+    date: str
+    lm_eval_version: str
+    tasks: dict[str, TaskResult]
+
+
+def parse_model_args(value: Any, where: str) -> dict[str, str]:
+    """Turn ``config.model_args`` (``"k=v,k2=v2"`` or a dict) into a string dict."""
+    if value is None or value == "":
+        return {}
+    if isinstance(value, Mapping):
+        return {str(key): _text(item) for key, item in value.items()}
+    if isinstance(value, str):
+        pairs: dict[str, str] = {}
+        for part in value.split(","):
+            if not part.strip():
+                continue
+            if "=" not in part:
+                raise LeaderboardError(f"{where}: config.model_args: {part!r} is not key=value")
+            key, _, item = part.partition("=")
+            pairs[key.strip()] = item.strip()
+        return pairs
+    raise LeaderboardError(f"{where}: config.model_args must be a string or an object")
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return str(value)
+    return json.dumps(value, sort_keys=True) if isinstance(value, dict | list) else str(value)
+
+
+def row_key(config: Mapping[str, Any], model_name: str, where: str) -> RowKey:
+    """Derive the row identity of a results file from its ``config`` section.
+
+    The compressor's own record (``config.compressbench.compressor``: name, version, settings)
+    wins over ``model_args``; without it the compressor is ``model_args.compressor`` (``none``
+    when absent) and its settings are the other model arguments that are not runtime options.
+    """
+    args = parse_model_args(config.get("model_args"), where)
+    compressor = args.get("compressor", "none")
+    settings = {key: value for key, value in args.items() if key not in RUNTIME_KEYS}
+    version = ""
+    base = args.get("pretrained") or model_name or str(config.get("model", "unknown"))
+    info = config.get("compressbench")
+    if isinstance(info, Mapping):
+        comp = info.get("compressor")
+        if isinstance(comp, Mapping):
+            compressor = str(comp.get("name", compressor))
+            version = _text(comp.get("version", ""))
+            recorded = comp.get("settings")
+            if isinstance(recorded, Mapping):
+                settings = {str(k): _text(v) for k, v in recorded.items() if v is not None}
+        target = info.get("target")
+        if isinstance(target, Mapping) and target.get("name"):
+            base = str(target["name"])
+    return RowKey(base, compressor, tuple(sorted(settings.items())), version)
+
+
+_PATH_RE = re.compile(r"(?:/[^/\[\]\s,()]+)+/([^/\[\]\s,()]+)")
+
+
+def short_name(text: str) -> str:
+    """``text`` with every absolute path shortened to its last component, for display."""
+    return _PATH_RE.sub(r"\1", text)
+
+
+def find_results(paths: Iterable[Path]) -> list[Path]:
+    """All ``results_*.json`` files under the given folders (or the files themselves)."""
+    found: list[Path] = []
+    for path in paths:
+        if path.is_file():
+            found.append(path)
+        elif path.is_dir():
+            found.extend(sorted(p for p in path.rglob("results_*.json") if p.is_file()))
+        else:
+            raise LeaderboardError(f"{path}: no such file or folder")
+    if not found:
+        names = ", ".join(str(p) for p in paths)
+        raise LeaderboardError(f"no results_*.json found under {names}")
+    return found
+
+
+def _metric_values(
+    entry: Mapping[str, Any], where: str
+) -> tuple[dict[str, float], dict[str, float | None]]:
+    metrics: dict[str, float] = {}
+    stderrs: dict[str, float | None] = {}
+    for name, value in entry.items():
+        if "," not in name or "_stderr," in name:
+            continue
+        metric, _, filt = name.partition(",")
+        if metric in metrics and filt != "none":
+            continue
+        if not isinstance(value, int | float) or isinstance(value, bool):
+            raise LeaderboardError(f"{where}: {name} must be a number, got {value!r}")
+        metrics[metric] = float(value)
+        err = entry.get(f"{metric}_stderr,{filt}")
+        stderrs[metric] = float(err) if isinstance(err, int | float) else None
+    return metrics, stderrs
+
+
+def load_run(path: Path, with_samples: bool = True) -> Run:
+    """Read one results file (and, if wanted, its ``samples_<task>_<date>.jsonl`` files)."""
+    match = RESULTS_RE.match(path.name)
+    date = match.group("date") if match else ""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise LeaderboardError(f"{path}: not a readable lm-eval results file: {exc}") from exc
+    if not isinstance(data, dict) or not isinstance(data.get("results"), dict):
+        raise LeaderboardError(f"{path}: field 'results' missing: not an lm-eval results file")
+    config = data.get("config")
+    if not isinstance(config, dict):
+        raise LeaderboardError(f"{path}: field 'config' missing or not an object")
+    key = row_key(config, str(data.get("model_name", "")), str(path))
+    # standalone tasks appear in group_subtasks with an empty list; groups have members
+    subtasks = data.get("group_subtasks") or {}
+    groups = set(data.get("groups") or {}) | {name for name, members in subtasks.items() if members}
+    versions = data.get("versions") or {}
+    hib_all = data.get("higher_is_better") or {}
+    n_samples = data.get("n-samples") or {}
+    tasks: dict[str, TaskResult] = {}
+    for task, entry in data["results"].items():
+        if task in groups or not isinstance(entry, dict):
+            continue
+        metrics, stderrs = _metric_values(entry, f"{path}: results.{task}")
+        hib = hib_all.get(task) or {}
+        count = (n_samples.get(task) or {}).get("effective")
+        tasks[task] = TaskResult(
+            task=task,
+            version=_text(versions.get(task, "")),
+            metrics=metrics,
+            stderrs=stderrs,
+            higher_is_better={m: bool(hib.get(m, True)) for m in metrics},
+            n_samples=int(count) if isinstance(count, int) else None,
+        )
+        if with_samples and date:
+            sample_file = path.with_name(f"samples_{task}_{date}.jsonl")
+            if sample_file.is_file():
+                tasks[task].samples = read_samples(sample_file)
+    return Run(path, key, date, str(data.get("lm_eval_version", "")), tasks)
+
+
+def read_samples(path: Path) -> list[dict[str, Any]]:
+    """Read an lm-eval ``samples_*.jsonl`` file, naming the line of a broken record."""
+    records: list[dict[str, Any]] = []
+    with path.open(encoding="utf-8") as handle:
+        for number, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise LeaderboardError(f"{path}:{number}: invalid JSON: {exc}") from exc
+            if not isinstance(record, dict):
+                raise LeaderboardError(f"{path}:{number}: a sample must be a JSON object")
+            records.append(record)
+    return records
+
+
+def check_versions(runs: Sequence[Run]) -> None:
+    """Refuse runs that evaluated the same task at different task versions."""
+    seen: dict[str, dict[str, list[Path]]] = {}
+    for run in runs:
+        for task, result in run.tasks.items():
+            seen.setdefault(task, {}).setdefault(result.version, []).append(run.path)
+    problems = []
+    for task, by_version in sorted(seen.items()):
+        if len(by_version) > 1:
+            detail = "; ".join(
+                f"version {version}: {', '.join(str(p) for p in paths)}"
+                for version, paths in sorted(by_version.items())
+            )
+            problems.append(f"task {task} has different versions across runs ({detail})")
+    if problems:
+        raise LeaderboardError("refusing to mix task versions:\n  " + "\n  ".join(problems))
+
+
+def merge_runs(runs: Sequence[Run]) -> dict[RowKey, dict[str, TaskResult]]:
+    """Group task results by row; a task measured twice for one row keeps the newest run."""
+    rows: dict[RowKey, dict[str, tuple[str, Path, TaskResult]]] = {}
+    for run in runs:
+        row = rows.setdefault(run.key, {})
+        for task, result in run.tasks.items():
+            old = row.get(task)
+            if old is not None:
+                newer = run if run.date >= old[0] else None
+                kept = run.path if newer else old[1]
+                print(
+                    f"warning: {task} of {run.key.model_label} / {run.key.label} is in both "
+                    f"{old[1]} and {run.path}; using {kept}",
+                    file=sys.stderr,
+                )
+                if newer is None:
+                    continue
+            row[task] = (run.date, run.path, result)
+    return {
+        key: {t: item[2] for t, item in sorted(tasks.items())}
+        for key, tasks in sorted(rows.items())
+    }
+
+
+def load_runs(paths: Sequence[Path], with_samples: bool = True) -> list[Run]:
+    """Find and read every results file under ``paths`` and check their task versions."""
+    runs = [load_run(path, with_samples) for path in find_results(paths)]
+    check_versions(runs)
+    return runs
