@@ -1,0 +1,350 @@
+"""LLMLingua, LongLLMLingua and LLMLingua-2 through the ``llmlingua`` package (0.2.x).
+
+Rates are those of the TARGET model, whatever the compressor model is:
+
+* ``llmlingua`` 0.2.2 counts ``rate``/``target_token`` in its own model's tokens (causal
+  methods) or in a tiktoken encoding (LLMLingua-2), and misses them by a wide margin.
+  Here the library gets the TARGET tokenizer wherever it would use tiktoken (which also
+  keeps it offline), and its own rate parameter is tuned per context (regula falsi, at most
+  ``max_iterations`` compressions) until the achieved target-token rate is within
+  ``tolerance`` of the requested one; the closest attempt is kept.
+* Only the context is given to the library (no instruction, question not appended); the
+  question-aware ``longllmlingua`` gets the question to condition on.
+* ``trust_remote_code`` stays off (the library turns it on by default).
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from types import ModuleType
+from typing import Any
+
+from bench.compressors._api import (
+    CompressionRequest,
+    TargetModel,
+    parse_options,
+    register_compressor,
+)
+from bench.compressors._hard_common import (
+    INSTALL_HINT,
+    Budget,
+    CompressorModelError,
+    MissingDependencyError,
+    ModelKind,
+    check_model_kind,
+    resolve_device,
+    search_parameter,
+)
+from bench.records import CompressedContext, CompressedText, CompressionStats
+
+logger = logging.getLogger(__name__)
+
+# The defaults of the llmlingua package and its README (hub ids; need the network once).
+DEFAULT_CAUSAL_MODEL = "NousResearch/Llama-2-7b-hf"
+DEFAULT_LLMLINGUA2_MODEL = "microsoft/llmlingua-2-xlm-roberta-large-meetingbank"
+
+# llmlingua 0.2.2 tells BERT from XLM-RoBERTa classifiers by these substrings of the model
+# name (anything else raises NotImplementedError inside the library).
+_BERT_FAMILY = "bert-base-multilingual-cased"
+_XLMR_FAMILY = "xlm-roberta-large"
+# LLMLingua-2 keeps words above a percentile of int(100 * (1 - rate) + 1): rate must stay > 0.
+_LLMLINGUA2_LOWEST_RATE = 0.01
+
+_CONSTRUCTION_LOCK = threading.Lock()
+
+
+@dataclass(frozen=True)
+class LinguaOptions:
+    """Options of ``llmlingua``, ``longllmlingua`` and ``llmlingua2``.
+
+    ``rate`` = compressed/original TARGET tokens (``target_tokens`` overrides it);
+    ``compressor_model`` = hub id or local path (a causal LM, or for ``llmlingua2`` a
+    two-label token classifier; default: the package's); ``device`` defaults to the target
+    model's; ``max_iterations``/``tolerance`` bound the per-context rate search;
+    ``iterative_size`` is LLMLingua's segment length (causal methods only).
+    """
+
+    rate: float | None = 0.5
+    target_tokens: int | None = None
+    compressor_model: str | None = None
+    device: str | None = None
+    max_iterations: int = 4
+    tolerance: float = 0.02
+    iterative_size: int = 200
+
+
+@dataclass(frozen=True)
+class _Method:
+    name: str
+    kind: ModelKind
+    default_model: str
+    question_aware: bool = False
+    library_arguments: dict[str, Any] = field(default_factory=dict)
+
+
+_METHODS = {
+    "llmlingua": _Method(
+        "llmlingua",
+        "causal",
+        DEFAULT_CAUSAL_MODEL,
+        library_arguments={"rank_method": "llmlingua", "condition_in_question": "none"},
+    ),
+    "longllmlingua": _Method(
+        "longllmlingua",
+        "causal",
+        DEFAULT_CAUSAL_MODEL,
+        question_aware=True,
+        library_arguments={
+            "rank_method": "longllmlingua",
+            "condition_in_question": "after_condition",
+            "condition_compare": True,
+        },
+    ),
+    "llmlingua2": _Method("llmlingua2", "token_classification", DEFAULT_LLMLINGUA2_MODEL),
+}
+
+
+class TargetTokenCounter:
+    """Stands in for llmlingua's tiktoken encoding: counts and decodes TARGET tokens."""
+
+    def __init__(self, target: TargetModel) -> None:
+        self._tokenizer = target.tokenizer
+
+    def encode(self, text: str, **_: Any) -> list[int]:
+        """Target token ids of ``text`` (no special tokens)."""
+        ids: list[int] = self._tokenizer(text, add_special_tokens=False)["input_ids"]
+        return ids
+
+    def decode(self, ids: Sequence[int]) -> str:
+        """Text of target token ids."""
+        return str(self._tokenizer.decode(list(ids)))
+
+
+def import_llmlingua(method: str) -> ModuleType:
+    """``llmlingua.prompt_compressor``, or a :class:`MissingDependencyError` with the extra."""
+    try:
+        module = importlib.import_module("llmlingua.prompt_compressor")
+    except ImportError as error:
+        raise MissingDependencyError(
+            f"compressor {method!r} needs the optional package 'llmlingua' "
+            f"({error}); install it with: {INSTALL_HINT}"
+        ) from error
+    return module
+
+
+@contextmanager
+def _counting_tokenizer(module: ModuleType, counter: TargetTokenCounter) -> Iterator[None]:
+    """Make ``tiktoken.encoding_for_model`` inside ``module`` return ``counter`` meanwhile."""
+    tiktoken = module.tiktoken
+    original = tiktoken.encoding_for_model
+    tiktoken.encoding_for_model = lambda _name: counter
+    try:
+        yield
+    finally:
+        tiktoken.encoding_for_model = original
+
+
+class LinguaCompressor:
+    """One of the LLMLingua methods (see the module docstring)."""
+
+    version = "1"
+
+    def __init__(self, method: str, target: TargetModel, options: LinguaOptions) -> None:
+        self._method = _METHODS[method]
+        self.name = method
+        # Read by the harness: each (context, question) pair gets its own compression.
+        self.question_aware = self._method.question_aware
+        Budget.for_context(target, "", options.rate, options.target_tokens)
+        if options.max_iterations < 1 or options.tolerance < 0:
+            raise ValueError(f"{method}: max_iterations must be >= 1 and tolerance >= 0")
+        module = import_llmlingua(method)
+        self._target = target
+        self._options = options
+        self._model_id = options.compressor_model or self._method.default_model
+        check_model_kind(self._model_id, self._method.kind, method)
+        llmlingua2 = self._method.kind == "token_classification"
+        with _CONSTRUCTION_LOCK, _counting_tokenizer(module, TargetTokenCounter(target)):
+            self._compressor = module.PromptCompressor(
+                model_name=self._model_id,
+                device_map=resolve_device(options.device, target),
+                model_config={"trust_remote_code": False},
+                use_llmlingua2=llmlingua2,
+            )
+        if llmlingua2:
+            self._compressor.model_name = _tokenizer_family(self._compressor.tokenizer,
+                                                            self._model_id)
+        else:
+            self._compressor.model = LegacyCacheModel(self._compressor.model)
+
+    def settings(self) -> dict[str, Any]:
+        """Every option that changes the output, with the library arguments used."""
+        settings = asdict(self._options)
+        settings.pop("device")
+        settings["compressor_model"] = self._model_id
+        if self._method.kind == "token_classification":
+            settings.pop("iterative_size")
+        settings["library_arguments"] = dict(self._method.library_arguments)
+        return settings
+
+    def compress(self, requests: Sequence[CompressionRequest]) -> list[CompressedContext]:
+        """Compress each request's context; the question only conditions longllmlingua."""
+        return list(self.compress_text(requests))
+
+    def compress_text(self, requests: Sequence[CompressionRequest]) -> list[CompressedText]:
+        """:meth:`compress`, typed as the text records it returns."""
+        return [self._compress_one(request) for request in requests]
+
+    def _compress_one(self, request: CompressionRequest) -> CompressedText:
+        start = time.perf_counter()
+        options = self._options
+        budget = Budget.for_context(self._target, request.context, options.rate,
+                                    options.target_tokens)
+        extra: dict[str, Any] = {"iterations": 0}
+        if budget.keep_tokens >= budget.original_tokens:
+            text = request.context
+        elif budget.keep_tokens == 0:
+            text = ""
+        else:
+            run, lowest, extra_info = self._runner(request)
+            extra.update(extra_info)
+            found = search_parameter(
+                run,
+                requested_rate=budget.keep_tokens / budget.original_tokens,
+                original_tokens=budget.original_tokens,
+                start=budget.keep_tokens / budget.original_tokens,
+                max_iterations=options.max_iterations,
+                tolerance=options.tolerance,
+                lowest=lowest,
+            )
+            text = found.text
+            extra.update(iterations=found.iterations, library_parameter=found.parameter)
+        stats = CompressionStats(
+            original_tokens=budget.original_tokens,
+            compressed_tokens=self._target.count_tokens(text),
+            seconds=time.perf_counter() - start,
+            requested_rate=budget.requested_rate,
+        )
+        return CompressedText(text, stats, extra=extra)
+
+    def _runner(
+        self, request: CompressionRequest
+    ) -> tuple[Callable[[float], tuple[str, int]], float, dict[str, Any]]:
+        """``run(p) -> (text, target tokens)``, the lowest ``p``, and what to record."""
+        compressor = self._compressor
+        context = request.context
+        if self._method.kind == "token_classification":
+
+            def run_llmlingua2(parameter: float) -> tuple[str, int]:
+                result = compressor.compress_prompt(
+                    [context], rate=parameter, use_context_level_filter=False
+                )
+                return self._finish(result["compressed_prompt"])
+
+            return run_llmlingua2, _LLMLINGUA2_LOWEST_RATE, {}
+
+        arguments = dict(self._method.library_arguments)
+        question = (request.question or "").strip()
+        conditioned = self._method.question_aware and bool(question)
+        if self._method.question_aware and not conditioned:
+            logger.warning("%s: no question given; compressing without it", self.name)
+            arguments = dict(_METHODS["llmlingua"].library_arguments)
+        context_length = compressor.get_token_length(context)
+        segment = _segment_size(compressor.get_token_length(context, add_special_tokens=False),
+                                self._options.iterative_size)
+
+        def run_causal(parameter: float) -> tuple[str, int]:
+            result = compressor.compress_prompt(
+                [context],
+                instruction="",
+                question=question if conditioned else "",
+                target_token=parameter * context_length,
+                iterative_size=segment,
+                use_context_level_filter=False,
+                concate_question=False,
+                **arguments,
+            )
+            return self._finish(result["compressed_prompt"])
+
+        return run_causal, 0.0, {"question_aware": conditioned, "iterative_size": segment}
+
+    def _finish(self, text: str) -> tuple[str, int]:
+        text = text.strip()
+        return text, self._target.count_tokens(text)
+
+
+class LegacyCacheModel:
+    """Lets llmlingua 0.2.2, written for tuple caches, drive a model that uses Cache objects.
+
+    Tuple/list caches passed in become a ``DynamicCache``; the returned cache becomes a
+    tuple of per-layer ``(keys, values)`` again (llmlingua slices and concatenates them).
+    Everything else is the wrapped model's.
+    """
+
+    def __init__(self, model: Any) -> None:
+        self.wrapped = model
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.wrapped, name)
+
+    def __call__(self, *args: Any, past_key_values: Any = None, **kwargs: Any) -> Any:
+        if isinstance(past_key_values, (list, tuple)):
+            from transformers import DynamicCache
+
+            cache = DynamicCache()
+            for layer, (keys, values) in enumerate(past_key_values):
+                cache.update(keys, values, layer)
+            past_key_values = cache
+        output = self.wrapped(*args, past_key_values=past_key_values, **kwargs)
+        returned = getattr(output, "past_key_values", None)
+        if returned is not None and hasattr(returned, "layers"):
+            output.past_key_values = tuple(
+                (layer.keys, layer.values) for layer in returned.layers
+            )
+        return output
+
+
+def _segment_size(n_tokens: int, iterative_size: int) -> int:
+    """Segment length that tiles ``n_tokens`` in ``ceil(n / iterative_size)`` segments.
+
+    llmlingua 0.2.2 never compresses a last segment shorter than ``iterative_size`` (its loop
+    stops once the next segment end passes the text), which caps the reachable rate; with
+    ``m`` segments of ``n // m`` tokens fewer than ``m`` tokens stay uncompressed.
+    """
+    if n_tokens <= iterative_size:
+        return max(1, n_tokens)
+    segments = -(-n_tokens // iterative_size)
+    return n_tokens // segments
+
+
+def _tokenizer_family(tokenizer: Any, model_id: str) -> str:
+    """The name llmlingua 0.2.2 needs to split the classifier's tokens into words."""
+    vocab = tokenizer.get_vocab()
+    if "[CLS]" in vocab and any(token.startswith("##") for token in vocab):
+        return _BERT_FAMILY
+    if any(token.startswith("▁") for token in vocab):
+        return _XLMR_FAMILY
+    raise CompressorModelError(
+        f"llmlingua2 needs a BERT WordPiece ('##' pieces, [CLS]) or XLM-RoBERTa SentencePiece "
+        f"('▁' pieces) tokenizer, as llmlingua splits words only for those; {model_id!r} has "
+        f"neither"
+    )
+
+
+def _factory(method: str) -> Callable[[TargetModel, Mapping[str, Any]], LinguaCompressor]:
+    def make(target: TargetModel, options: Mapping[str, Any]) -> LinguaCompressor:
+        return LinguaCompressor(method, target, parse_options(LinguaOptions, options, method))
+
+    make.__name__ = f"make_{method}"
+    make.__doc__ = f"{method} through the llmlingua package (see :class:`LinguaOptions`)."
+    return make
+
+
+make_llmlingua = register_compressor("llmlingua")(_factory("llmlingua"))
+make_longllmlingua = register_compressor("longllmlingua")(_factory("longllmlingua"))
+make_llmlingua2 = register_compressor("llmlingua2")(_factory("llmlingua2"))
