@@ -1,0 +1,182 @@
+"""Build the Arxiv Corpus: read a source, clean, split, audit, tokenise, cut and write."""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from tqdm import tqdm
+
+from data_builders._io import link_or_copy, sha256_file, write_parquet
+from data_builders.arxiv import api, sources
+from data_builders.arxiv.api import ApiSettings
+from data_builders.arxiv.records import Paper
+from data_builders.arxiv.splits import Collected, Selection, Windows, collect, select_eval
+from data_builders.arxiv.tables import group_table, split_table
+from data_builders.arxiv.tokens import TargetTokenizer
+
+Source = Literal["api", "snapshot", "jsonl"]
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class BuildConfig:
+    """Everything that determines the corpus (the output folder aside)."""
+
+    windows: Windows
+    source: Source
+    out: Path
+    tokenizer: str
+    input: Path | None = None
+    api: ApiSettings | None = None
+    categories: tuple[str, ...] = ()
+    lengths: tuple[int, ...] = (96, 192, 288, 384, 480)
+    dev_size: int = 3000
+    test_size: int = 2500
+    seed: int = 0
+    ngram: int = 13
+    overlap_threshold: float = 0.0
+    keep_overlap: bool = False
+    skip_bad: bool = False
+
+
+@dataclass
+class BuildResult:
+    """What was built: per-file row counts and hashes, the counts and the audit."""
+
+    rows: dict[str, int] = field(default_factory=dict)
+    hashes: dict[str, str] = field(default_factory=dict)
+    counts: Counter[str] = field(default_factory=Counter)
+    inputs: list[dict[str, Any]] = field(default_factory=list)
+    selection: Selection | None = None
+    tokenizer: TargetTokenizer | None = None
+
+
+def _papers(config: BuildConfig, result: BuildResult) -> Iterator[Paper]:
+    if config.source == "api":
+        if config.api is None:
+            raise ValueError("the api source needs ApiSettings")
+        w = config.windows
+        for start, end in ((w.train_after, w.train_before), (w.after, w.before)):
+            query = api.build_query(start, end, config.categories)
+            path, papers = api.fetch(config.api, query)
+            result.inputs.append(
+                {"url": config.api.url, "query": query, "sha256": sha256_file(path)}
+            )
+            yield from papers
+        return
+    if config.input is None:
+        raise ValueError(f"--source {config.source} needs --input PATH")
+    if not config.input.is_file():
+        raise FileNotFoundError(f"--input {config.input}: no such file")
+    result.inputs.append({"path": str(config.input), "sha256": sha256_file(config.input)})
+    reader = sources.iter_snapshot if config.source == "snapshot" else sources.iter_jsonl
+    yield from reader(config.input, config.skip_bad, result.counts)
+
+
+def _cut_groups(
+    tokenizer: TargetTokenizer,
+    test: list[Paper],
+    n_tokens: dict[str, int],
+    config: BuildConfig,
+    counts: Counter[str],
+) -> dict[int, tuple[list[Paper], list[str]]]:
+    groups: dict[int, tuple[list[Paper], list[str]]] = {}
+    for length in config.lengths:
+        papers: list[Paper] = []
+        texts: list[str] = []
+        for paper in test:
+            if n_tokens[paper.id] < length:
+                continue
+            cut = tokenizer.cut(paper.text, length)
+            if cut is None:
+                counts[f"cut_mismatch_dropped_len{length}"] += 1
+                continue
+            papers.append(paper)
+            texts.append(cut)
+        groups[length] = (papers, texts)
+    return groups
+
+
+def build(config: BuildConfig) -> BuildResult:
+    """Run the whole build and write every output file into ``config.out``."""
+    from data_builders.arxiv import card
+
+    result = BuildResult()
+    stream = tqdm(_papers(config, result), desc="reading", unit=" records", disable=None)
+    collected: Collected = collect(stream, config.windows, config.categories, result.counts)
+    if not collected.eval:
+        raise ValueError(
+            f"no papers submitted on/after {config.windows.after}"
+            + (f" and before {config.windows.before}" if config.windows.before else "")
+            + " in the input: nothing to put in dev/test"
+        )
+    tokenizer = TargetTokenizer.load(config.tokenizer)
+    result.tokenizer = tokenizer
+    selection = select_eval(
+        collected.eval,
+        collected.train,
+        (config.dev_size, config.test_size),
+        config.seed,
+        config.ngram,
+        config.overlap_threshold,
+        config.keep_overlap,
+    )
+    result.selection = selection
+    _warn_short(selection, config)
+    tables = {}
+    n_tokens: dict[str, int] = {}
+    for name, papers in (
+        ("train", collected.train),
+        ("dev", selection.dev),
+        ("test", selection.test),
+    ):
+        counts = tokenizer.count([p.text for p in papers])
+        n_tokens.update(zip((p.id for p in papers), counts, strict=True))
+        tables[f"{name}.parquet"] = split_table(papers, counts)
+    for length, (papers, texts) in _cut_groups(
+        tokenizer, selection.test, n_tokens, config, result.counts
+    ).items():
+        tables[f"test_len{length}.parquet"] = group_table(papers, texts, length)
+    config.out.mkdir(parents=True, exist_ok=True)
+    _remove_stale_groups(config)
+    for name, table in tables.items():
+        write_parquet(table, config.out / name)
+        result.rows[name] = table.num_rows
+        result.hashes[name] = sha256_file(config.out / name)
+    _link_hub_layout(config.out)
+    card.write_card_and_manifest(config, result)
+    return result
+
+
+def _link_hub_layout(out: Path) -> None:
+    """``data/{split}-00000-of-00001.parquet`` links, the layout ``datasets`` resolves first.
+
+    With them ``load_dataset("parquet", data_dir=out)`` gives exactly train/validation/test
+    instead of sweeping the ``test_len*`` groups (another schema) into the test split.
+    """
+    for split, name in (("train", "train"), ("validation", "dev"), ("test", "test")):
+        link_or_copy(out / f"{name}.parquet", out / "data" / f"{split}-00000-of-00001.parquet")
+
+
+def _warn_short(selection: Selection, config: BuildConfig) -> None:
+    if len(selection.test) < config.test_size or len(selection.dev) < config.dev_size:
+        logger.warning(
+            "only %d test and %d dev papers available (asked %d and %d)",
+            len(selection.test),
+            len(selection.dev),
+            config.test_size,
+            config.dev_size,
+        )
+
+
+def _remove_stale_groups(config: BuildConfig) -> None:
+    wanted = {f"test_len{length}.parquet" for length in config.lengths}
+    for path in config.out.glob("test_len*.parquet"):
+        if re.fullmatch(r"test_len\d+\.parquet", path.name) and path.name not in wanted:
+            path.unlink()
