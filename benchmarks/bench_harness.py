@@ -133,7 +133,8 @@ class _FakeRequest:
 
     def __init__(self, context: str, question: str) -> None:
         self.doc = {"context": context, "question": question, "kind": "qa"}
-        self.args = (f"Context: {context} Question: {question} Answer:", {})
+        self.args: tuple[str, dict[str, Any]] = (
+            f"Context: {context} Question: {question} Answer:", {})
 
     def as_compression_request(self) -> Any:
         from bench.compressors import CompressionRequest
