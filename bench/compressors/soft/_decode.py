@@ -1,0 +1,171 @@
+"""Batched greedy decoding from soft prefixes (key/value memory and/or input embeddings).
+
+Every item is laid out as ``[memory KV] [prefix embeddings] [prompt tokens] -> generated``.
+Items of a batch are left-padded separately in the cache part and in the input part; padded
+positions are masked out and every real token keeps the position it has when decoded alone,
+so a batch gives the same tokens as decoding each item by itself.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+from bench.compressors.soft._cache import kv_cache
+from bench.compressors.soft._torch import input_embedding
+from bench.models.generation import GenerationOutput, GenerationSettings
+
+
+@dataclass(frozen=True)
+class DecoderItem:
+    """One decoder input.
+
+    ``keys``/``values``: per-layer memory states ``[kv_heads, slots, head_dim]`` (empty for
+    none) whose rotary positions end just before ``position_offset``; ``embeds``: input
+    vectors ``[n, hidden]`` placed before ``prompt_ids`` (None for none). The first input
+    vector or token sits at position ``position_offset``.
+    """
+
+    prompt_ids: tuple[int, ...]
+    keys: tuple[torch.Tensor, ...] = ()
+    values: tuple[torch.Tensor, ...] = ()
+    embeds: torch.Tensor | None = None
+    position_offset: int = 0
+
+    @property
+    def memory_length(self) -> int:
+        return int(self.keys[0].shape[-2]) if self.keys else 0
+
+    @property
+    def input_length(self) -> int:
+        n_embeds = 0 if self.embeds is None else int(self.embeds.shape[0])
+        return n_embeds + len(self.prompt_ids)
+
+
+@dataclass(frozen=True)
+class PreparedBatch:
+    """Padded tensors of a batch: decoder inputs plus the cache they attend to."""
+
+    inputs_embeds: torch.Tensor
+    attention_mask: torch.Tensor
+    position_ids: torch.Tensor
+    keys: list[torch.Tensor]
+    values: list[torch.Tensor]
+
+
+def _pad_memory(items: Sequence[DecoderItem], num_layers: int, like: torch.Tensor
+                ) -> tuple[list[torch.Tensor], list[torch.Tensor], torch.Tensor]:
+    length = max(item.memory_length for item in items)
+    mask = torch.zeros(len(items), length, dtype=torch.long, device=like.device)
+    if length == 0:
+        return [], [], mask
+    template = next(item for item in items if item.keys)
+    keys: list[torch.Tensor] = []
+    values: list[torch.Tensor] = []
+    for layer in range(num_layers):
+        for source, out in ((template.keys, keys), (template.values, values)):
+            heads, _, dim = source[layer].shape
+            padded = torch.zeros(len(items), heads, length, dim, dtype=like.dtype,
+                                 device=like.device)
+            out.append(padded)
+    for row, item in enumerate(items):
+        size = item.memory_length
+        if size == 0:
+            continue
+        mask[row, length - size:] = 1
+        for layer in range(num_layers):
+            keys[layer][row, :, length - size:] = item.keys[layer].to(like)
+            values[layer][row, :, length - size:] = item.values[layer].to(like)
+    return keys, values, mask
+
+
+def prepare_batch(model: PreTrainedModel, items: Sequence[DecoderItem]) -> PreparedBatch:
+    """Left-pad the items' cache and input parts and compute masks and positions."""
+    embedding = input_embedding(model)
+    like = embedding.weight
+    keys, values, memory_mask = _pad_memory(items, model.config.num_hidden_layers, like)
+    length = max(item.input_length for item in items)
+    if length == 0:
+        raise ValueError("a decoder item needs at least one input vector or prompt token")
+    hidden = like.shape[1]
+    embeds = torch.zeros(len(items), length, hidden, dtype=like.dtype, device=like.device)
+    input_mask = torch.zeros(len(items), length, dtype=torch.long, device=like.device)
+    positions = torch.zeros(len(items), length, dtype=torch.long, device=like.device)
+    for row, item in enumerate(items):
+        parts = []
+        if item.embeds is not None:
+            parts.append(item.embeds.to(like))
+        if item.prompt_ids:
+            ids = torch.tensor(item.prompt_ids, dtype=torch.long, device=like.device)
+            parts.append(embedding(ids))
+        size = item.input_length
+        embeds[row, length - size:] = torch.cat(parts)
+        input_mask[row, length - size:] = 1
+        start = item.position_offset
+        positions[row, length - size:] = torch.arange(start, start + size, device=like.device)
+        positions[row, : length - size] = start
+    mask = torch.cat([memory_mask, input_mask], dim=1)
+    return PreparedBatch(embeds, mask, positions, keys, values)
+
+
+@torch.no_grad()
+def greedy_generate(
+    model: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerBase,
+    items: Sequence[DecoderItem],
+    settings: GenerationSettings,
+    eos_token_ids: Sequence[int],
+) -> list[GenerationOutput]:
+    """Greedy continuation of every item (stops at EOS, a stop string or the token limit).
+
+    ``seconds`` and ``ttft_seconds`` are the batch's wall time and time to first token
+    divided by the batch size (the amortised cost per item).
+    """
+    if not items:
+        return []
+    start = time.perf_counter()
+    batch = prepare_batch(model, items)
+    cache = kv_cache(batch.keys, batch.values) if batch.keys else None
+    out = model(inputs_embeds=batch.inputs_embeds, attention_mask=batch.attention_mask,
+                position_ids=batch.position_ids, past_key_values=cache, use_cache=True,
+                logits_to_keep=1)
+    ttft = time.perf_counter() - start
+    tokens: list[list[int]] = [[] for _ in items]
+    done = [False] * len(items)
+    mask = batch.attention_mask
+    position = batch.position_ids[:, -1:]
+    eos = set(eos_token_ids)
+    for step in range(settings.max_new_tokens):
+        next_ids = out.logits[:, -1].argmax(dim=-1)
+        for row, token in enumerate(next_ids.tolist()):
+            if done[row]:
+                continue
+            if token in eos:
+                done[row] = True
+                continue
+            tokens[row].append(token)
+            if settings.until and _hits_stop(tokenizer, tokens[row], settings):
+                done[row] = True
+        if all(done) or step + 1 == settings.max_new_tokens:
+            break
+        mask = torch.cat([mask, mask.new_ones(len(items), 1)], dim=1)
+        position = position + 1
+        out = model(input_ids=next_ids[:, None], attention_mask=mask, position_ids=position,
+                    past_key_values=out.past_key_values, use_cache=True)
+    elapsed = time.perf_counter() - start
+    results = []
+    for row_tokens in tokens:
+        text = settings.cut_at_stop(str(tokenizer.decode(row_tokens, skip_special_tokens=True)))
+        results.append(GenerationOutput(text, len(row_tokens), elapsed / len(items),
+                                        ttft / len(items)))
+    return results
+
+
+def _hits_stop(tokenizer: PreTrainedTokenizerBase, tokens: list[int],
+               settings: GenerationSettings) -> bool:
+    text = str(tokenizer.decode(tokens, skip_special_tokens=True))
+    return settings.cut_at_stop(text) != text

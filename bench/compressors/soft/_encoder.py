@@ -1,0 +1,191 @@
+"""The shared soft encoder: the base LM with a LoRA adapter plus k trainable memory slots.
+
+The adapter is injected into the caller's model in place (no second copy) and kept DISABLED
+except inside :meth:`SoftEncoder.adapter_enabled`, so every other user of the model, and the
+decoder pass, sees the exact base model.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+from transformers import PreTrainedModel
+
+from bench.compressors.soft._cache import layer_states, recording_cache
+from bench.compressors.soft._torch import input_embedding
+
+ADAPTER_NAME = "default"
+
+
+@dataclass(frozen=True)
+class LoraSettings:
+    """LoRA hyper-parameters of the encoder (500xCompressor's defaults)."""
+
+    r: int = 64
+    alpha: int = 32
+    dropout: float = 0.05
+    target_modules: tuple[str, ...] = ("q_proj", "v_proj")
+
+
+@dataclass
+class EncoderOutput:
+    """Memory of a batch: per-layer ``[batch, kv_heads, k, head_dim]`` states, the final
+    hidden states ``[batch, k, hidden]`` and each row's first decoder position."""
+
+    keys: list[torch.Tensor]
+    values: list[torch.Tensor]
+    hidden: torch.Tensor
+    next_positions: list[int]
+
+
+def _has_lora(model: nn.Module) -> bool:
+    from peft.tuners.lora import LoraLayer
+
+    return any(isinstance(module, LoraLayer) for module in model.modules())
+
+
+class SoftEncoder(nn.Module):
+    """LoRA-adapted base model reading ``[context] [m_1 .. m_k]``.
+
+    ``memory`` is ``[k, hidden]``; ``trigger`` (ICAE's regeneration cue) is ``[1, hidden]`` or
+    None. Both are initialised from a seeded normal scaled to the embedding's std.
+    """
+
+    def __init__(self, model: PreTrainedModel, num_mem: int, lora: LoraSettings,
+                 with_trigger: bool, seed: int) -> None:
+        super().__init__()
+        from peft import LoraConfig, get_peft_model
+
+        if num_mem < 1:
+            raise ValueError(f"num_mem must be >= 1, got {num_mem}")
+        if _has_lora(model):
+            raise ValueError("the base model already carries a LoRA adapter; load a fresh copy "
+                             "of the base model for each soft compressor")
+        config = LoraConfig(r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout,
+                            target_modules=list(lora.target_modules), bias="none")
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            self.peft_model = get_peft_model(model, config, adapter_name=ADAPTER_NAME)
+        from peft.tuners.lora import LoraLayer
+
+        self._lora_modules = [m for m in model.modules() if isinstance(m, LoraLayer)]
+        self._set_adapter(False)
+        self.num_mem = num_mem
+        embedding = input_embedding(model).weight
+        generator = torch.Generator().manual_seed(seed)
+        scale = float(embedding.detach().float().std())
+        hidden = embedding.shape[1]
+        init = torch.randn(num_mem + 1, hidden, generator=generator) * scale
+        self.memory = nn.Parameter(init[:num_mem].to(embedding.device))
+        self.trigger = nn.Parameter(init[num_mem:].to(embedding.device)) if with_trigger else None
+
+    @property
+    def base(self) -> PreTrainedModel:
+        """The base causal LM (the caller's model object)."""
+        model: PreTrainedModel = self.peft_model.get_base_model()  # type: ignore[assignment]
+        return model
+
+    @contextlib.contextmanager
+    def adapter_enabled(self) -> Iterator[None]:
+        """Run the block with the LoRA adapter on; it is off again afterwards."""
+        previous = self.adapter_active()
+        self._set_adapter(True)
+        try:
+            yield
+        finally:
+            self._set_adapter(previous)
+
+    def _lora_layers(self) -> list[Any]:
+        return self._lora_modules
+
+    def _set_adapter(self, active: bool) -> None:
+        # peft's enable/disable_adapter_layers also flip requires_grad, which would drop the
+        # LoRA gradients of an encoder pass whose backward runs after the adapter is off.
+        for module in self._lora_layers():
+            module._disable_adapters = not active
+
+    def adapter_active(self) -> bool:
+        """Whether the LoRA adapter currently changes the base model's outputs."""
+        return any(not module._disable_adapters for module in self._lora_layers())
+
+    def trainable_parameters(self) -> dict[str, nn.Parameter]:
+        """Every parameter that training updates: LoRA, memory and trigger."""
+        params = {f"lora.{name}": p for name, p in self.peft_model.named_parameters()
+                  if "lora_" in name}
+        params["memory"] = self.memory
+        if self.trigger is not None:
+            params["trigger"] = self.trigger
+        return params
+
+    def enable_gradient_checkpointing(self) -> None:
+        """Per-layer checkpointing that replays each layer with the adapter state it ran with
+        and keeps the (read-only or recording) caches the soft methods pass."""
+        from transformers.modeling_layers import GradientCheckpointingLayer
+
+        self.base.gradient_checkpointing_enable(  # type: ignore[no-untyped-call]
+            gradient_checkpointing_kwargs={"use_reentrant": False})
+        for module in self.base.modules():
+            if isinstance(module, GradientCheckpointingLayer):
+                module._can_checkpoint_with_cache = True
+                module._gradient_checkpointing_func = functools.partial(  # type: ignore[assignment]
+                    _replay_with_state, self)
+
+    def encode(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> EncoderOutput:
+        """Encode left-padded contexts ``[batch, length]`` (mask 1 on real tokens)."""
+        embedding = input_embedding(self.base)
+        embeds = embedding(input_ids) * attention_mask[..., None].to(embedding.weight.dtype)
+        batch = input_ids.shape[0]
+        memory = self.memory.to(embeds.dtype)[None].expand(batch, -1, -1)
+        inputs = torch.cat([embeds, memory], dim=1)
+        ones = attention_mask.new_ones(batch, self.num_mem)
+        mask = torch.cat([attention_mask, ones], dim=1)
+        positions = (mask.cumsum(dim=-1) - 1).clamp(min=0)
+        cache = recording_cache(self.base.config.num_hidden_layers)
+        with self.adapter_enabled():
+            out = self.base.base_model(inputs_embeds=inputs, attention_mask=mask,
+                                       position_ids=positions, past_key_values=cache,
+                                       use_cache=True)
+        keys, values = layer_states(cache)
+        k = self.num_mem
+        return EncoderOutput(
+            keys=[key[:, :, -k:] for key in keys],
+            values=[value[:, :, -k:] for value in values],
+            hidden=out.last_hidden_state[:, -k:],
+            next_positions=[int(n) for n in mask.sum(dim=-1).tolist()],
+        )
+
+
+def _replay_with_state(encoder: SoftEncoder, function: Callable[..., Any], *args: Any,
+                       **kwargs: Any) -> Any:
+    from torch.utils.checkpoint import checkpoint
+
+    active = encoder.adapter_active()
+
+    def run(*inner: Any) -> Any:
+        previous = encoder.adapter_active()
+        encoder._set_adapter(active)
+        try:
+            return function(*inner)
+        finally:
+            encoder._set_adapter(previous)
+
+    return checkpoint(run, *args, use_reentrant=False, **kwargs)
+
+
+def pad_left(rows: Sequence[Sequence[int]], pad_id: int, device: torch.device
+             ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Left-pad id lists into ``(ids, mask)`` tensors."""
+    length = max(len(row) for row in rows)
+    ids = torch.full((len(rows), length), pad_id, dtype=torch.long, device=device)
+    mask = torch.zeros(len(rows), length, dtype=torch.long, device=device)
+    for i, row in enumerate(rows):
+        if row:
+            ids[i, length - len(row):] = torch.tensor(list(row), dtype=torch.long, device=device)
+            mask[i, length - len(row):] = 1
+    return ids, mask

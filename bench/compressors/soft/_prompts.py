@@ -1,0 +1,51 @@
+"""Decoder prompt formats shared by training and inference (they must agree exactly).
+
+* QA (500x and ICAE): ``"Question: {question} Answer: "`` after the memory; the model then
+  writes the answer and EOS.
+* Regeneration: 500x feeds the BOS token after the memory (EOS where the tokenizer has no BOS);
+  ICAE feeds its trainable trigger embedding. The model then writes the text and EOS.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from transformers import PreTrainedTokenizerBase
+
+QA_TEMPLATE = "Question: {question} Answer: "
+
+
+@dataclass(frozen=True)
+class SpecialIds:
+    """Token ids the soft compressors use, read from the tokenizer (recorded in checkpoints)."""
+
+    bos: int | None
+    eos: int
+    pad: int
+
+    @classmethod
+    def from_tokenizer(cls, tokenizer: PreTrainedTokenizerBase) -> SpecialIds:
+        eos = tokenizer.eos_token_id
+        if eos is None:
+            raise ValueError("the tokenizer defines no EOS token; soft compressors need one")
+        pad = tokenizer.pad_token_id
+        return cls(bos=tokenizer.bos_token_id, eos=int(eos), pad=int(eos if pad is None else pad))
+
+    @property
+    def trigger(self) -> int:
+        """The regeneration trigger token of 500x: BOS, or EOS without a BOS token."""
+        return self.eos if self.bos is None else self.bos
+
+    def as_dict(self) -> dict[str, int | None]:
+        return {"bos": self.bos, "eos": self.eos, "pad": self.pad}
+
+
+def text_ids(tokenizer: PreTrainedTokenizerBase, text: str) -> list[int]:
+    """Token ids of ``text`` without special tokens."""
+    ids: list[int] = tokenizer(text, add_special_tokens=False)["input_ids"]
+    return ids
+
+
+def qa_prompt_ids(tokenizer: PreTrainedTokenizerBase, question: str) -> list[int]:
+    """The QA cue that follows the memory."""
+    return text_ids(tokenizer, QA_TEMPLATE.format(question=question.strip()))

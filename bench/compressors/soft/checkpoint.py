@@ -1,0 +1,189 @@
+"""Checkpoints of trained soft compressors: safetensors weights + a JSON config.
+
+A checkpoint directory holds
+
+* ``soft_config.json`` - method, k, base model identity (name, revision, architecture and
+  sizes), tokenizer special-token ids, LoRA settings and every training hyper-parameter;
+* ``soft_weights.safetensors`` - ``memory`` ``[k, hidden]``, ``trigger`` (ICAE) and the LoRA
+  tensors under ``lora.<peft name>``;
+* optionally the training state (see :mod:`bench.training.state`) for resuming.
+
+Directories are written to a temporary sibling and renamed into place.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import torch
+
+from bench._atomic import atomic_path, atomic_write_json
+from bench.compressors.soft._encoder import ADAPTER_NAME, LoraSettings
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel
+
+    from bench.compressors.soft._model import SoftModel
+
+CONFIG_FILE = "soft_config.json"
+WEIGHTS_FILE = "soft_weights.safetensors"
+FORMAT = "compressbench-soft/1"
+
+
+class CheckpointMismatchError(ValueError):
+    """The checkpoint was trained for another method, k or base model."""
+
+
+def base_identity(model: PreTrainedModel, name: str) -> dict[str, Any]:
+    """What identifies the base model a checkpoint belongs to."""
+    config = model.config
+    return {
+        "name": name,
+        "revision": getattr(config, "_commit_hash", None),
+        "model_type": config.model_type,
+        "hidden_size": config.hidden_size,
+        "num_hidden_layers": config.num_hidden_layers,
+        "vocab_size": config.vocab_size,
+    }
+
+
+def model_config(model: SoftModel, base_name: str, training: dict[str, Any] | None = None
+                 ) -> dict[str, Any]:
+    """The JSON config recorded with the weights of ``model``."""
+    lora = model.lora
+    return {
+        "format": FORMAT,
+        "method": model.method,
+        "num_mem": model.num_mem,
+        "max_context_tokens": model.max_context_tokens,
+        "seed": model.seed,
+        "base_model": base_identity(model.base, base_name),
+        "special_token_ids": model.ids.as_dict(),
+        "lora": {"r": lora.r, "alpha": lora.alpha, "dropout": lora.dropout,
+                 "target_modules": list(lora.target_modules)},
+        "training": training or {},
+    }
+
+
+def weights_state(model: SoftModel) -> dict[str, torch.Tensor]:
+    """The trained tensors of ``model`` (LoRA, memory, trigger), detached on CPU."""
+    from peft import get_peft_model_state_dict
+
+    lora = get_peft_model_state_dict(model.encoder.peft_model, adapter_name=ADAPTER_NAME)
+    state = {f"lora.{key}": value for key, value in lora.items()}
+    state["memory"] = model.encoder.memory
+    if model.encoder.trigger is not None:
+        state["trigger"] = model.encoder.trigger
+    return {key: value.detach().cpu().contiguous() for key, value in state.items()}
+
+
+@contextlib.contextmanager
+def atomic_directory(path: Path) -> Iterator[Path]:
+    """Yield a temporary directory that replaces ``path`` when the block succeeds."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    try:
+        yield tmp
+        old = None
+        if path.exists():
+            old = path.parent / f".{path.name}.old-{os.getpid()}"
+            os.replace(path, old)
+        os.replace(tmp, path)
+        if old is not None:
+            shutil.rmtree(old)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def write_weights(model: SoftModel, directory: Path, config: dict[str, Any]) -> None:
+    """Write config and weights into an existing directory (atomic per file)."""
+    from safetensors.torch import save_file
+
+    with atomic_path(directory / WEIGHTS_FILE) as tmp:
+        save_file(weights_state(model), str(tmp), metadata={"format": FORMAT})
+    atomic_write_json(directory / CONFIG_FILE, config)
+
+
+def save_checkpoint(model: SoftModel, path: Path, base_name: str,
+                    training: dict[str, Any] | None = None) -> Path:
+    """Save ``model``'s trained weights and config as the directory ``path``."""
+    with atomic_directory(path) as tmp:
+        write_weights(model, tmp, model_config(model, base_name, training))
+    return path
+
+
+def read_config(path: Path) -> dict[str, Any]:
+    """The config of checkpoint directory ``path`` (clear error when it is not one)."""
+    config_path = Path(path) / CONFIG_FILE
+    if not config_path.is_file():
+        raise FileNotFoundError(f"{path} is not a soft-compressor checkpoint: {CONFIG_FILE} "
+                                "is missing")
+    try:
+        config: dict[str, Any] = json.loads(config_path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as error:
+        raise ValueError(f"{config_path}: invalid JSON at line {error.lineno}: {error.msg}") \
+            from None
+    if config.get("format") != FORMAT:
+        raise ValueError(f"{config_path}: field 'format' is {config.get('format')!r}, "
+                         f"expected {FORMAT!r}")
+    return config
+
+
+def lora_settings(config: dict[str, Any]) -> LoraSettings:
+    """The LoRA settings recorded in a checkpoint config."""
+    lora = config["lora"]
+    return LoraSettings(r=int(lora["r"]), alpha=int(lora["alpha"]),
+                        dropout=float(lora["dropout"]),
+                        target_modules=tuple(lora["target_modules"]))
+
+
+def check_compatible(config: dict[str, Any], path: Path, method: str, model: PreTrainedModel,
+                     base_name: str, num_mem: int | None) -> None:
+    """Raise :class:`CheckpointMismatchError` when the checkpoint does not fit this setup."""
+    where = Path(path) / CONFIG_FILE
+    if config["method"] != method:
+        raise CheckpointMismatchError(f"{where}: trained for method {config['method']!r}, "
+                                      f"not {method!r}")
+    if num_mem is not None and int(config["num_mem"]) != num_mem:
+        raise CheckpointMismatchError(f"{where}: trained with num_mem={config['num_mem']}, "
+                                      f"but num_mem={num_mem} was requested")
+    recorded = config["base_model"]
+    current = base_identity(model, base_name)
+    for key in ("model_type", "hidden_size", "num_hidden_layers", "vocab_size"):
+        if recorded[key] != current[key]:
+            raise CheckpointMismatchError(
+                f"{where}: base model field {key} is {recorded[key]!r}, but the loaded base "
+                f"model {base_name!r} has {current[key]!r}")
+    if Path(str(recorded["name"])).name != Path(base_name).name:
+        raise CheckpointMismatchError(
+            f"{where}: trained on base model {recorded['name']!r}, but the loaded base model "
+            f"is {base_name!r}")
+
+
+def load_weights(model: SoftModel, path: Path) -> None:
+    """Load trained weights into ``model`` (shapes must match)."""
+    from peft import set_peft_model_state_dict
+    from safetensors.torch import load_file
+
+    state = load_file(str(Path(path) / WEIGHTS_FILE), device=str(model.device))
+    with torch.no_grad():
+        model.encoder.memory.copy_(state.pop("memory"))
+        trigger = state.pop("trigger", None)
+        if (trigger is None) != (model.encoder.trigger is None):
+            raise CheckpointMismatchError(f"{path}: trigger embedding presence does not match "
+                                          f"method {model.method!r}")
+        if trigger is not None and model.encoder.trigger is not None:
+            model.encoder.trigger.copy_(trigger)
+    lora = {key.removeprefix("lora."): value for key, value in state.items()}
+    result = set_peft_model_state_dict(model.encoder.peft_model, lora, adapter_name=ADAPTER_NAME)
+    unexpected = list(getattr(result, "unexpected_keys", []) or [])
+    if unexpected:
+        raise CheckpointMismatchError(f"{path}: unexpected LoRA tensors {unexpected[:3]}")

@@ -1,0 +1,73 @@
+"""500xCompressor (Li et al. 2024): the memory reaches the decoder as key/value states.
+
+The encoder (base LM + LoRA) reads ``[BOS] context [m_1 .. m_k]``; each layer's keys and
+values at the k memory positions become the frozen decoder's cache. Positions: the context
+occupies ``0..n-1``, the memory ``n..n+k-1`` (rotary encoding applied there) and the
+decoder's own tokens continue at ``n+k``, so the decoder sees the memory exactly as it would
+see the k tokens just before its input. Decoder prompts: ``"Question: {q} Answer: "`` for QA,
+the BOS token for regeneration.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from bench.compressors._api import TargetModel, parse_options, register_compressor
+from bench.compressors.soft._compressor import SoftCompressor, SoftOptions, build_soft_model
+from bench.compressors.soft._decode import DecoderItem
+from bench.compressors.soft._encoder import EncoderOutput
+from bench.compressors.soft._model import SoftModel
+from bench.models.generation import DecoderPrompt
+from bench.records import CompressedContext, CompressedKV, CompressionStats
+
+NAME = "500x"
+
+
+class KVSoftModel(SoftModel):
+    """Encoder whose memory is handed over as per-layer key/value states."""
+
+    method = NAME
+
+    def regeneration_prompt_ids(self) -> list[int]:
+        return [self.ids.trigger]
+
+    def decoder_input(self, memory: EncoderOutput, row: int, kind: str,
+                      prompt_ids: Sequence[int]) -> DecoderItem:
+        return DecoderItem(
+            prompt_ids=tuple(prompt_ids),
+            keys=tuple(layer[row] for layer in memory.keys),
+            values=tuple(layer[row] for layer in memory.values),
+            position_offset=memory.next_positions[row],
+        )
+
+
+class FiveHundredX(SoftCompressor):
+    """``500x``: compress to k slots of per-layer key/value states."""
+
+    def record(self, memory: EncoderOutput, row: int, stats: CompressionStats,
+               extra: dict[str, Any]) -> CompressedContext:
+        return CompressedKV(
+            keys=tuple(layer[row].detach() for layer in memory.keys),
+            values=tuple(layer[row].detach() for layer in memory.values),
+            stats=stats,
+            position_offset=memory.next_positions[row],
+            extra=extra,
+        )
+
+    def decoder_item(self, compressed: CompressedContext, prompt: DecoderPrompt) -> DecoderItem:
+        if not isinstance(compressed, CompressedKV):
+            raise TypeError(f"500x decodes CompressedKV, got {type(compressed).__name__}")
+        return DecoderItem(
+            prompt_ids=tuple(self.model.prompt_ids(prompt.kind, prompt.question)),
+            keys=compressed.keys,
+            values=compressed.values,
+            position_offset=compressed.position_offset,
+        )
+
+
+@register_compressor(NAME)
+def make_500x(target: TargetModel, options: Mapping[str, Any]) -> FiveHundredX:
+    """500xCompressor: LoRA encoder, k memory slots handed over as a KV cache."""
+    parsed = parse_options(SoftOptions, options, NAME)
+    return FiveHundredX(NAME, target, build_soft_model(KVSoftModel, target, parsed), parsed)

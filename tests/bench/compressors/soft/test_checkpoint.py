@@ -1,0 +1,81 @@
+"""Saving and reloading trained soft-compressor weights."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+import torch
+
+from bench.compressors import CompressionRequest, build_compressor
+from bench.compressors._api import TargetModel
+from bench.compressors.soft._compressor import SoftCompressor
+from bench.compressors.soft.checkpoint import CheckpointMismatchError, save_checkpoint
+from bench.models.generation import DecoderPrompt, GenerationSettings
+from bench.records import CompressedEmbeddings, CompressedKV
+
+CONTEXTS = ("Lily saw a big red ball in the park.", "Tom and his dog went to the lake.")
+
+
+def _trained_like(target: TargetModel, method: str) -> SoftCompressor:
+    with pytest.warns(UserWarning):
+        compressor = build_compressor(method, target, {"num_mem": 3, "seed": 5})
+    assert isinstance(compressor, SoftCompressor)
+    generator = torch.Generator().manual_seed(1)
+    with torch.no_grad():
+        for param in compressor.model.encoder.trainable_parameters().values():
+            param.add_(torch.randn(param.shape, generator=generator) * 0.3)
+    return compressor
+
+
+def _tensors(record: object) -> list[torch.Tensor]:
+    if isinstance(record, CompressedKV):
+        return list(record.keys + record.values)
+    assert isinstance(record, CompressedEmbeddings)
+    return [record.embeddings]
+
+
+@pytest.mark.parametrize("method", ["500x", "icae"])
+def test_reloaded_checkpoint_gives_identical_states_and_generations(
+        load_target: Callable[[str], TargetModel], method: str, tmp_path: Path) -> None:
+    original = _trained_like(load_target("qwen2"), method)
+    save_checkpoint(original.model, tmp_path / "ckpt", original.target.name,
+                    training={"lr": 1e-4})
+    config = json.loads((tmp_path / "ckpt" / "soft_config.json").read_text())
+    assert config["num_mem"] == 3 and config["method"] == method
+    assert config["base_model"]["hidden_size"] == original.target.model.config.hidden_size  # type: ignore[union-attr]
+    assert config["special_token_ids"]["eos"] == original.target.tokenizer.eos_token_id
+    assert config["training"] == {"lr": 1e-4}
+
+    target = load_target("qwen2")
+    reloaded = build_compressor(method, target, {"checkpoint": str(tmp_path / "ckpt")})
+    assert reloaded.settings()["num_mem"] == 3
+    requests = [CompressionRequest(c) for c in CONTEXTS]
+    first, second = original.compress(requests), reloaded.compress(requests)
+    for a, b in zip(first, second, strict=True):
+        for x, y in zip(_tensors(a), _tensors(b), strict=True):
+            assert torch.equal(x, y)
+    prompts = [DecoderPrompt("regeneration", "", ""),
+               DecoderPrompt("qa", "", "", question="Who?")]
+    settings = GenerationSettings(max_new_tokens=6)
+    items_a = [(c, p) for c in first for p in prompts]
+    items_b = [(c, p) for c in second for p in prompts]
+    assert ([o.text for o in original.generate(items_a, settings)]
+            == [o.text for o in reloaded.generate(items_b, settings)])  # type: ignore[attr-defined]
+
+
+def test_mismatched_checkpoint_is_a_clear_error(
+        load_target: Callable[[str], TargetModel], tmp_path: Path) -> None:
+    original = _trained_like(load_target("llama"), "500x")
+    save_checkpoint(original.model, tmp_path / "ckpt", original.target.name)
+    path = str(tmp_path / "ckpt")
+    with pytest.raises(CheckpointMismatchError, match=r"num_mem=3"):
+        build_compressor("500x", load_target("llama"), {"checkpoint": path, "num_mem": 4})
+    with pytest.raises(CheckpointMismatchError, match="method '500x'"):
+        build_compressor("icae", load_target("llama"), {"checkpoint": path})
+    with pytest.raises(CheckpointMismatchError, match="model_type"):
+        build_compressor("500x", load_target("qwen2"), {"checkpoint": path})
+    with pytest.raises(FileNotFoundError, match=r"soft_config\.json"):
+        build_compressor("500x", load_target("llama"), {"checkpoint": str(tmp_path)})

@@ -1,0 +1,39 @@
+"""Story-like training data sampled from the real tiny Llama (skipped when it is absent)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import torch
+
+REPO_ROOT = Path(__file__).resolve().parents[3]
+STORIES = REPO_ROOT / ".." / "shared" / "data" / "stories260K_hf"
+
+
+@pytest.fixture(autouse=True)
+def _one_thread() -> Iterator[None]:
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="session")
+def stories() -> Path:
+    if not STORIES.is_dir():
+        pytest.skip(f"real tiny model not found at {STORIES} (developer checkouts only)")
+    return STORIES.resolve()
+
+
+@pytest.fixture(scope="session")
+def story_corpus(stories: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from bench.training.synthetic import sample_texts, write_text_corpus
+
+    model = AutoModelForCausalLM.from_pretrained(str(stories)).eval()  # type: ignore[no-untyped-call]
+    tokenizer = AutoTokenizer.from_pretrained(str(stories))
+    texts = sample_texts(model, tokenizer, 200, 48, seed=0)
+    return write_text_corpus(texts, tmp_path_factory.mktemp("stories_corpus"), dev=16)

@@ -1,0 +1,106 @@
+"""End-to-end training runs on CPU with the real tiny Llama."""
+
+from __future__ import annotations
+
+import gzip
+import json
+from pathlib import Path
+
+import pytest
+
+from bench.compressors import CompressionRequest, build_compressor
+from bench.compressors._api import TargetModel
+from bench.train import build_parser, config_from_args, main
+from bench.training.config import TrainConfig
+from bench.training.data import load_examples
+from bench.training.loop import train
+
+
+def _history(out: Path) -> list[dict[str, float]]:
+    history: list[dict[str, float]] = json.loads((out / "metrics.json").read_text())
+    return history
+
+
+def test_pretraining_lowers_dev_regeneration_loss(story_corpus: Path, stories: Path,
+                                                  tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    assert main(["pretrain", "--preset", "tiny-cpu", "--method", "500x", "--base", str(stories),
+                 "--data", str(story_corpus), "--out", str(out), "--steps", "100",
+                 "--eval-every", "100", "--eval-generate", "2", "--no-progress"]) == 0
+    history = _history(out)
+    assert [h["step"] for h in history] == [0, 100]
+    assert history[1]["dev_loss"] < 0.9 * history[0]["dev_loss"]
+    assert 0.0 <= history[1]["rouge_l_f"] <= 1.0
+    config = json.loads((out / "final" / "soft_config.json").read_text())
+    assert config["training"]["steps"] == 100 and config["training"]["lr"] == 1e-3
+    assert config["special_token_ids"] == {"bos": 1, "eos": 2, "pad": 2}
+
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    target = TargetModel(stories.name, AutoTokenizer.from_pretrained(str(stories)),
+                         AutoModelForCausalLM.from_pretrained(str(stories)).eval())  # type: ignore[no-untyped-call]
+    compressor = build_compressor("500x", target, {"checkpoint": str(out / "final")})
+    (record,) = compressor.compress([CompressionRequest("Lily saw a big dog.")])
+    assert record.stats.compressed_tokens == 4
+
+
+def _config(data: Path, out: Path, stories: Path, **overrides: object) -> TrainConfig:
+    args = build_parser().parse_args(["pretrain", "--preset", "tiny-cpu", "--method", "icae",
+                                      "--base", str(stories), "--data", str(data),
+                                      "--out", str(out), "--no-progress"])
+    values = {**config_from_args(args).__dict__, **overrides}
+    return TrainConfig(**values)  # type: ignore[arg-type]
+
+
+def test_resumed_run_matches_an_uninterrupted_one(story_corpus: Path, stories: Path,
+                                                  tmp_path: Path) -> None:
+    settings = {"steps": 6, "save_every": 3, "eval_every": 0, "grad_accum": 2,
+                "gradient_checkpointing": True, "lora_dropout": 0.1}
+    straight = train(_config(story_corpus, tmp_path / "a", stories, **settings))
+    interrupted = tmp_path / "b"
+    train(_config(story_corpus, interrupted, stories, **{**settings, "steps": 3}))
+    resumed = train(_config(story_corpus, interrupted, stories, **settings))
+    assert resumed.step == straight.step == 6
+    from safetensors.torch import load_file
+
+    a = load_file(str(straight.final_dir / "soft_weights.safetensors"))
+    b = load_file(str(resumed.final_dir / "soft_weights.safetensors"))
+    assert a.keys() == b.keys() and "trigger" in a
+    for key in a:
+        assert (a[key] - b[key]).abs().max() < 1e-5, key
+    assert sorted(p.name for p in interrupted.glob("checkpoint-*")) == [
+        "checkpoint-0000003", "checkpoint-0000006"]
+
+
+def test_finetuning_reads_mrqa_and_reports_f1(stories: Path, tmp_path: Path) -> None:
+    path = tmp_path / "toy.jsonl.gz"
+    lines: list[dict[str, object]] = [{"header": {"dataset": "Toy"}}]
+    for i, (name, thing) in enumerate([("Lily", "ball"), ("Tom", "dog"), ("Mia", "box"),
+                                       ("Ben", "car"), ("Sue", "cat"), ("Max", "hat")]):
+        context = f"{name} had a red {thing}. {name} liked the {thing} very much."
+        lines.append({"context": context, "qas": [
+            {"qid": f"q{i}", "question": f"What did {name} have?", "answers": [thing]}]})
+    with gzip.open(path, "wt", encoding="utf-8") as handle:
+        handle.write("\n".join(json.dumps(line) for line in lines) + "\n")
+    train_set, dev_set = load_examples(str(path), "qa", dev_size=2)
+    assert len(train_set) + len(dev_set) == 6 and all(e.answers for e in dev_set)
+    out = tmp_path / "ft"
+    assert main(["finetune", "--preset", "tiny-cpu", "--method", "500x", "--base", str(stories),
+                 "--data", str(path), "--out", str(out), "--steps", "4", "--eval-every", "2",
+                 "--no-progress"]) == 0
+    history = _history(out)
+    assert [h["step"] for h in history] == [0, 2, 4]
+    assert all(0.0 <= h["squad_f1"] <= 1.0 for h in history)
+
+
+def test_bad_data_is_a_clear_error(tmp_path: Path) -> None:
+    import pandas as pd
+
+    pd.DataFrame({"body": ["x"]}).to_parquet(tmp_path / "train.parquet")
+    with pytest.raises(ValueError, match="missing column"):
+        load_examples(str(tmp_path), "regeneration")
+    with pytest.raises(FileNotFoundError, match="not found"):
+        load_examples(str(tmp_path / "nothing"), "regeneration")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(FileNotFoundError, match=r"no train\.parquet"):
+        load_examples(str(tmp_path / "empty"), "regeneration")
