@@ -63,13 +63,20 @@ def _demo_texts() -> list[str]:
 
 def prepare_demo(out: Path) -> tuple[Path, Path]:
     """Tiny model and prepared data under ``out``; reused when already there."""
-    from bench.prepare import prepare_benchmark, prepare_regeneration_from_texts
     from bench.tiny import build_tiny_model
 
     model_dir = out / "model"
     if not (model_dir / "config.json").is_file():
         build_tiny_model(_demo_texts(), model_dir, seed=0)
     data_dir = out / "data"
+    prepare_demo_data(model_dir, data_dir)
+    return model_dir, data_dir
+
+
+def prepare_demo_data(model_dir: Path, data_dir: Path) -> None:
+    """Every QA benchmark and regeneration from the bundled texts, in ``model_dir``'s tokens."""
+    from bench.prepare import prepare_benchmark, prepare_regeneration_from_texts
+
     for benchmark in QA_BENCHMARKS:
         prepare_benchmark(benchmark, _bundled("demo_qa.jsonl"), data_dir, str(model_dir),
                           subset=benchmark, show_progress=False)
@@ -77,7 +84,6 @@ def prepare_demo(out: Path) -> tuple[Path, Path]:
     prepare_regeneration_from_texts([json.loads(line) for line in lines], data_dir,
                                     str(model_dir), DEMO_LENGTHS, source_name="demo",
                                     show_progress=False)
-    return model_dir, data_dir
 
 
 def demo_runs(model_dir: Path, neural_limit: int, skip_neural: bool) -> list[DemoRun]:

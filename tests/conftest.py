@@ -34,17 +34,10 @@ def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def demo_data_dir(tmp_path_factory: pytest.TempPathFactory, tiny_model_dir: Path) -> Path:
     """The bundled demo data prepared for every benchmark with the tiny tokenizer."""
-    from bench.demo import DEMO_LENGTHS, QA_BENCHMARKS, _bundled
-    from bench.prepare import prepare_benchmark, prepare_regeneration_from_texts
+    from bench.demo import prepare_demo_data
 
     root = tmp_path_factory.mktemp("data")
-    for benchmark in QA_BENCHMARKS:
-        prepare_benchmark(benchmark, _bundled("demo_qa.jsonl"), root, str(tiny_model_dir),
-                          subset=benchmark, show_progress=False)
-    lines = _bundled("demo_regeneration.jsonl").read_text(encoding="utf-8").splitlines()
-    prepare_regeneration_from_texts([json.loads(line) for line in lines], root,
-                                    str(tiny_model_dir), DEMO_LENGTHS, source_name="demo",
-                                    show_progress=False)
+    prepare_demo_data(tiny_model_dir, root)
     return root
 
 

@@ -12,23 +12,16 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from bench._prepared_io import QA_SCHEMA as PREPARED_QA_SCHEMA
 from data_builders._io import atomic_write_text, sha256_file, write_parquet
 from data_builders.arxivqa.cache import ResponseCache, request_key
 from data_builders.arxivqa.client import ClientSettings, Job, Usage, run_jobs
 from data_builders.arxivqa.prompt import pairs_for, render
 from data_builders.arxivqa.validate import QAPair, extract_pairs, validate
 
-QA_SCHEMA = pa.schema(
-    [
-        ("qid", pa.string()),
-        ("context_id", pa.string()),
-        ("context", pa.string()),
-        ("question", pa.string()),
-        ("answers", pa.list_(pa.string())),
-        ("answer_start", pa.int64()),
-        ("source", pa.string()),
-        ("context_tokens", pa.int64()),
-    ]
+# The prepared-QA columns (so the Parquet feeds the tasks directly) plus the answer offset.
+QA_SCHEMA = PREPARED_QA_SCHEMA.insert(
+    PREPARED_QA_SCHEMA.get_field_index("source"), pa.field("answer_start", pa.int64())
 )
 
 
