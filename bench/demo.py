@@ -117,6 +117,7 @@ def run_demo(options: argparse.Namespace) -> int:
 
     out: Path = options.out.resolve()
     started = time.perf_counter()
+    _quiet_libraries()
     _, data_dir = prepare_demo(out)
     os.environ["COMPRESSBENCH_DATA"] = str(data_dir)
     # Runs name the model by its path relative to ``out`` so that results (and the committed
@@ -131,6 +132,17 @@ def run_demo(options: argparse.Namespace) -> int:
     print(f"[demo] done in {time.perf_counter() - started:.0f} s; lm-eval results in "
           f"{out / 'runs'}, leaderboard in {out / 'leaderboard' / 'index.html'}")
     return 0
+
+
+def _quiet_libraries() -> None:
+    """The demo prints its own progress; keep lm-eval and datasets to warnings that matter."""
+    import logging
+
+    import datasets
+
+    datasets.disable_progress_bars()
+    for name in ("lm_eval", "datasets", "transformers"):
+        logging.getLogger(name).setLevel(logging.ERROR)
 
 
 def print_leaderboard(runs: Path, out: Path) -> None:
