@@ -109,3 +109,15 @@ def test_context_longer_than_the_window_is_cut_with_a_warning(
     ratio = results["results"]["compressed_squad"]["original_tokens,none"]
     assert ratio < 120
     assert read_results(tmp_path)["results"]["compressed_squad"]["squad_f1,none"] >= 0.0
+
+
+def test_batch_size_auto_gives_the_answers_of_batch_size_1(data_env: Path, tiny_model_dir: Path,
+                                                            tmp_path: Path):
+    args = "compressor=truncate,rate=0.5,compression_cache=off"
+    _run(tmp_path / "b1", tiny_model_dir, args, limit=3, batch_size=1)
+    auto = run_lm_eval("compressed", f"pretrained={tiny_model_dir},{args}", ("compressed_squad",),
+                       tmp_path / "auto", limit=3, batch_size="auto")
+    assert auto["config"]["batch_size"] == "auto"
+    one = read_samples(tmp_path / "b1", "compressed_squad")
+    automatic = read_samples(tmp_path / "auto", "compressed_squad")
+    assert [s["resps"] for s in one] == [s["resps"] for s in automatic]
