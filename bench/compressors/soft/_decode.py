@@ -122,8 +122,8 @@ def greedy_generate(
 ) -> list[GenerationOutput]:
     """Greedy continuation of every item (stops at EOS, a stop string or the token limit).
 
-    ``seconds`` and ``ttft_seconds`` are the batch's wall time and time to first token
-    divided by the batch size (the amortised cost per item).
+    ``seconds`` and ``ttft_seconds`` are the batch's wall time and time to first token: the
+    latency each item saw, as for text prompts answered by lm-eval's ``hf`` backend.
     """
     if not items:
         return []
@@ -160,8 +160,7 @@ def greedy_generate(
     results = []
     for row_tokens in tokens:
         text = settings.cut_at_stop(str(tokenizer.decode(row_tokens, skip_special_tokens=True)))
-        results.append(GenerationOutput(text, len(row_tokens), elapsed / len(items),
-                                        ttft / len(items)))
+        results.append(GenerationOutput(text, len(row_tokens), elapsed, ttft))
     return results
 
 
