@@ -23,6 +23,8 @@ _HELP = {
             "holding context, question, answers",
     "out": "output folder: checkpoint-*/ (resumable), final/, metrics.json",
     "num_mem": "memory slots k",
+    "decoder_positions": "500x: decoder tokens continue after the memory positions (continue, "
+                         "default) or restart at k like the reference implementation (restart)",
     "revision": "base model revision (branch, tag or commit) to load and record",
     "dev": "explicit dev file (else dev.parquet beside the data, else a seeded hold-out)",
     "init_from": "start from these trained weights (e.g. the pretrain run's final/ folder)",

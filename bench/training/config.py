@@ -19,6 +19,7 @@ class TrainConfig:
     data: str
     out: str
     num_mem: int = 4
+    decoder_positions: str = "continue"
     revision: str | None = None
     dev: str | None = None
     init_from: str | None = None
@@ -53,6 +54,9 @@ class TrainConfig:
             raise ValueError(f"stage must be one of {STAGES}, got {self.stage!r}")
         if self.method not in METHODS:
             raise ValueError(f"method must be one of {METHODS}, got {self.method!r}")
+        if self.decoder_positions not in ("continue", "restart"):
+            raise ValueError("decoder_positions must be 'continue' or 'restart', "
+                             f"got {self.decoder_positions!r}")
         if self.schedule not in ("constant", "linear"):
             raise ValueError(f"schedule must be 'constant' or 'linear', got {self.schedule!r}")
         if self.dtype not in ("auto", "float32", "bfloat16"):

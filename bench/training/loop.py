@@ -67,6 +67,8 @@ def build_model(config: TrainConfig, base: Any, tokenizer: Any) -> SoftModel:
                         tuple(config.lora_targets))
     model = model_class(config.method)(base, tokenizer, config.num_mem, lora, config.seed,
                                        config.max_context_tokens)
+    if config.method == "500x":
+        model.decoder_positions = config.decoder_positions
     if config.init_from:
         path = Path(config.init_from)
         recorded = ckpt.read_config(path)

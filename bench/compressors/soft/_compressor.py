@@ -16,7 +16,7 @@ from bench.compressors._api import CompressionRequest, TargetModel
 from bench.compressors.soft import checkpoint as ckpt
 from bench.compressors.soft._decode import DecoderItem, greedy_generate
 from bench.compressors.soft._encoder import EncoderOutput, LoraSettings
-from bench.compressors.soft._model import SoftModel
+from bench.compressors.soft._model import DECODER_POSITIONS, SoftModel
 from bench.models.generation import DecoderPrompt, GenerationOutput, GenerationSettings
 from bench.records import CompressedContext, CompressionStats
 
@@ -30,7 +30,9 @@ class SoftOptions:
     ``num_mem``: memory slots k (default 4, or the checkpoint's); ``checkpoint``: directory of
     trained weights (without it the weights are freshly initialised: only useful for tests);
     ``max_context_tokens``: context tokens the encoder reads; ``batch_size``: contexts per
-    encoder/decoder batch; ``seed``: initialisation seed without a checkpoint.
+    encoder/decoder batch; ``seed``: initialisation seed without a checkpoint;
+    ``decoder_positions`` (500x): ``continue`` (default) or ``restart`` (the reference
+    implementation's positions), else the checkpoint's.
     """
 
     num_mem: int | None = None
@@ -38,6 +40,7 @@ class SoftOptions:
     max_context_tokens: int = 500
     batch_size: int = 8
     seed: int = 0
+    decoder_positions: str | None = None
 
 
 def eos_ids(target: TargetModel, model: SoftModel) -> list[int]:
@@ -58,6 +61,7 @@ def build_soft_model(model_type: type[SoftModel], target: TargetModel,
         raise ValueError(f"{model_type.method}: needs a neural target model (target.model)")
     if options.batch_size < 1:
         raise ValueError(f"{model_type.method}: batch_size must be >= 1")
+    recorded: str | None = None
     if options.checkpoint is None:
         warnings.warn(
             f"{model_type.method}: no checkpoint given; the LoRA and memory are freshly "
@@ -77,8 +81,24 @@ def build_soft_model(model_type: type[SoftModel], target: TargetModel,
                            ckpt.lora_settings(config), int(config["seed"]),
                            int(config["max_context_tokens"]))
         ckpt.load_weights(model, path)
+        recorded = str(config.get("decoder_positions", "continue"))
+    set_decoder_positions(model, options.decoder_positions, recorded, options.checkpoint)
     model.eval()
     return model
+
+
+def set_decoder_positions(model: SoftModel, requested: str | None, recorded: str | None,
+                          where: str | None) -> None:
+    """Apply the decoder-position convention: the request, else the checkpoint's."""
+    if requested is not None and model.method != "500x":
+        raise ValueError(f"{model.method}: decoder_positions applies to 500x only")
+    if requested is not None and requested not in DECODER_POSITIONS:
+        raise ValueError(f"decoder_positions must be one of {DECODER_POSITIONS}, "
+                         f"got {requested!r}")
+    if requested is not None and recorded is not None and requested != recorded:
+        raise ckpt.CheckpointMismatchError(
+            f"{where}: trained with decoder_positions={recorded}, asked for {requested}")
+    model.decoder_positions = requested or recorded or "continue"
 
 
 def _check_special_ids(config: dict[str, Any], target: TargetModel, path: Path) -> None:
@@ -111,6 +131,10 @@ class SoftCompressor:
         settings.pop("batch_size")
         settings.update(num_mem=self.model.num_mem, seed=self.model.seed,
                         max_context_tokens=self.model.max_context_tokens)
+        if self.model.method == "500x":
+            settings["decoder_positions"] = self.model.decoder_positions
+        else:
+            settings.pop("decoder_positions")
         if self.options.checkpoint is not None:
             weights = Path(self.options.checkpoint) / ckpt.WEIGHTS_FILE
             settings["checkpoint_sha256"] = sha256_file(weights)

@@ -40,11 +40,17 @@ class Example:
             raise ValueError("a QA example needs a question")
 
 
+DECODER_POSITIONS = ("continue", "restart")
+
+
 class SoftModel(nn.Module):
     """Encoder + method-specific decoder interface over one frozen base model."""
 
     method = ""
     uses_trigger = False
+    #: Where the decoder's own tokens start after a KV memory (500x only): "continue" after
+    #: the encoder's memory positions, or "restart" at k as the reference implementation does.
+    decoder_positions = "continue"
 
     def __init__(self, model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, num_mem: int,
                  lora: LoraSettings, seed: int = 0, max_context_tokens: int = 500) -> None:

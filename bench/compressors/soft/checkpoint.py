@@ -64,6 +64,7 @@ def model_config(model: SoftModel, base_name: str, training: dict[str, Any] | No
         "num_mem": model.num_mem,
         "max_context_tokens": model.max_context_tokens,
         "seed": model.seed,
+        "decoder_positions": model.decoder_positions,
         "base_model": base_identity(model.base, base_name),
         "special_token_ids": model.ids.as_dict(),
         "lora": {"r": lora.r, "alpha": lora.alpha, "dropout": lora.dropout,

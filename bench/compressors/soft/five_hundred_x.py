@@ -4,8 +4,9 @@ The encoder (base LM + LoRA) reads ``[BOS] context [m_1 .. m_k]``; each layer's 
 values at the k memory positions become the frozen decoder's cache. Positions: the context
 occupies ``0..n-1``, the memory ``n..n+k-1`` (rotary encoding applied there) and the
 decoder's own tokens continue at ``n+k``, so the decoder sees the memory exactly as it would
-see the k tokens just before its input. Decoder prompts: ``"Question: {q} Answer: "`` for QA,
-the BOS token for regeneration.
+see the k tokens just before its input. ``decoder_positions=restart`` starts them at ``k``
+instead, as the reference implementation does (the cache length). Decoder prompts:
+``"Question: {q} Answer: "`` for QA, the BOS token for regeneration.
 """
 
 from __future__ import annotations
@@ -32,13 +33,19 @@ class KVSoftModel(SoftModel):
     def regeneration_prompt_ids(self) -> list[int]:
         return [self.ids.trigger]
 
+    def decoder_start(self, memory: EncoderOutput, row: int) -> int:
+        """Position of the decoder's first token after the memory of batch row ``row``."""
+        if self.decoder_positions == "restart":
+            return self.num_mem
+        return memory.next_positions[row]
+
     def decoder_input(self, memory: EncoderOutput, row: int, kind: str,
                       prompt_ids: Sequence[int]) -> DecoderItem:
         return DecoderItem(
             prompt_ids=tuple(prompt_ids),
             keys=tuple(layer[row] for layer in memory.keys),
             values=tuple(layer[row] for layer in memory.values),
-            position_offset=memory.next_positions[row],
+            position_offset=self.decoder_start(memory, row),
         )
 
 
@@ -51,9 +58,13 @@ class FiveHundredX(SoftCompressor):
             keys=tuple(layer[row].detach() for layer in memory.keys),
             values=tuple(layer[row].detach() for layer in memory.values),
             stats=stats,
-            position_offset=memory.next_positions[row],
+            position_offset=self._kv_model().decoder_start(memory, row),
             extra=extra,
         )
+
+    def _kv_model(self) -> KVSoftModel:
+        assert isinstance(self.model, KVSoftModel)
+        return self.model
 
     def decoder_item(self, compressed: CompressedContext, prompt: DecoderPrompt) -> DecoderItem:
         if not isinstance(compressed, CompressedKV):
