@@ -22,6 +22,18 @@ def shared_data() -> Path:
     return path
 
 
+@pytest.fixture()
+def one_torch_thread() -> Iterator[None]:
+    """Run a test with one intra-op torch thread: tiny models gain nothing from more, and
+    oversubscribed CI cores lose a lot. Folders opt in with an autouse wrapper."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A tiny seeded Llama whose tokenizer is trained on the bundled demo texts."""

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -30,17 +29,8 @@ CORPUS = (
 
 
 @pytest.fixture(autouse=True)
-def _one_torch_thread(request: pytest.FixtureRequest) -> Iterator[None]:
-    """Tiny models gain nothing from intra-op threads, and oversubscribed CI cores lose a lot."""
-    import torch
-
-    if request.node.path.parent != Path(__file__).parent:
-        yield
-        return
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+def _one_thread(one_torch_thread: None) -> None:
+    """Every compressor test (hard and soft) runs with one torch thread."""
 
 
 @pytest.fixture(scope="session")

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-import torch
 
 from bench.compressors._api import TargetModel
 
@@ -20,14 +19,6 @@ TEXTS = (
     "Mia had a small box. Inside the box there was a shiny blue stone.",
     "Ben liked to draw pictures of cars, trains and big yellow buses.",
 ) * 4
-
-
-@pytest.fixture(autouse=True)
-def _one_thread() -> Iterator[None]:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="session")
