@@ -16,7 +16,7 @@ from lm_eval.api.registry import register_model
 
 from bench.compressors import TargetModel, build_compressor
 from bench.harness.answering import RunAccount, open_cache
-from bench.models.generation import GenerationOutput
+from bench.generation import GenerationOutput
 from bench.models.lexical_reader import extract_answer
 from bench.records import CompressedText
 

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from importlib.metadata import entry_points
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar, runtime_checkable
 
-from bench.models.generation import DecoderPrompt, GenerationOutput, GenerationSettings
+from bench.generation import DecoderPrompt, GenerationOutput, GenerationSettings
 from bench.records import CompressedContext
 
 if TYPE_CHECKING:

@@ -13,7 +13,7 @@ from bench import sample_log
 from bench.harness.accounting import ModelShape, flops_ratio, peak_cuda_mb, peak_rss_mb
 from bench.harness.compression_cache import CompressionCache
 from bench.harness.frontend import CompressionFrontEnd, PreparedRequest
-from bench.models.generation import GenerationOutput, GenerationSettings
+from bench.generation import GenerationOutput, GenerationSettings
 from bench.records import CompressedText
 
 HARNESS_VERSION = "1"

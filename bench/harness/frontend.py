@@ -17,7 +17,7 @@ from bench.harness.compression_cache import (
     checkpoint_digest,
     tokenizer_identity,
 )
-from bench.models.generation import DecoderPrompt
+from bench.generation import DecoderPrompt
 from bench.records import CompressedContext, CompressedText
 
 logger = logging.getLogger(__name__)

@@ -23,7 +23,7 @@ from bench.compressors.soft import checkpoint as ckpt
 from bench.compressors.soft._decode import greedy_generate
 from bench.compressors.soft._encoder import LoraSettings
 from bench.compressors.soft._model import Example, SoftModel
-from bench.models.generation import GenerationSettings
+from bench.generation import GenerationSettings
 from bench.training.config import TrainConfig
 from bench.training.data import load_examples
 from bench.training.state import latest_checkpoint, load_state, save_state

@@ -17,7 +17,7 @@ from bench.compressors.soft import checkpoint as ckpt
 from bench.compressors.soft._decode import DecoderItem, greedy_generate
 from bench.compressors.soft._encoder import EncoderOutput, LoraSettings
 from bench.compressors.soft._model import DECODER_POSITIONS, SoftModel
-from bench.models.generation import DecoderPrompt, GenerationOutput, GenerationSettings
+from bench.generation import DecoderPrompt, GenerationOutput, GenerationSettings
 from bench.records import CompressedContext, CompressionStats
 
 DEFAULT_NUM_MEM = 4

@@ -17,7 +17,7 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from bench.compressors.soft._cache import kv_cache
 from bench.compressors.soft._torch import input_embedding
-from bench.models.generation import GenerationOutput, GenerationSettings
+from bench.generation import GenerationOutput, GenerationSettings
 
 
 @dataclass(frozen=True)

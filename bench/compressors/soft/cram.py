@@ -35,7 +35,7 @@ from bench.compressors._api import (
 from bench.compressors.soft._decode import DecoderItem, greedy_generate
 from bench.compressors.soft._prompts import SpecialIds, text_ids
 from bench.compressors.soft._torch import input_embedding
-from bench.models.generation import DecoderPrompt, GenerationOutput, GenerationSettings
+from bench.generation import DecoderPrompt, GenerationOutput, GenerationSettings
 from bench.records import CompressedContext, CompressedEmbeddings, CompressionStats
 
 NAME = "cram"

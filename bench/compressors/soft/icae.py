@@ -17,7 +17,7 @@ from bench.compressors.soft._compressor import SoftCompressor, SoftOptions, buil
 from bench.compressors.soft._decode import DecoderItem
 from bench.compressors.soft._encoder import EncoderOutput
 from bench.compressors.soft._model import SoftModel
-from bench.models.generation import DecoderPrompt
+from bench.generation import DecoderPrompt
 from bench.records import CompressedContext, CompressedEmbeddings, CompressionStats
 
 NAME = "icae"

@@ -13,7 +13,7 @@ from bench.compressors import CompressionRequest, build_compressor
 from bench.compressors._api import TargetModel
 from bench.compressors.soft._compressor import SoftCompressor
 from bench.compressors.soft.checkpoint import CheckpointMismatchError, save_checkpoint
-from bench.models.generation import DecoderPrompt, GenerationSettings
+from bench.generation import DecoderPrompt, GenerationSettings
 from bench.records import CompressedEmbeddings, CompressedKV
 
 CONTEXTS = ("Lily saw a big red ball in the park.", "Tom and his dog went to the lake.")

@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 from bench.compressors import CompressionRequest, build_compressor
 from bench.compressors._api import TargetModel
-from bench.models.generation import DecoderPrompt, GenerationSettings
+from bench.generation import DecoderPrompt, GenerationSettings
 from bench.records import CompressedEmbeddings
 
 SENTENCE = "Lily saw a big red ball in the park. She wanted to play with it, so she ran fast."

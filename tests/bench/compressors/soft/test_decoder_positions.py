@@ -11,7 +11,7 @@ import pytest
 from bench.compressors import CompressionRequest, build_compressor
 from bench.compressors._api import TargetModel
 from bench.compressors.soft.checkpoint import CheckpointMismatchError, save_checkpoint
-from bench.models.generation import DecoderPrompt, GenerationSettings
+from bench.generation import DecoderPrompt, GenerationSettings
 from bench.records import CompressedKV
 
 CONTEXTS = ("Lily saw a big red ball in the park.", "Tom went to the lake.")

@@ -11,7 +11,7 @@ from bench.compressors import CompressionRequest, build_compressor
 from bench.compressors._api import SoftDecoder, TargetModel
 from bench.compressors.soft._compressor import SoftCompressor
 from bench.compressors.soft._model import Example
-from bench.models.generation import DecoderPrompt, GenerationSettings
+from bench.generation import DecoderPrompt, GenerationSettings
 from bench.records import CompressedEmbeddings, CompressedKV
 
 CONTEXTS = (
