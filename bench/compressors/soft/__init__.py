@@ -1,6 +1,7 @@
 """Soft compressors: ``500x`` (KV memory), ``icae`` (embedding memory) and ``cram``
 (per-sample optimised vectors, an upper bound). Importing this package registers them."""
 
+from bench.compressors.soft.autocompressor import make_autocompressor as make_autocompressor
 from bench.compressors.soft.cram import Cram, CramOptions, make_cram
 from bench.compressors.soft.five_hundred_x import FiveHundredX, KVSoftModel, make_500x
 from bench.compressors.soft.icae import EmbeddingSoftModel, Icae, make_icae
