@@ -9,7 +9,7 @@ from collections.abc import Sequence
 
 def _eval(argv: Sequence[str]) -> int:
     """Run the lm-eval CLI with the ``compressed`` models and ``compressed_*`` tasks."""
-    from bench.lm_eval_plugin import register
+    from bench.lmeval.plugin import register
 
     register()
     from lm_eval.__main__ import cli_evaluate

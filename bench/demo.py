@@ -56,7 +56,7 @@ def _demo_texts() -> list[str]:
             record = json.loads(line)
             texts.append(record.get("context") or record.get("text") or "")
             texts.extend(qa["question"] for qa in record.get("qas", []))
-    from bench.task_functions import QA_INSTRUCTION, REGENERATION_INSTRUCTION
+    from bench.lmeval.task_functions import QA_INSTRUCTION, REGENERATION_INSTRUCTION
 
     return [t for t in texts if t] + [QA_INSTRUCTION, REGENERATION_INSTRUCTION]
 
@@ -75,7 +75,7 @@ def prepare_demo(out: Path) -> tuple[Path, Path]:
 
 def prepare_demo_data(model_dir: Path, data_dir: Path) -> None:
     """Every QA benchmark and regeneration from the bundled texts, in ``model_dir``'s tokens."""
-    from bench.prepare import prepare_benchmark, prepare_regeneration_from_texts
+    from bench.prepare.cli import prepare_benchmark, prepare_regeneration_from_texts
 
     for benchmark in QA_BENCHMARKS:
         prepare_benchmark(benchmark, _bundled("demo_qa.jsonl"), data_dir, str(model_dir),
@@ -113,7 +113,7 @@ def run_demo(options: argparse.Namespace) -> int:
     """Prepare, evaluate, tabulate; prints the tables and where everything was written."""
     import os
 
-    from bench.evaluation import run_lm_eval
+    from bench.lmeval.run import run_lm_eval
 
     out: Path = options.out.resolve()
     started = time.perf_counter()

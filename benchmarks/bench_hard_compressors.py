@@ -39,7 +39,7 @@ METHODS = ("selective_context:token", "selective_context:phrase", "selective_con
 
 def read_contexts(path: Path, skip: int, limit: int) -> list[tuple[str, str]]:
     """(context, first question) of MRQA contexts ``skip .. skip + limit``."""
-    from bench.mrqa import read_mrqa
+    from bench.prepare.mrqa import read_mrqa
 
     pairs: list[tuple[str, str]] = []
     for index, sample in enumerate(read_mrqa(path)):

@@ -63,7 +63,7 @@ def throughput_vs_hf(model_dir: Path, limit: int) -> dict[str, Any]:
     """compressed(none) vs stock hf, same task, model and batch size."""
     from lm_eval.models.huggingface import HFLM
 
-    from bench.lm_model import CompressedLM
+    from bench.lmeval.compressed_model import CompressedLM
 
     hf = HFLM(pretrained=str(model_dir), device="cpu", batch_size=4)
     ours = CompressedLM(pretrained=str(model_dir), compressor="none", device="cpu",
@@ -143,7 +143,7 @@ class _FakeRequest:
 
 
 def batch_invariance(model_dir: Path, limit: int) -> dict[int, tuple[float, list[str]]]:
-    from bench.lm_model import CompressedLM
+    from bench.lmeval.compressed_model import CompressedLM
 
     scores = {}
     for batch_size in (1, 4, 16):
@@ -190,7 +190,7 @@ def main() -> None:
                         help="keep the model and data here (default: a temporary folder)")
     args = parser.parse_args()
     from bench.demo import prepare_demo
-    from bench.lm_eval_plugin import register
+    from bench.lmeval.plugin import register
 
     register()
     with _workspace(args.out) as work:

@@ -1,6 +1,6 @@
 """Functions referenced by the task YAML files (``!function utils.NAME``)."""
 
-from bench.task_functions import (
+from bench.lmeval.task_functions import (
     doc_to_target_qa,
     doc_to_target_regeneration,
     doc_to_text_qa,

@@ -59,7 +59,7 @@ def data_env(demo_data_dir: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[P
     monkeypatch.setenv("COMPRESSBENCH_DATA", str(demo_data_dir))
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
-    from bench import sample_log
+    from bench.harness import sample_log
 
     sample_log.clear()
     yield demo_data_dir

@@ -9,11 +9,11 @@ from typing import Any
 
 from platformdirs import user_cache_dir
 
-from bench import sample_log
+from bench.generation import GenerationOutput, GenerationSettings
+from bench.harness import sample_log
 from bench.harness.accounting import ModelShape, flops_ratio, peak_cuda_mb, peak_rss_mb
 from bench.harness.compression_cache import CompressionCache
 from bench.harness.frontend import CompressionFrontEnd, PreparedRequest
-from bench.generation import GenerationOutput, GenerationSettings
 from bench.records import CompressedText
 
 HARNESS_VERSION = "1"

@@ -11,13 +11,13 @@ from typing import Any
 from tqdm import tqdm
 
 from bench.compressors import CompressionRequest, Compressor, TargetModel
+from bench.generation import DecoderPrompt
 from bench.harness.compression_cache import (
     CompressionCache,
     cache_key,
     checkpoint_digest,
     tokenizer_identity,
 )
-from bench.generation import DecoderPrompt
 from bench.records import CompressedContext, CompressedText
 
 logger = logging.getLogger(__name__)

@@ -2,9 +2,10 @@
 
 * pretraining: a folder with ``train.parquet`` (and ``dev.parquet``) holding a ``text`` column,
   or a single ``.parquet`` file with that column;
-* fine-tuning: an MRQA-format ``.jsonl``/``.jsonl.gz`` file (read with :mod:`bench.mrqa`), or a
-  folder with ``train.parquet``/``dev.parquet`` or ``test.parquet`` holding ``context``,
-  ``question`` and ``answers`` (the prepared benchmark / ArxivQA builder layout).
+* fine-tuning: an MRQA-format ``.jsonl``/``.jsonl.gz`` file (read with
+  :mod:`bench.prepare.mrqa`), or a folder with ``train.parquet``/``dev.parquet`` or
+  ``test.parquet`` holding ``context``, ``question`` and ``answers`` (the prepared benchmark /
+  ArxivQA builder layout).
 
 Without an explicit or bundled dev split, ``dev_size`` examples are held out (seeded).
 """
@@ -56,7 +57,7 @@ def _qa_rows(path: Path) -> list[Example]:
 
 
 def _mrqa_examples(path: Path) -> list[Example]:
-    from bench.mrqa import read_mrqa
+    from bench.prepare.mrqa import read_mrqa
 
     examples = []
     for sample in read_mrqa(path):

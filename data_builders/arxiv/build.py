@@ -6,55 +6,19 @@ import logging
 import re
 from collections import Counter
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
 
 from tqdm import tqdm
 
 from data_builders._io import link_or_copy, sha256_file, write_parquet
 from data_builders.arxiv import api, sources
-from data_builders.arxiv.api import ApiSettings
+from data_builders.arxiv.config import BuildConfig, BuildResult
 from data_builders.arxiv.records import Paper
-from data_builders.arxiv.splits import Collected, Selection, Windows, collect, select_eval
+from data_builders.arxiv.splits import Collected, Selection, collect, select_eval
 from data_builders.arxiv.tables import group_table, split_table
 from data_builders.arxiv.tokens import TargetTokenizer
 
-Source = Literal["api", "snapshot", "jsonl"]
 logger = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class BuildConfig:
-    """Everything that determines the corpus (the output folder aside)."""
-
-    windows: Windows
-    source: Source
-    out: Path
-    tokenizer: str
-    input: Path | None = None
-    api: ApiSettings | None = None
-    categories: tuple[str, ...] = ()
-    lengths: tuple[int, ...] = (96, 192, 288, 384, 480)
-    dev_size: int = 3000
-    test_size: int = 2500
-    seed: int = 0
-    ngram: int = 13
-    overlap_threshold: float = 0.0
-    keep_overlap: bool = False
-    skip_bad: bool = False
-
-
-@dataclass
-class BuildResult:
-    """What was built: per-file row counts and hashes, the counts and the audit."""
-
-    rows: dict[str, int] = field(default_factory=dict)
-    hashes: dict[str, str] = field(default_factory=dict)
-    counts: Counter[str] = field(default_factory=Counter)
-    inputs: list[dict[str, Any]] = field(default_factory=list)
-    selection: Selection | None = None
-    tokenizer: TargetTokenizer | None = None
 
 
 def _papers(config: BuildConfig, result: BuildResult) -> Iterator[Paper]:

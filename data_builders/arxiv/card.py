@@ -10,7 +10,7 @@ from data_builders._cards import markdown_table, package_versions
 from data_builders._io import atomic_write_json, atomic_write_text, sha256_file
 
 if TYPE_CHECKING:
-    from data_builders.arxiv.build import BuildConfig, BuildResult
+    from data_builders.arxiv.config import BuildConfig, BuildResult
 
 
 def _arguments(config: BuildConfig) -> dict[str, Any]:

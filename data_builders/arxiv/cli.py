@@ -10,7 +10,8 @@ from pathlib import Path
 
 from data_builders._io import BadRecordError
 from data_builders.arxiv.api import DEFAULT_API_URL, ApiFetchError, ApiSettings
-from data_builders.arxiv.build import BuildConfig, build
+from data_builders.arxiv.build import build
+from data_builders.arxiv.config import BuildConfig
 from data_builders.arxiv.records import parse_cli_date
 from data_builders.arxiv.splits import Windows
 

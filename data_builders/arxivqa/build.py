@@ -4,61 +4,23 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections import Counter
-from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from bench._prepared_io import QA_SCHEMA as PREPARED_QA_SCHEMA
+from bench.prepare.prepared_io import QA_SCHEMA as PREPARED_QA_SCHEMA
 from data_builders._io import atomic_write_text, sha256_file, write_parquet
 from data_builders.arxivqa.cache import ResponseCache, request_key
-from data_builders.arxivqa.client import ClientSettings, Job, Usage, run_jobs
+from data_builders.arxivqa.client import Job, Usage, run_jobs
+from data_builders.arxivqa.config import Context, QAConfig, QAResult
 from data_builders.arxivqa.prompt import pairs_for, render
-from data_builders.arxivqa.validate import QAPair, extract_pairs, validate
+from data_builders.arxivqa.validate import extract_pairs, validate
 
 # The prepared-QA columns (so the Parquet feeds the tasks directly) plus the answer offset.
 QA_SCHEMA = PREPARED_QA_SCHEMA.insert(
     PREPARED_QA_SCHEMA.get_field_index("source"), pa.field("answer_start", pa.int64())
 )
-
-
-@dataclass(frozen=True)
-class Context:
-    """One corpus row to generate questions for."""
-
-    id: str
-    text: str
-    n_tokens: int
-    number: int
-
-
-@dataclass(frozen=True)
-class QAConfig:
-    """What determines the generated dataset (plus where it goes)."""
-
-    corpus: Path
-    split: str
-    out: Path
-    template: str
-    client: ClientSettings
-    qa_per_96_tokens: float = 5.0
-    max_contexts: int | None = None
-    price_input: float | None = None
-    price_output: float | None = None
-
-
-@dataclass
-class QAResult:
-    """The assembled dataset and its counts."""
-
-    contexts: list[tuple[Context, list[QAPair]]] = field(default_factory=list)
-    rejected: Counter[str] = field(default_factory=Counter)
-    usage: Usage = field(default_factory=Usage)
-    total_tokens: Counter[str] = field(default_factory=Counter)
-    files: dict[str, str] = field(default_factory=dict)
 
 
 def load_contexts(config: QAConfig) -> list[Context]:

@@ -10,7 +10,7 @@ from data_builders._io import atomic_write_json, atomic_write_text, sha256_bytes
 from data_builders.arxivqa.prompt import DEFAULT_TEMPLATE
 
 if TYPE_CHECKING:
-    from data_builders.arxivqa.build import QAConfig, QAResult
+    from data_builders.arxivqa.config import QAConfig, QAResult
 
 
 def estimated_cost(config: QAConfig, tokens: dict[str, int]) -> float | None:

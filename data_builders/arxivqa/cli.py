@@ -8,9 +8,10 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from data_builders.arxivqa.build import IncompleteError, QAConfig, QAResult, generate
+from data_builders.arxivqa.build import IncompleteError, generate
 from data_builders.arxivqa.card import estimated_cost
 from data_builders.arxivqa.client import ClientSettings
+from data_builders.arxivqa.config import QAConfig, QAResult
 from data_builders.arxivqa.prompt import load_template
 
 

@@ -335,7 +335,7 @@ def test_parsing_and_validation_units() -> None:
 
 
 def test_output_feeds_the_prepare_step(tmp_path: Path, env_key: None) -> None:
-    prepare = pytest.importorskip("bench.prepare")
+    prepare = pytest.importorskip("bench.prepare.cli")
     gpt2 = shared_path("data", "gpt2_tokenizer")
     corpus = write_corpus(tmp_path / "corpus", ["A", "B"])
     server = ChatServer(scenario)

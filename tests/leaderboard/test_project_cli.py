@@ -16,9 +16,9 @@ from leaderboard._cli import main
 pytestmark = pytest.mark.skipif(
     any(
         importlib.util.find_spec(m) is None
-        for m in ("bench.lm_model", "bench.lm_reader", "bench.demo")
+        for m in ("bench.lmeval.compressed_model", "bench.lmeval.reader_model", "bench.demo")
     ),
-    reason="the project's compressed models (bench.lm_model, bench.lm_reader) are not available",
+    reason="the project's compressed lm-eval models (bench.lmeval) are not available",
 )
 
 

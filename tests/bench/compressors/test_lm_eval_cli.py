@@ -12,8 +12,8 @@ import pytest
 from .conftest import CORPUS
 
 pytestmark = pytest.mark.skipif(
-    importlib.util.find_spec("bench.lm_model") is None,
-    reason="the `compressed` lm-eval model (bench.lm_model) is not available",
+    importlib.util.find_spec("bench.lmeval.compressed_model") is None,
+    reason="the `compressed` lm-eval model (bench.lmeval.compressed_model) is not available",
 )
 
 

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from bench.compressors import UnknownCompressorError
-from bench.evaluation import run_lm_eval
+from bench.lmeval.run import run_lm_eval
 from tests.conftest import read_results, read_samples
 
 

@@ -28,17 +28,17 @@ from typing import Any
 from transformers import PreTrainedTokenizerBase
 
 from bench._atomic import sha256_file
-from bench._cut import load_tokenizer
-from bench._hf_mrqa import HF_DATASET, HF_SUBSETS, load_hf_mrqa
-from bench._prepare_qa import build_qa_rows, sample_rows
-from bench._prepare_regeneration import (
+from bench.prepare.cut import load_tokenizer
+from bench.prepare.data_dir import data_root
+from bench.prepare.hf_mrqa import HF_DATASET, HF_SUBSETS, load_hf_mrqa
+from bench.prepare.mrqa import read_mrqa
+from bench.prepare.prepared_io import QA_SCHEMA, REGENERATION_SCHEMA, tokenizer_info, write_prepared
+from bench.prepare.qa import build_qa_rows, sample_rows
+from bench.prepare.regeneration import (
     PAPER_LENGTHS,
     build_regeneration_rows,
     read_corpus_lengths,
 )
-from bench._prepared_io import QA_SCHEMA, REGENERATION_SCHEMA, tokenizer_info, write_prepared
-from bench.data_dir import data_root
-from bench.mrqa import read_mrqa
 from bench.records import ContextSample
 
 __all__ = [
@@ -100,7 +100,7 @@ def prepare_benchmark(
     ``source`` is an MRQA ``.jsonl``/``.jsonl.gz`` file or ``"hf"`` (the hub ``mrqa``
     dataset; SQuAD/HotpotQA from its validation split, RelationExtraction/RACE from test).
     ``subset`` keeps only contexts whose line has ``"benchmark": subset`` (bundled demo
-    file). ``out_root`` None means :func:`bench.data_dir.data_root`.
+    file). ``out_root`` None means :func:`bench.prepare.data_dir.data_root`.
     """
     if benchmark not in QA_BENCHMARKS:
         raise ValueError(f"unknown QA benchmark {benchmark!r}; choose from {QA_BENCHMARKS}")

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
-from bench.mrqa import MRQAFormatError, clean_mrqa_markup, context_id_for
+from bench.prepare.mrqa import MRQAFormatError, clean_mrqa_markup, context_id_for
 from bench.records import ContextSample, Question
 
 __all__ = ["HF_DATASET", "HF_SUBSETS", "contexts_from_hf_rows", "load_hf_mrqa"]

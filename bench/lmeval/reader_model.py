@@ -2,7 +2,7 @@
 
 ``--model compressed_reader --model_args tokenizer=NAME_OR_PATH,compressor=NAME[,options]``.
 Rates are counted in ``tokenizer``'s tokens. QA is answered by
-:func:`bench.models.lexical_reader.extract_answer` on the compressed context; regeneration
+:func:`bench.lmeval.lexical_reader.extract_answer` on the compressed context; regeneration
 returns the compressed context itself. It reads text only, so soft compressors are refused.
 """
 
@@ -15,9 +15,9 @@ from lm_eval.api.model import LM
 from lm_eval.api.registry import register_model
 
 from bench.compressors import TargetModel, build_compressor
-from bench.harness.answering import RunAccount, open_cache
 from bench.generation import GenerationOutput
-from bench.models.lexical_reader import extract_answer
+from bench.harness.answering import RunAccount, open_cache
+from bench.lmeval.lexical_reader import extract_answer
 from bench.records import CompressedText
 
 

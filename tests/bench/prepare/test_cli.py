@@ -11,19 +11,19 @@ import pyarrow.parquet as pq
 import pytest
 from transformers import AutoTokenizer
 
-from bench._cut import count_tokens, cut_to_tokens
 from bench.demo_data import demo_qa_path, demo_regeneration_records
-from bench.mrqa import read_mrqa
-from bench.prepare import (
+from bench.prepare.cli import (
     QA_BENCHMARKS,
     main,
     prepare_benchmark,
     prepare_regeneration,
     prepare_regeneration_from_texts,
 )
+from bench.prepare.cut import count_tokens, cut_to_tokens
+from bench.prepare.mrqa import read_mrqa
 from bench.tiny import train_tokenizer
 
-SHARED = Path(__file__).resolve().parents[2] / ".." / "shared"
+SHARED = Path(__file__).resolve().parents[3] / ".." / "shared"
 SQUAD_DEV = SHARED / "data" / "mrqa_dev" / "SQuAD.jsonl.gz"
 GPT2 = SHARED / "data" / "gpt2_tokenizer"
 QA_COLUMNS = ["qid", "context_id", "context", "question", "answers", "source", "context_tokens"]

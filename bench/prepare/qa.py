@@ -10,7 +10,7 @@ from typing import Any
 from tqdm import tqdm
 from transformers import PreTrainedTokenizerBase
 
-from bench._cut import cut_to_tokens
+from bench.prepare.cut import cut_to_tokens
 from bench.records import ContextSample
 
 __all__ = ["QACounts", "build_qa_rows", "sample_key", "sample_rows"]

@@ -31,7 +31,7 @@ def run_lm_eval(
     from lm_eval.loggers import EvaluationTracker
     from lm_eval.tasks import TaskManager
 
-    from bench.lm_eval_plugin import register
+    from bench.lmeval.plugin import register
 
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     register()  # also adds the project's task folder to every TaskManager

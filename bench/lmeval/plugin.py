@@ -33,9 +33,9 @@ def register() -> None:
     import lm_eval.models  # noqa: F401  (built-ins first, or `--model hf` disappears)
     from lm_eval.tasks import TaskManager
 
-    import bench.lm_model
-    import bench.lm_reader  # noqa: F401  (registers "compressed_reader")
-    from bench.task_functions import task_folder
+    import bench.lmeval.compressed_model
+    import bench.lmeval.reader_model  # noqa: F401  (registers "compressed_reader")
+    from bench.lmeval.task_functions import task_folder
 
     original_init = TaskManager.__init__
     folder = str(task_folder())
@@ -90,6 +90,6 @@ def install_autoload() -> None:
 
 def task_include_path() -> Path:
     """The folder to pass as ``--include_path`` where autoloading is not wanted."""
-    from bench.task_functions import task_folder
+    from bench.lmeval.task_functions import task_folder
 
     return task_folder()

@@ -18,7 +18,7 @@ import pyarrow.parquet as pq
 from transformers import PreTrainedTokenizerBase
 
 from bench._atomic import atomic_path, atomic_write_json, atomic_write_text, sha256_file
-from bench._cut import tokenizer_name
+from bench.prepare.cut import tokenizer_name
 
 __all__ = [
     "QA_SCHEMA",

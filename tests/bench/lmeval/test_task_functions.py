@@ -6,8 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from bench import sample_log, task_functions
-from bench.data_dir import MissingBenchmarkError
+from bench.harness import sample_log
+from bench.lmeval import task_functions
+from bench.prepare.data_dir import MissingBenchmarkError
 
 
 def test_missing_benchmark_names_the_command_that_prepares_it(tmp_path: Path,

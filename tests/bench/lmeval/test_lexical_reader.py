@@ -1,6 +1,6 @@
 """The non-neural reader used by the demo."""
 
-from bench.models.lexical_reader import best_sentence, extract_answer
+from bench.lmeval.lexical_reader import best_sentence, extract_answer
 
 CONTEXT = ("The Velmora bridge was built in 1887 by the engineer Tomas Hurl. It spans the "
            "river Ost. Its towers are made of grey granite from the Kessel quarry.")

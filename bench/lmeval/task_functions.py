@@ -10,8 +10,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from bench import metrics, sample_log
-from bench.data_dir import MissingBenchmarkError, benchmark_dir
+from bench import metrics
+from bench.harness import sample_log
+from bench.prepare.data_dir import MissingBenchmarkError, benchmark_dir
 
 QA_INSTRUCTION = (
     "Please finish the extractive question answering task. Just output the answer."
@@ -117,7 +118,7 @@ def process_regeneration(doc: dict[str, Any], results: list[str]) -> dict[str, f
 
 def task_folder() -> Path:
     """The folder holding the task YAML files: the source checkout, else the installed copy."""
-    checkout = Path(__file__).resolve().parent.parent / "tasks"
+    checkout = Path(__file__).resolve().parents[2] / "tasks"
     if (checkout / "compressed_squad.yaml").is_file():
         return checkout
     from importlib.resources import files

@@ -10,8 +10,8 @@ import pyarrow.parquet as pq
 from tqdm import tqdm
 from transformers import PreTrainedTokenizerBase
 
-from bench._cut import cut_to_tokens
-from bench._prepare_qa import sample_rows
+from bench.prepare.cut import cut_to_tokens
+from bench.prepare.qa import sample_rows
 
 __all__ = ["PAPER_LENGTHS", "build_regeneration_rows", "read_corpus_lengths"]
 

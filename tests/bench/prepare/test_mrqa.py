@@ -1,4 +1,5 @@
-"""bench.mrqa: streaming MRQA reader, markup cleaning, errors naming file, line and field."""
+"""bench.prepare.mrqa: streaming MRQA reader, markup cleaning, errors naming file, line,
+field."""
 
 from __future__ import annotations
 
@@ -9,10 +10,10 @@ from typing import Any
 
 import pytest
 
-from bench._hf_mrqa import contexts_from_hf_rows
-from bench.mrqa import MRQAFormatError, clean_mrqa_markup, read_mrqa, read_mrqa_header
+from bench.prepare.hf_mrqa import contexts_from_hf_rows
+from bench.prepare.mrqa import MRQAFormatError, clean_mrqa_markup, read_mrqa, read_mrqa_header
 
-SHARED = Path(__file__).resolve().parents[2] / ".." / "shared"
+SHARED = Path(__file__).resolve().parents[3] / ".." / "shared"
 SQUAD_DEV = SHARED / "data" / "mrqa_dev" / "SQuAD.jsonl.gz"
 
 HEADER = {"header": {"dataset": "Toy", "split": "dev"}}

@@ -20,10 +20,10 @@ from lm_eval.models.huggingface import HFLM
 from transformers import LogitsProcessor, LogitsProcessorList
 
 from bench.compressors import SoftDecoder, TargetModel, build_compressor
+from bench.generation import GenerationOutput, GenerationSettings
 from bench.harness.accounting import ModelShape
 from bench.harness.answering import RunAccount, open_cache, settings_from_gen_kwargs
 from bench.harness.frontend import CompressionFrontEnd, PreparedRequest
-from bench.generation import GenerationOutput, GenerationSettings
 
 _HF_ARGS = frozenset(inspect.signature(HFLM.__init__).parameters) - {"self", "kwargs"}
 _ORIGINAL_PROMPT = "_compressbench_original_prompt"

@@ -1,0 +1,2 @@
+"""Stages 4-5, answer and score inside lm-evaluation-harness: the ``compressed`` and
+``compressed_reader`` models, the task functions, the plug-in hook and the in-process runner."""

@@ -1,0 +1,84 @@
+"""The layout shows the pipeline: stage folders exist, and no module imports itself back."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+PACKAGES = ("bench", "data_builders", "leaderboard")
+
+
+def _module_name(path: Path) -> str:
+    parts = list(path.relative_to(ROOT).with_suffix("").parts)
+    if parts[-1] == "__init__":
+        parts.pop()
+    return ".".join(parts)
+
+
+def _imports(path: Path, known: set[str]) -> set[str]:
+    """Project modules imported anywhere in ``path`` (function-level imports included)."""
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        names: list[str] = []
+        if isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names = [f"{node.module}.{alias.name}" for alias in node.names] + [node.module]
+        for name in names:
+            while name and name not in known:
+                name = name.rpartition(".")[0]
+            if name:
+                found.add(name)
+    return found
+
+
+def import_graph() -> dict[str, set[str]]:
+    files = [p for package in PACKAGES for p in (ROOT / package).rglob("*.py")]
+    known = {_module_name(p) for p in files}
+    graph = {}
+    for path in files:
+        name = _module_name(path)
+        # A module importing its own package's __init__ is not a cycle through code.
+        parents = {name.rsplit(".", i)[0] for i in range(1, name.count(".") + 1)}
+        graph[name] = _imports(path, known) - {name} - parents
+    return graph
+
+
+def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
+    state: dict[str, int] = {}
+    stack: list[str] = []
+
+    def visit(node: str) -> list[str] | None:
+        state[node] = 1
+        stack.append(node)
+        for child in sorted(graph.get(node, ())):
+            if state.get(child) == 1:
+                return stack[stack.index(child):] + [child]
+            if child not in state and (cycle := visit(child)):
+                return cycle
+        stack.pop()
+        state[node] = 2
+        return None
+
+    for node in sorted(graph):
+        if node not in state and (cycle := visit(node)):
+            return cycle
+    return None
+
+
+def test_no_import_cycles():
+    cycle = find_cycle(import_graph())
+    assert cycle is None, "import cycle: " + " -> ".join(cycle or [])
+
+
+def test_cycle_finder_finds_a_cycle():
+    assert find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
+    assert find_cycle({"a": {"b"}, "b": set()}) is None
+
+
+def test_stage_folders_exist():
+    for folder in ("prepare", "compressors", "harness", "lmeval", "training"):
+        assert (ROOT / "bench" / folder / "__init__.py").is_file(), folder
+    top_level = sorted(p.name for p in (ROOT / "bench").glob("*.py"))
+    assert len(top_level) <= 12, top_level
