@@ -4,6 +4,7 @@
 from bench.compressors.soft.autocompressor import make_autocompressor as make_autocompressor
 from bench.compressors.soft.cram import Cram, CramOptions, make_cram
 from bench.compressors.soft.five_hundred_x import FiveHundredX, KVSoftModel, make_500x
+from bench.compressors.soft.gist import make_gist as make_gist
 from bench.compressors.soft.icae import EmbeddingSoftModel, Icae, make_icae
 
 __all__ = [

@@ -1,0 +1,73 @@
+"""Checks that a target model and its tokenizer are a gist model the compressor can run."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from transformers import PreTrainedTokenizerBase
+
+from bench.compressors.soft._torch import input_embedding
+
+SUPPORTED_MODEL_TYPE = "llama"
+
+
+class GistModelError(ValueError):
+    """The target model or tokenizer lacks what gist compression needs."""
+
+
+def gist_token_id(tokenizer: PreTrainedTokenizerBase, gist_token: str, where: str) -> int:
+    """The id of the added token ``gist_token`` in ``tokenizer``."""
+    added: dict[str, int] = tokenizer.get_added_vocab()
+    if gist_token not in added:
+        raise GistModelError(
+            f"gist: the tokenizer of {where} has no added token {gist_token!r} "
+            "(added_tokens.json / tokenizer.json); load a gist-fine-tuned checkpoint, or name "
+            "its gist token with gist_token=...")
+    return int(added[gist_token])
+
+
+def bos_token_id(tokenizer: PreTrainedTokenizerBase, where: str) -> int:
+    """The BOS id that starts the compression call."""
+    bos = tokenizer.bos_token_id
+    if bos is None:
+        raise GistModelError(f"gist: the tokenizer of {where} defines no bos_token; the gist "
+                             "compression call starts with BOS (tokenizer_config.json)")
+    return int(bos)
+
+
+def eos_token_ids(tokenizer: PreTrainedTokenizerBase, model: Any) -> list[int]:
+    """Ids that end generation: the tokenizer's EOS plus the generation config's."""
+    ids: set[int] = set()
+    if tokenizer.eos_token_id is not None:
+        ids.add(int(tokenizer.eos_token_id))
+    configured = getattr(getattr(model, "generation_config", None), "eos_token_id", None)
+    if isinstance(configured, int):
+        ids.add(configured)
+    elif isinstance(configured, list):
+        ids.update(int(i) for i in configured)
+    if not ids:
+        raise GistModelError("gist: neither the tokenizer nor generation_config.json defines "
+                             "an EOS token")
+    return sorted(ids)
+
+
+def check_model(model: Any, gist_id: int, num_gist_tokens: int, where: str) -> None:
+    """Refuse models whose config or embeddings do not fit a gist LLaMA."""
+    config = model.config
+    model_type = getattr(config, "model_type", None)
+    if model_type != SUPPORTED_MODEL_TYPE:
+        raise GistModelError(
+            f"gist: {where} has config.json model_type {model_type!r}; the gist compressor "
+            f"follows the LLaMA path of jayelm/gisting (model_type {SUPPORTED_MODEL_TYPE!r})")
+    rows = int(input_embedding(model).weight.shape[0])
+    if gist_id >= rows:
+        raise GistModelError(
+            f"gist: {where} has {rows} embedding rows but the gist token id is {gist_id}; the "
+            "model was not fine-tuned with the gist token (config.json vocab_size)")
+    if num_gist_tokens < 1:
+        raise GistModelError(f"gist: num_gist_tokens must be >= 1, got {num_gist_tokens}")
+    trained = getattr(config, "num_gist_tokens", None)
+    if trained is not None and int(trained) != num_gist_tokens:
+        raise GistModelError(
+            f"gist: {where} was trained with num_gist_tokens={trained} (config.json) but "
+            f"num_gist_tokens={num_gist_tokens} was asked for")
