@@ -200,3 +200,17 @@ def test_changed_weights_change_the_identity(fixture: ReferenceFixture,
     summary = build(load_target(fixture.path / "checkpoint")).spec.embeddings
     changed = copy_checkpoint(replace={SUMMARY_WEIGHT: summary + 1.0})
     assert build(load_target(changed)).settings()["weights_sha256"] != original
+
+
+def test_pytorch_bin_checkpoint_gives_the_same_softprompts(
+        copy_checkpoint: Callable[..., Path], fixture: ReferenceFixture) -> None:
+    from safetensors.torch import load_file
+
+    folder = copy_checkpoint()
+    tensors = load_file(str(folder / "model.safetensors"))
+    (folder / "model.safetensors").unlink()
+    torch.save(tensors, folder / "pytorch_model.bin")
+    from_bin = softprompts(build(load_target(folder)))
+    plain = softprompts(build(load_target(fixture.path / "checkpoint")))
+    for ours, reference in zip(from_bin, plain, strict=True):
+        torch.testing.assert_close(ours, reference, atol=0.0, rtol=0.0)
