@@ -101,10 +101,10 @@ def add_debug_flag(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _report(error: BaseException, debug: bool) -> None:
-    if debug:
-        traceback.print_exception(error, file=sys.stderr)
-    print(f"error: {one_line(error)}", file=sys.stderr)
+def _report(error: BaseException, debug: bool, redact: Callable[[str], str] | None) -> None:
+    text = "".join(traceback.format_exception(error)) if debug else ""
+    text += f"error: {one_line(error)}\n"
+    sys.stderr.write(redact(text) if redact is not None else text)
 
 
 def run_cli(
@@ -112,21 +112,31 @@ def run_cli(
     argv: Sequence[str] | None = None,
     failures: tuple[type[BaseException], ...] = (),
     input_errors: tuple[type[BaseException], ...] = (),
+    redact: Callable[[str], str] | None = None,
 ) -> int:
     """Run ``main(argv)``; bad input -> one line and 2, a named failure -> one line and 1.
 
     ``input_errors`` adds a command's own bad-input exceptions to ``ValueError`` and the
     missing-file errors; ``failures`` are exceptions that are not the user's input (a server
-    that does not answer). Anything else is a bug and propagates with its traceback.
+    that does not answer; it may be a broad class such as ``OSError``: a missing file is
+    still bad input). Anything else is a bug and propagates with its traceback.
+    ``redact`` rewrites what is printed (e.g. masks a secret a server echoed).
     """
     args = list(sys.argv[1:] if argv is None else argv)
     debug = debug_requested(args)
-    bad_input: tuple[type[BaseException], ...] = (ValueError, *_FILE_ERRORS, *input_errors)
+    handled: tuple[type[BaseException], ...] = (ValueError, *_FILE_ERRORS, *input_errors, *failures)
     try:
         return main(args)
-    except failures as error:
-        _report(error, debug)
-        return EXIT_FAILURE
-    except bad_input as error:
-        _report(error, debug)
+    except handled as error:
+        _report(error, debug, redact)
+        return _exit_status(error, failures, input_errors)
+
+
+def _exit_status(
+    error: BaseException,
+    failures: tuple[type[BaseException], ...],
+    input_errors: tuple[type[BaseException], ...],
+) -> int:
+    if isinstance(error, (*_FILE_ERRORS, *input_errors)):
         return EXIT_INPUT
+    return EXIT_FAILURE if isinstance(error, failures) else EXIT_INPUT
