@@ -14,7 +14,8 @@ One deliberate difference from the 500xCompressor scripts everywhere: an empty (
 whitespace-only) prediction scores 0 and is counted; it is never dropped.
 
 Every function is pure and deterministic; tokenisations are cached so that scoring 100k
-pairs with repeated golds stays fast.
+pairs with repeated golds stays fast. NLTK, rouge-score and sacrebleu are imported on first
+use, so importing this module (as every lm-eval run with the plug-in does) stays cheap.
 """
 
 from __future__ import annotations
@@ -23,13 +24,12 @@ import re
 import string
 from collections import Counter
 from collections.abc import Sequence
-from functools import lru_cache
+from functools import cache, lru_cache
+from typing import TYPE_CHECKING, Any
 
-from nltk.tokenize.destructive import NLTKWordTokenizer
-from nltk.tokenize.punkt import PunktParameters, PunktSentenceTokenizer
-from nltk.translate.bleu_score import SmoothingFunction, sentence_bleu
-from rouge_score.rouge_scorer import RougeScorer
-from sacrebleu.metrics.bleu import BLEU
+if TYPE_CHECKING:
+    from nltk.tokenize.destructive import NLTKWordTokenizer
+    from nltk.tokenize.punkt import PunktSentenceTokenizer
 
 __all__ = [
     "QA_500X_METRICS",
@@ -49,6 +49,7 @@ __all__ = [
     "rouge_l_f_500x",
     "squad_exact_match",
     "squad_f1",
+    "squad_scores",
     "word_tokenize_500x",
 ]
 
@@ -101,6 +102,23 @@ def _token_f1(prediction: Sequence[str], gold: Sequence[str]) -> float:
     return 2 * precision * recall / (precision + recall)
 
 
+def squad_scores(prediction: str, answers: Sequence[str]) -> tuple[float, float]:
+    """``(squad_exact_match, squad_f1)`` in one pass: each text normalised once."""
+    _check_answers(answers)
+    if not prediction.strip():
+        return 0.0, 0.0
+    predicted = _squad_tokens(prediction)
+    exact = 0.0
+    f1 = 0.0
+    for gold in answers:
+        gold_tokens = _squad_tokens(gold)
+        if gold_tokens == predicted:
+            exact = 1.0
+        if predicted:
+            f1 = max(f1, _token_f1(predicted, gold_tokens))
+    return exact, f1
+
+
 def squad_exact_match(prediction: str, answers: Sequence[str]) -> float:
     """1.0 if the SQuAD-normalised prediction equals any normalised gold, else 0.0.
 
@@ -138,14 +156,20 @@ _ABBREVIATIONS = frozenset(
 )
 
 
-def _make_sentence_splitter() -> PunktSentenceTokenizer:
+@cache
+def _sentence_splitter() -> PunktSentenceTokenizer:
+    from nltk.tokenize.punkt import PunktParameters, PunktSentenceTokenizer
+
     params = PunktParameters()
     params.abbrev_types = set(_ABBREVIATIONS)
     return PunktSentenceTokenizer(params)
 
 
-_SENTENCES = _make_sentence_splitter()
-_WORDS = NLTKWordTokenizer()
+@cache
+def _word_tokenizer() -> NLTKWordTokenizer:
+    from nltk.tokenize.destructive import NLTKWordTokenizer
+
+    return NLTKWordTokenizer()
 
 
 _SENTENCE_ENDS = frozenset(".?!")
@@ -153,10 +177,12 @@ _SENTENCE_ENDS = frozenset(".?!")
 
 @lru_cache(maxsize=_CACHE_SIZE)
 def _word_tokens_500x(text: str) -> tuple[str, ...]:
+    words = _word_tokenizer()
     if _SENTENCE_ENDS.isdisjoint(text):  # Punkt only splits after . ? !
-        return tuple(_WORDS.tokenize(text))
+        return tuple(words.tokenize(text))
     return tuple(
-        word for sentence in _SENTENCES.tokenize(text) for word in _WORDS.tokenize(sentence)
+        word for sentence in _sentence_splitter().tokenize(text)
+        for word in words.tokenize(sentence)
     )
 
 
@@ -290,9 +316,18 @@ def f1_500x(prediction: str, answers: Sequence[str]) -> float:
 
 # --------------------------------------------------------------------------- regeneration
 
-_ROUGE = RougeScorer(["rougeL"], use_stemmer=False)
-_BLEU = BLEU(tokenize="13a", smooth_method="exp", effective_order=True)
-_SMOOTHING = SmoothingFunction().method1
+@cache
+def _rouge_scorer() -> Any:
+    from rouge_score.rouge_scorer import RougeScorer
+
+    return RougeScorer(["rougeL"], use_stemmer=False)
+
+
+@cache
+def _sacrebleu() -> Any:
+    from sacrebleu.metrics.bleu import BLEU
+
+    return BLEU(tokenize="13a", smooth_method="exp", effective_order=True)
 
 
 def _check_reference(reference: str) -> None:
@@ -310,7 +345,7 @@ def rouge_l_f(prediction: str, reference: str) -> float:
     _check_reference(reference)
     if not prediction.strip():
         return 0.0
-    return float(_ROUGE.score(reference, prediction)["rougeL"].fmeasure)
+    return float(_rouge_scorer().score(reference, prediction)["rougeL"].fmeasure)
 
 
 def bleu(prediction: str, reference: str) -> float:
@@ -322,7 +357,7 @@ def bleu(prediction: str, reference: str) -> float:
     _check_reference(reference)
     if not prediction.strip():
         return 0.0
-    return float(_BLEU.sentence_score(prediction, [reference]).score) / 100.0
+    return float(_sacrebleu().sentence_score(prediction, [reference]).score) / 100.0
 
 
 def bleu_500x(prediction: str, reference: str) -> float:
@@ -337,8 +372,11 @@ def bleu_500x(prediction: str, reference: str) -> float:
     hypothesis = _word_tokens_500x(prediction.strip())
     if not hypothesis:
         return 0.0
+    from nltk.translate.bleu_score import SmoothingFunction, sentence_bleu
+
     reference_tokens = list(_word_tokens_500x(reference.strip()))
-    return float(sentence_bleu([reference_tokens], list(hypothesis), smoothing_function=_SMOOTHING))
+    smoothing = SmoothingFunction().method1
+    return float(sentence_bleu([reference_tokens], list(hypothesis), smoothing_function=smoothing))
 
 
 # --------------------------------------------------------------------------- batches
@@ -347,9 +385,10 @@ def bleu_500x(prediction: str, reference: str) -> float:
 def qa_scores(prediction: str, answers: Sequence[str]) -> dict[str, float]:
     """All four QA metrics of one prediction, keyed by metric name."""
     exact, f1 = _qa_500x(prediction, answers)
+    squad_exact, squad_f1_value = squad_scores(prediction, answers)
     return {
-        "squad_exact_match": squad_exact_match(prediction, answers),
-        "squad_f1": squad_f1(prediction, answers),
+        "squad_exact_match": squad_exact,
+        "squad_f1": squad_f1_value,
         "exact_match_500x": exact,
         "f1_500x": f1,
     }
@@ -375,12 +414,8 @@ def batch_squad_scores(
 ) -> dict[str, list[float]]:
     """``squad_exact_match`` and ``squad_f1`` per pair (same order as the inputs)."""
     _check_lengths(predictions, answers_lists)
-    return {
-        "squad_exact_match": [
-            squad_exact_match(p, a) for p, a in zip(predictions, answers_lists, strict=True)
-        ],
-        "squad_f1": [squad_f1(p, a) for p, a in zip(predictions, answers_lists, strict=True)],
-    }
+    pairs = [squad_scores(p, a) for p, a in zip(predictions, answers_lists, strict=True)]
+    return {"squad_exact_match": [e for e, _ in pairs], "squad_f1": [f for _, f in pairs]}
 
 
 def batch_qa_500x_scores(

@@ -5,14 +5,21 @@
 QA pairs: predictions of 0-6 words (about 5% empty, 30% copying a gold), 1-3 golds of 1-6
 words, drawn from a 2,000-word vocabulary with punctuation and capitals. Regeneration pairs:
 a reference of ``--regen-words`` words (with sentence dots) and a prediction that copies it
-with about 20% of the words replaced. Prints a table of pairs per second.
+with about 20% of the words replaced. Prints a table of pairs per second, and the one-pass
+SQuAD EM+F1 (``squad_scores``, each gold normalised once) against the plain official-style
+loop (``normalize_answer`` re-run for every gold and metric, no caching), alternated and warmed
+up, as a ratio.
 """
 
 from __future__ import annotations
 
 import argparse
 import random
+import re
+import statistics
+import string
 import time
+from collections import Counter
 from collections.abc import Callable, Sequence
 
 from bench import metrics
@@ -71,12 +78,63 @@ def _time(
     return len(preds) / (time.perf_counter() - start)
 
 
+def _official_normalize(text: str) -> str:
+    text = text.lower()
+    text = "".join(ch for ch in text if ch not in set(string.punctuation))
+    text = re.sub(r"\b(a|an|the)\b", " ", text)
+    return " ".join(text.split())
+
+
+def _official_f1(prediction: str, gold: str) -> float:
+    predicted, expected = _official_normalize(prediction).split(), _official_normalize(gold).split()
+    same = sum((Counter(predicted) & Counter(expected)).values())
+    if same == 0:
+        return 0.0
+    precision, recall = same / len(predicted), same / len(expected)
+    return 2 * precision * recall / (precision + recall)
+
+
+def official_loop(preds: Sequence[str], golds: Sequence[list[str]]) -> None:
+    """EM and F1 as the official SQuAD v1.1 script computes them: two passes, no caching."""
+    for prediction, answers in zip(preds, golds, strict=True):
+        max(float(_official_normalize(prediction) == _official_normalize(g)) for g in answers)
+        max(_official_f1(prediction, g) for g in answers)
+
+
+def one_pass(preds: Sequence[str], golds: Sequence[list[str]]) -> None:
+    metrics.normalize_answer.cache_clear()
+    metrics._squad_tokens.cache_clear()
+    for prediction, answers in zip(preds, golds, strict=True):
+        metrics.squad_scores(prediction, answers)
+
+
+def compare_squad(preds: Sequence[str], golds: Sequence[list[str]], repeats: int) -> None:
+    """Alternate the two paths (after one warm-up each); print medians and their ratio."""
+    timings: dict[str, list[float]] = {"official loop": [], "one pass": []}
+    runners = {"official loop": official_loop, "one pass": one_pass}
+    for name in runners:
+        runners[name](preds[:1000], golds[:1000])
+    for round_ in range(repeats):
+        order = list(runners) if round_ % 2 == 0 else list(reversed(runners))
+        for name in order:
+            start = time.perf_counter()
+            runners[name](preds, golds)
+            timings[name].append(time.perf_counter() - start)
+    medians = {name: statistics.median(values) for name, values in timings.items()}
+    for name, seconds in medians.items():
+        print(f"{name:<20} {'QA':<12} {len(preds) / seconds:>12,.0f}")
+    print(f"one pass / official loop throughput: "
+          f"{medians['official loop'] / medians['one pass']:.2f}x (median of {repeats})")
+
+
 def main() -> None:
     """Run every metric once over the pairs and print pairs/s."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pairs", type=int, default=100_000, help="pairs per metric")
     parser.add_argument("--seed", type=int, default=0, help="seed of the synthetic data")
     parser.add_argument("--regen-words", type=int, default=40, help="words per regeneration text")
+    parser.add_argument("--repeats", type=int, default=3,
+                        help="alternated runs of the SQuAD comparison (median reported)")
     args = parser.parse_args()
     qa_p, qa_g = qa_pairs(args.pairs, args.seed)
     re_p, re_r = regeneration_pairs(args.pairs, args.seed, args.regen_words)
@@ -93,6 +151,7 @@ def main() -> None:
     print(f"{'metric':<20} {'data':<12} {'pairs/s':>12}")
     for name, data, rate in rows:
         print(f"{name:<20} {data:<12} {rate:>12,.0f}")
+    compare_squad(qa_p, qa_g, args.repeats)
 
 
 if __name__ == "__main__":

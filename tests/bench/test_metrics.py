@@ -174,3 +174,16 @@ def test_batches_match_single_calls_and_check_lengths():
     assert [row[1] for row in regen.values()] == [0.0, 0.0, 0.0, 0.0]
     with pytest.raises(ValueError, match="2 predictions but 1"):
         m.batch_squad_scores(["a", "b"], [["a"]])
+
+
+def test_one_pass_squad_scores_equal_the_separate_definitions():
+    import random
+
+    rng = random.Random(7)
+    words = ["the", "a", "Paris", "paris.", "an", "cat", "dog", "!", "1999", "Café", "", " "]
+    for _ in range(3000):
+        prediction = " ".join(rng.choices(words, k=rng.randint(0, 4)))
+        golds = [" ".join(rng.choices(words, k=rng.randint(0, 3))) for _ in range(3)]
+        assert m.squad_scores(prediction, golds) == (
+            m.squad_exact_match(prediction, golds), m.squad_f1(prediction, golds))
+    assert m.squad_scores("the", ["an"]) == (1.0, 0.0)  # both normalise to nothing
