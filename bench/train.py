@@ -13,18 +13,30 @@ from collections.abc import Sequence
 from dataclasses import fields
 from typing import Any
 
+from bench._errors import InputError, add_debug_flag, run_cli
+from bench.compressors.soft._layout import DECODER_POSITIONS, LAYOUTS
 from bench.training.config import METHODS, PRESETS, STAGES, TrainConfig, preset_values
 
 _HELP = {
-    "method": "soft compression method: 500x (KV memory) or icae (embedding memory)",
+    "method": "soft compression method: 500x (KV memory) or icae (embedding memory; the "
+              "500xCompressor code's ICAE baseline, i.e. compressor icae,variant=500x-baseline)",
     "base": "base LM (hub id or local folder); frozen decoder and the encoder's base",
     "data": "pretrain: Arxiv Corpus folder (train.parquet/dev.parquet with `text`) or a "
             "parquet file; finetune: MRQA .jsonl(.gz) or a folder with train/dev/test.parquet "
             "holding context, question, answers",
     "out": "output folder: checkpoint-*/ (resumable), final/, metrics.json",
     "num_mem": "memory slots k",
-    "decoder_positions": "500x: decoder tokens continue after the memory positions (continue, "
-                         "default) or restart at k like the reference implementation (restart)",
+    "layout": "encoder/decoder layout: reference (the 500xCompressor code's: no BOS, EOS "
+              "right-padding to --context-length, memory after it, 500x decoder at k) or "
+              "compressbench (BOS + context, left padding with a mask)",
+    "context_length": "reference layout: fixed encoder length the context is EOS-padded to "
+                      "(training also cuts contexts to it)",
+    "decoder_positions": "500x, compressbench layout: decoder tokens continue after the memory "
+                         "positions (continue, default) or restart at k (restart)",
+    "max_qa_len": "reference layout, finetune: question + answer ids are EOS-padded to this",
+    "loss_on_padding": "reference layout, pretrain: every EOS pad of the context is a target "
+                       "(default, as the reference); --no-loss-on-padding scores the real "
+                       "tokens and one EOS",
     "revision": "base model revision (branch, tag or commit) to load and record",
     "dev": "explicit dev file (else dev.parquet beside the data, else a seeded hold-out)",
     "init_from": "start from these trained weights (e.g. the pretrain run's final/ folder)",
@@ -36,7 +48,8 @@ _HELP = {
     "schedule": "after warm-up: constant or linear decay to 0",
     "weight_decay": "AdamW weight decay",
     "max_grad_norm": "gradient clipping norm (0 disables)",
-    "max_context_tokens": "context tokens the encoder reads (longer contexts are cut)",
+    "max_context_tokens": "context tokens the encoder reads at evaluation (longer contexts are "
+                          "cut); compressbench layout: also in training",
     "max_answer_tokens": "QA answer tokens trained on / generated at eval",
     "lora_r": "LoRA rank",
     "lora_alpha": "LoRA alpha",
@@ -75,10 +88,12 @@ def build_parser() -> argparse.ArgumentParser:
             convert = int
         elif kind.startswith("float"):
             convert = float
-        choices = METHODS if spec.name == "method" else None
+        choices = {"method": METHODS, "layout": LAYOUTS,
+                   "decoder_positions": DECODER_POSITIONS}.get(spec.name)
         parser.add_argument(flag, type=convert, default=None, choices=choices,
                             required=spec.name in ("base", "data", "out"),
                             help=_HELP[spec.name])
+    add_debug_flag(parser)
     return parser
 
 
@@ -94,11 +109,17 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
     if isinstance(values.get("lora_targets"), str):
         values["lora_targets"] = tuple(t.strip() for t in values["lora_targets"].split(",") if t)
     if "method" not in values:
-        raise SystemExit("error: --method is required (or a --preset that sets it)")
+        raise InputError("--method is required (or a --preset that sets it)")
     return TrainConfig(**values)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point; bad input ends in one line on stderr and exit status 2 (``--debug``:
+    with the traceback), a model or file that cannot be loaded in status 1."""
+    return run_cli(_run, argv, failures=(OSError,))
+
+
+def _run(argv: Sequence[str]) -> int:
     from bench.training.loop import train
 
     args = build_parser().parse_args(argv)

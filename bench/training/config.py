@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from bench.compressors.soft._layout import Layout
 
 STAGES = ("pretrain", "finetune")
 METHODS = ("500x", "icae")
@@ -19,7 +22,11 @@ class TrainConfig:
     data: str
     out: str
     num_mem: int = 4
-    decoder_positions: str = "continue"
+    layout: str = "reference"
+    context_length: int = 500
+    decoder_positions: str | None = None
+    max_qa_len: int = 46
+    loss_on_padding: bool = True
     revision: str | None = None
     dev: str | None = None
     init_from: str | None = None
@@ -31,7 +38,7 @@ class TrainConfig:
     schedule: str = "constant"
     weight_decay: float = 0.0
     max_grad_norm: float = 1.0
-    max_context_tokens: int = 500
+    max_context_tokens: int = 480
     max_answer_tokens: int = 64
     lora_r: int = 64
     lora_alpha: int = 32
@@ -54,9 +61,9 @@ class TrainConfig:
             raise ValueError(f"stage must be one of {STAGES}, got {self.stage!r}")
         if self.method not in METHODS:
             raise ValueError(f"method must be one of {METHODS}, got {self.method!r}")
-        if self.decoder_positions not in ("continue", "restart"):
-            raise ValueError("decoder_positions must be 'continue' or 'restart', "
-                             f"got {self.decoder_positions!r}")
+        if self.decoder_positions is not None and self.method != "500x":
+            raise ValueError("decoder_positions applies to method 500x only")
+        self.layout_settings()
         if self.schedule not in ("constant", "linear"):
             raise ValueError(f"schedule must be 'constant' or 'linear', got {self.schedule!r}")
         if self.dtype not in ("auto", "float32", "bfloat16"):
@@ -64,6 +71,17 @@ class TrainConfig:
         for name in ("num_mem", "steps", "batch_size", "grad_accum", "lora_r"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+
+    def layout_settings(self) -> Layout:
+        """The input layout and training targets of this run (validated)."""
+        from bench.compressors.soft._layout import Layout
+
+        positions = self.decoder_positions
+        if self.layout == "compressbench" and positions is None:
+            positions = "continue"
+        return Layout(name=self.layout, context_length=self.context_length,
+                      max_context_tokens=self.max_context_tokens, decoder_positions=positions,
+                      max_qa_len=self.max_qa_len, loss_on_padding=self.loss_on_padding)
 
     @property
     def kind(self) -> str:
@@ -78,8 +96,9 @@ class TrainConfig:
 
 # 500xCompressor paper, Table 3 (500 -> 4 tokens): the only setting whose step counts are
 # recorded in REFERENCE.md. ICAE as a baseline there was trained with the same schedule.
-_PAPER_4 = {"num_mem": 4, "batch_size": 4, "warmup_steps": 300, "max_context_tokens": 500,
-            "lora_r": 64, "lora_alpha": 32, "lora_dropout": 0.05}
+_PAPER_4 = {"num_mem": 4, "batch_size": 4, "warmup_steps": 300, "context_length": 500,
+            "max_context_tokens": 480, "max_qa_len": 46, "lora_r": 64, "lora_alpha": 32,
+            "lora_dropout": 0.05}
 PRESETS: dict[str, dict[str, dict[str, Any]]] = {
     "paper-500x-4": {
         "pretrain": {**_PAPER_4, "method": "500x", "steps": 66_600, "lr": 1e-4},
@@ -91,9 +110,9 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
     },
     "tiny-cpu": {
         stage: {"num_mem": 4, "batch_size": 4, "warmup_steps": 10, "steps": 100, "lr": 1e-3,
-                "max_context_tokens": 96, "max_answer_tokens": 16, "lora_r": 8,
-                "lora_alpha": 16, "lora_dropout": 0.0, "eval_every": 50, "eval_generate": 4,
-                "save_every": 50, "dev_size": 16}
+                "context_length": 64, "max_context_tokens": 64, "max_answer_tokens": 16,
+                "lora_r": 8, "lora_alpha": 16, "lora_dropout": 0.0, "eval_every": 50,
+                "eval_generate": 4, "save_every": 50, "dev_size": 16}
         for stage in STAGES
     },
 }

@@ -22,6 +22,7 @@ from bench._atomic import atomic_write_json
 from bench.compressors.soft import checkpoint as ckpt
 from bench.compressors.soft._decode import greedy_generate
 from bench.compressors.soft._encoder import LoraSettings
+from bench.compressors.soft._layout import Layout
 from bench.compressors.soft._model import Example, SoftModel
 from bench.generation import GenerationSettings
 from bench.training.config import TrainConfig
@@ -65,18 +66,26 @@ def load_base(config: TrainConfig, device_is_cuda: bool) -> tuple[Any, Any]:
 def build_model(config: TrainConfig, base: Any, tokenizer: Any) -> SoftModel:
     lora = LoraSettings(config.lora_r, config.lora_alpha, config.lora_dropout,
                         tuple(config.lora_targets))
+    layout = config.layout_settings()
     model = model_class(config.method)(base, tokenizer, config.num_mem, lora, config.seed,
-                                       config.max_context_tokens)
-    if config.method == "500x":
-        model.decoder_positions = config.decoder_positions
+                                       layout)
     if config.init_from:
         path = Path(config.init_from)
         recorded = ckpt.read_config(path)
         ckpt.check_compatible(recorded, path, config.method, base, config.base, config.num_mem)
+        _check_same_layout(ckpt.layout_of(recorded), layout, path)
         ckpt.load_weights(model, path)
     if config.gradient_checkpointing:
         model.encoder.enable_gradient_checkpointing()
     return model
+
+
+def _check_same_layout(recorded: Layout, layout: Layout, path: Path) -> None:
+    for name in ("name", "context_length", "decoder_positions"):
+        if getattr(recorded, name) != getattr(layout, name):
+            raise ckpt.CheckpointMismatchError(
+                f"{path / ckpt.CONFIG_FILE}: trained with layout {name}="
+                f"{getattr(recorded, name)}, this run uses {getattr(layout, name)}")
 
 
 def micro_batches(examples: Sequence[Example], batch_size: int, seed: int, start: int,

@@ -112,21 +112,29 @@ def prepare_batch(model: PreTrainedModel, items: Sequence[DecoderItem]) -> Prepa
     return PreparedBatch(embeds, mask, positions, keys, values)
 
 
+@dataclass(frozen=True)
+class GreedyIds:
+    """Greedy ids of one item: the generated tokens and the EOS id that stopped it, if any."""
+
+    tokens: list[int]
+    stop_eos: int | None
+
+    @property
+    def with_eos(self) -> list[int]:
+        """The tokens plus the stopping EOS (the reference implementations' convention)."""
+        return self.tokens + ([] if self.stop_eos is None else [self.stop_eos])
+
+
 @torch.no_grad()
-def greedy_generate(
+def greedy_ids(
     model: PreTrainedModel,
     tokenizer: PreTrainedTokenizerBase,
     items: Sequence[DecoderItem],
     settings: GenerationSettings,
     eos_token_ids: Sequence[int],
-) -> list[GenerationOutput]:
-    """Greedy continuation of every item (stops at EOS, a stop string or the token limit).
-
-    ``seconds`` and ``ttft_seconds`` are the batch's wall time and time to first token: the
-    latency each item saw, as for text prompts answered by lm-eval's ``hf`` backend.
-    """
-    if not items:
-        return []
+) -> tuple[list[GreedyIds], float, float]:
+    """Greedy continuation of every item (stops at EOS, a stop string or the token limit);
+    also returns the batch's wall time and time to first token."""
     start = time.perf_counter()
     batch = prepare_batch(model, items)
     cache = kv_cache(batch.keys, batch.values) if batch.keys else None
@@ -135,6 +143,7 @@ def greedy_generate(
                 logits_to_keep=1)
     ttft = time.perf_counter() - start
     tokens: list[list[int]] = [[] for _ in items]
+    stops: list[int | None] = [None] * len(items)
     done = [False] * len(items)
     mask = batch.attention_mask
     position = batch.position_ids[:, -1:]
@@ -145,7 +154,7 @@ def greedy_generate(
             if done[row]:
                 continue
             if token in eos:
-                done[row] = True
+                done[row], stops[row] = True, token
                 continue
             tokens[row].append(token)
             if settings.until and _hits_stop(tokenizer, tokens[row], settings):
@@ -156,11 +165,29 @@ def greedy_generate(
         position = position + 1
         out = model(input_ids=next_ids[:, None], attention_mask=mask, position_ids=position,
                     past_key_values=out.past_key_values, use_cache=True)
-    elapsed = time.perf_counter() - start
+    results = [GreedyIds(row, stop) for row, stop in zip(tokens, stops, strict=True)]
+    return results, time.perf_counter() - start, ttft
+
+
+def greedy_generate(
+    model: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerBase,
+    items: Sequence[DecoderItem],
+    settings: GenerationSettings,
+    eos_token_ids: Sequence[int],
+) -> list[GenerationOutput]:
+    """Greedy answers of every item (see :func:`greedy_ids`).
+
+    ``seconds`` and ``ttft_seconds`` are the batch's wall time and time to first token: the
+    latency each item saw, as for text prompts answered by lm-eval's ``hf`` backend.
+    """
+    if not items:
+        return []
+    generated, elapsed, ttft = greedy_ids(model, tokenizer, items, settings, eos_token_ids)
     results = []
-    for row_tokens in tokens:
-        text = settings.cut_at_stop(str(tokenizer.decode(row_tokens, skip_special_tokens=True)))
-        results.append(GenerationOutput(text, len(row_tokens), elapsed, ttft))
+    for row in generated:
+        text = settings.cut_at_stop(str(tokenizer.decode(row.tokens, skip_special_tokens=True)))
+        results.append(GenerationOutput(text, len(row.tokens), elapsed, ttft))
     return results
 
 

@@ -36,12 +36,14 @@ class LoraSettings:
 @dataclass
 class EncoderOutput:
     """Memory of a batch: per-layer ``[batch, kv_heads, k, head_dim]`` states, the final
-    hidden states ``[batch, k, hidden]`` and each row's first decoder position."""
+    hidden states ``[batch, k, hidden]``, each row's encoder positions of the memory slots and
+    the position just after them."""
 
     keys: list[torch.Tensor]
     values: list[torch.Tensor]
     hidden: torch.Tensor
     next_positions: list[int]
+    memory_positions: list[list[int]]
 
 
 def _has_lora(model: nn.Module) -> bool:
@@ -136,16 +138,28 @@ class SoftEncoder(nn.Module):
                 module._gradient_checkpointing_func = functools.partial(  # type: ignore[assignment]
                     _replay_with_state, self)
 
-    def encode(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> EncoderOutput:
-        """Encode left-padded contexts ``[batch, length]`` (mask 1 on real tokens)."""
+    def encode(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None
+               ) -> EncoderOutput:
+        """Encode contexts ``[batch, length]`` followed by the memory slots.
+
+        With ``attention_mask`` (1 on real tokens, left padding) padded positions are masked
+        and the positions count real tokens only; without it every id is attended and the
+        positions run ``0 .. length+k-1``.
+        """
         embedding = input_embedding(self.base)
-        embeds = embedding(input_ids) * attention_mask[..., None].to(embedding.weight.dtype)
+        embeds = embedding(input_ids)
         batch = input_ids.shape[0]
         memory = self.memory.to(embeds.dtype)[None].expand(batch, -1, -1)
+        mask: torch.Tensor | None = None
+        if attention_mask is None:
+            total = input_ids.shape[1] + self.num_mem
+            positions = torch.arange(total, device=input_ids.device).expand(batch, -1)
+        else:
+            embeds = embeds * attention_mask[..., None].to(embedding.weight.dtype)
+            mask = torch.cat([attention_mask, attention_mask.new_ones(batch, self.num_mem)],
+                             dim=1)
+            positions = (mask.cumsum(dim=-1) - 1).clamp(min=0)
         inputs = torch.cat([embeds, memory], dim=1)
-        ones = attention_mask.new_ones(batch, self.num_mem)
-        mask = torch.cat([attention_mask, ones], dim=1)
-        positions = (mask.cumsum(dim=-1) - 1).clamp(min=0)
         cache = recording_cache(self.base.config.num_hidden_layers)
         with self.adapter_enabled():
             out = self.base.base_model(inputs_embeds=inputs, attention_mask=mask,
@@ -153,11 +167,13 @@ class SoftEncoder(nn.Module):
                                        use_cache=True)
         keys, values = layer_states(cache)
         k = self.num_mem
+        memory_positions = positions[:, -k:]
         return EncoderOutput(
             keys=[key[:, :, -k:] for key in keys],
             values=[value[:, :, -k:] for value in values],
             hidden=out.last_hidden_state[:, -k:],
-            next_positions=[int(n) for n in mask.sum(dim=-1).tolist()],
+            next_positions=[int(n) + 1 for n in memory_positions[:, -1].tolist()],
+            memory_positions=[[int(p) for p in row] for row in memory_positions.tolist()],
         )
 
 

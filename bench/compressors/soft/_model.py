@@ -17,6 +17,13 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 from bench.compressors.soft._cache import prefix_cache
 from bench.compressors.soft._decode import DecoderItem
 from bench.compressors.soft._encoder import EncoderOutput, LoraSettings, SoftEncoder, pad_left
+from bench.compressors.soft._layout import (
+    IGNORE,
+    Layout,
+    padded_context,
+    qa_rows,
+    regeneration_labels,
+)
 from bench.compressors.soft._prompts import SpecialIds, qa_prompt_ids, text_ids
 from bench.compressors.soft._torch import input_embedding
 
@@ -40,7 +47,14 @@ class Example:
             raise ValueError("a QA example needs a question")
 
 
-DECODER_POSITIONS = ("continue", "restart")
+@dataclass(frozen=True)
+class TrainingIds:
+    """One example's training inputs: the encoder ids, the decoder's token ids (after the
+    method's input vectors, if any) and one label per decoder input position (-100: none)."""
+
+    encoder_ids: list[int]
+    decoder_ids: list[int]
+    labels: list[int]
 
 
 class SoftModel(nn.Module):
@@ -48,18 +62,18 @@ class SoftModel(nn.Module):
 
     method = ""
     uses_trigger = False
-    #: Where the decoder's own tokens start after a KV memory (500x only): "continue" after
-    #: the encoder's memory positions, or "restart" at k as the reference implementation does.
-    decoder_positions = "continue"
+    #: The checkpoint file the weights came from when it lacked the trigger (a QA-only
+    #: checkpoint of the 500xCompressor code's ICAE): requests that need it are refused.
+    missing_trigger_source: str | None = None
 
     def __init__(self, model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, num_mem: int,
-                 lora: LoraSettings, seed: int = 0, max_context_tokens: int = 500) -> None:
+                 lora: LoraSettings, seed: int = 0, layout: Layout | None = None) -> None:
         super().__init__()
         self.tokenizer = tokenizer
         self.ids = SpecialIds.from_tokenizer(tokenizer)
         self.lora = lora
         self.seed = seed
-        self.max_context_tokens = max_context_tokens
+        self.layout = layout or Layout()
         self.encoder = SoftEncoder(model, num_mem, lora, self.uses_trigger, seed)
         self.last_batch_tokens = 0
 
@@ -72,17 +86,35 @@ class SoftModel(nn.Module):
         return self.encoder.num_mem
 
     @property
+    def max_context_tokens(self) -> int:
+        return self.layout.max_context_tokens
+
+    @property
     def device(self) -> torch.device:
         return self.encoder.memory.device
 
-    def context_ids(self, context: str) -> list[int]:
-        """Context tokens as the encoder reads them: BOS (if any) + the first tokens."""
-        ids = text_ids(self.tokenizer, context)[: self.max_context_tokens]
-        return ([] if self.ids.bos is None else [self.ids.bos]) + ids
+    def encoder_ids(self, context: str, truncation: int | None = None) -> list[int]:
+        """The encoder's ids of ``context`` (cut to ``truncation``, default
+        ``max_context_tokens``): EOS-padded to ``context_length`` (reference layout) or after
+        BOS (compressbench layout)."""
+        limit = self.layout.max_context_tokens if truncation is None else truncation
+        ids = text_ids(self.tokenizer, context)
+        if self.layout.is_reference:
+            return padded_context(ids, limit, self.layout.context_length, self.ids.eos)
+        return ([] if self.ids.bos is None else [self.ids.bos]) + ids[:limit]
 
     def encode(self, contexts: Sequence[str]) -> EncoderOutput:
-        """Encode a batch of contexts (left-padded)."""
-        rows = [self.context_ids(context) for context in contexts]
+        """Encode a batch of contexts as inference does."""
+        return self.encode_ids([self.encoder_ids(context) for context in contexts])
+
+    def encode_ids(self, rows: Sequence[Sequence[int]]) -> EncoderOutput:
+        """Encode rows of encoder ids (``encoder_ids`` output): unmasked fixed-length rows in
+        the reference layout, left-padded with a mask in the compressbench layout."""
+        if self.layout.is_reference:
+            if len({len(row) for row in rows}) != 1:
+                raise ValueError("reference-layout encoder rows must all have one length")
+            ids = torch.tensor([list(row) for row in rows], dtype=torch.long, device=self.device)
+            return self.encoder.encode(ids, None)
         ids, mask = pad_left(rows, self.ids.pad, self.device)
         return self.encoder.encode(ids, mask)
 
@@ -91,7 +123,8 @@ class SoftModel(nn.Module):
         if kind == "qa":
             if question is None:
                 raise ValueError(f"{self.method}: a QA prompt needs the question")
-            return qa_prompt_ids(self.tokenizer, question)
+            return qa_prompt_ids(self.tokenizer,
+                                 question if self.layout.is_reference else question.strip())
         if kind == "regeneration":
             return self.regeneration_prompt_ids()
         raise ValueError(f"{self.method}: unknown prompt kind {kind!r}; expected one of {KINDS}")
@@ -99,69 +132,95 @@ class SoftModel(nn.Module):
     def regeneration_prompt_ids(self) -> list[int]:
         raise NotImplementedError
 
+    def decoder_prefix_length(self, kind: str) -> int:
+        """Input vectors the decoder reads before its token ids (none by default)."""
+        return 0
+
     def decoder_input(self, memory: EncoderOutput, row: int, kind: str,
                       prompt_ids: Sequence[int]) -> DecoderItem:
         """The decoder input of batch row ``row`` (tensors keep their graph for training)."""
         raise NotImplementedError
+
+    def training_ids(self, example: Example) -> TrainingIds:
+        """Encoder ids, decoder ids and labels of one example (see :mod:`._layout`)."""
+        if self.layout.is_reference:
+            return self._reference_training_ids(example)
+        return self._compressbench_training_ids(example)
+
+    def _reference_training_ids(self, example: Example) -> TrainingIds:
+        layout, eos = self.layout, self.ids.eos
+        encoder = self.encoder_ids(example.context, layout.context_length)
+        skipped = self.decoder_prefix_length(example.kind)
+        if example.kind == "qa":
+            question = self.prompt_ids("qa", example.question)
+            answer = text_ids(self.tokenizer, example.target)
+            decoder, labels = qa_rows(question, answer, layout.max_qa_len, eos)
+            return TrainingIds(encoder, decoder, [IGNORE] * skipped + labels)
+        prompt = self.regeneration_prompt_ids()
+        real = len(text_ids(self.tokenizer, example.context))
+        targets = regeneration_labels(encoder, real, eos, layout.loss_on_padding)
+        labels = [IGNORE] * (skipped + len(prompt) - 1) + targets
+        return TrainingIds(encoder, [*prompt, *encoder], labels)
+
+    def _compressbench_training_ids(self, example: Example) -> TrainingIds:
+        encoder = self.encoder_ids(example.context)
+        prompt = self.prompt_ids(example.kind, example.question)
+        if example.kind == "regeneration":
+            target = text_ids(self.tokenizer, example.target)[: self.layout.max_context_tokens]
+        else:
+            target = text_ids(self.tokenizer, example.target)
+        target.append(self.ids.eos)
+        skipped = self.decoder_prefix_length(example.kind) + len(prompt) - 1
+        return TrainingIds(encoder, [*prompt, *target[:-1]], [IGNORE] * skipped + target)
 
     def forward(self, examples: Sequence[Example]) -> torch.Tensor:
         """The training loss (see :meth:`loss`); ``forward`` so that DDP wrappers work."""
         return self.loss(examples)
 
     def loss(self, examples: Sequence[Example]) -> torch.Tensor:
-        """Mean token cross-entropy of the targets (+ EOS) given the compressed contexts."""
-        memory = self.encode([example.context for example in examples])
-        items: list[DecoderItem] = []
-        targets: list[list[int]] = []
-        for row, example in enumerate(examples):
-            prompt = self.prompt_ids(example.kind, example.question)
-            items.append(self.decoder_input(memory, row, example.kind, prompt))
-            if example.kind == "regeneration":
-                target = self.context_ids(example.target)[0 if self.ids.bos is None else 1:]
-            else:
-                target = text_ids(self.tokenizer, example.target)
-            targets.append([*target, self.ids.eos])
-        encoder_tokens = sum(len(self.context_ids(e.context)) + self.num_mem for e in examples)
-        decoder_tokens = sum(item.input_length + len(target) - 1
-                             for item, target in zip(items, targets, strict=True))
-        self.last_batch_tokens = encoder_tokens + decoder_tokens
-        return decoder_loss(self.base, items, targets)
+        """Mean token cross-entropy over every labelled decoder position of the batch."""
+        rows = [self.training_ids(example) for example in examples]
+        memory = self.encode_ids([row.encoder_ids for row in rows])
+        items = [self.decoder_input(memory, index, example.kind, row.decoder_ids)
+                 for index, (example, row) in enumerate(zip(examples, rows, strict=True))]
+        encoder_tokens = sum(len(row.encoder_ids) + self.num_mem for row in rows)
+        self.last_batch_tokens = encoder_tokens + sum(item.input_length for item in items)
+        return decoder_loss(self.base, items, [row.labels for row in rows])
 
 
 def decoder_loss(model: PreTrainedModel, items: Sequence[DecoderItem],
-                 targets: Sequence[Sequence[int]]) -> torch.Tensor:
-    """Teacher-forced loss of ``targets`` after each item (right-padded, differentiable).
+                          labels: Sequence[Sequence[int]]) -> torch.Tensor:
+    """Mean cross-entropy of ``labels`` (one per input position of each item; -100 ignored)
+    against the decoder's logits at those positions: no shift inside the loss.
 
-    Every item must have the same memory length (true for a fixed k).
+    Rows are right-padded and masked; every item must have the same memory length.
     """
     embedding = input_embedding(model)
     device = embedding.weight.device
     rows: list[torch.Tensor] = []
-    labels: list[list[int]] = []
-    positions: list[torch.Tensor] = []
-    for item, target in zip(items, targets, strict=True):
-        ids = torch.tensor([*item.prompt_ids, *target[:-1]], dtype=torch.long, device=device)
-        parts = [embedding(ids)]
+    for item, row_labels in zip(items, labels, strict=True):
+        if len(row_labels) != item.input_length:
+            raise ValueError(f"{len(row_labels)} labels for {item.input_length} decoder inputs")
+        parts = []
         if item.embeds is not None:
-            parts.insert(0, item.embeds.to(parts[0].dtype))
-        row = torch.cat(parts)
-        rows.append(row)
-        n_context = row.shape[0] - len(target)
-        labels.append([-100] * n_context + list(target))
-        start = item.position_offset
-        positions.append(torch.arange(start, start + row.shape[0], device=device))
+            parts.append(item.embeds.to(embedding.weight.dtype))
+        if item.prompt_ids:
+            ids = torch.tensor(item.prompt_ids, dtype=torch.long, device=device)
+            parts.append(embedding(ids))
+        rows.append(torch.cat(parts))
     length = max(row.shape[0] for row in rows)
     batch = len(rows)
     inputs = rows[0].new_zeros(batch, length, rows[0].shape[1])
     mask = torch.zeros(batch, length, dtype=torch.long, device=device)
-    label_t = torch.full((batch, length), -100, dtype=torch.long, device=device)
+    label_t = torch.full((batch, length), IGNORE, dtype=torch.long, device=device)
     position_t = torch.zeros(batch, length, dtype=torch.long, device=device)
-    for i, (row, row_labels, row_pos) in enumerate(zip(rows, labels, positions, strict=True)):
+    for i, (item, row, row_labels) in enumerate(zip(items, rows, labels, strict=True)):
         size = row.shape[0]
         inputs[i, :size] = row
         mask[i, :size] = 1
-        label_t[i, :size] = torch.tensor(row_labels, dtype=torch.long, device=device)
-        position_t[i, :size] = row_pos
+        label_t[i, :size] = torch.tensor(list(row_labels), dtype=torch.long, device=device)
+        start = item.position_offset
+        position_t[i, :size] = torch.arange(start, start + size, device=device)
     cache = None
     if items[0].keys:
         keys = [torch.stack([item.keys[layer] for item in items])
@@ -174,4 +233,4 @@ def decoder_loss(model: PreTrainedModel, items: Sequence[DecoderItem],
                 past_key_values=cache, use_cache=False)
     logits = out.logits.float()
     return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), label_t.reshape(-1),
-                           ignore_index=-100)
+                           ignore_index=IGNORE)

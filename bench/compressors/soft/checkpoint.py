@@ -26,6 +26,7 @@ import torch
 
 from bench._atomic import atomic_path, atomic_write_json
 from bench.compressors.soft._encoder import ADAPTER_NAME, LoraSettings
+from bench.compressors.soft._layout import Layout
 
 if TYPE_CHECKING:
     from transformers import PreTrainedModel
@@ -35,6 +36,8 @@ if TYPE_CHECKING:
 CONFIG_FILE = "soft_config.json"
 WEIGHTS_FILE = "soft_weights.safetensors"
 FORMAT = "compressbench-soft/1"
+FORMATS = ("compressbench", "500x-repo")
+ICAE_VARIANT = "500x-baseline"
 
 
 class CheckpointMismatchError(ValueError):
@@ -58,19 +61,21 @@ def model_config(model: SoftModel, base_name: str, training: dict[str, Any] | No
                  ) -> dict[str, Any]:
     """The JSON config recorded with the weights of ``model``."""
     lora = model.lora
-    return {
+    config = {
         "format": FORMAT,
         "method": model.method,
         "num_mem": model.num_mem,
-        "max_context_tokens": model.max_context_tokens,
         "seed": model.seed,
-        "decoder_positions": model.decoder_positions,
+        "layout": model.layout.as_dict(),
         "base_model": base_identity(model.base, base_name),
         "special_token_ids": model.ids.as_dict(),
         "lora": {"r": lora.r, "alpha": lora.alpha, "dropout": lora.dropout,
                  "target_modules": list(lora.target_modules)},
         "training": training or {},
     }
+    if model.method == "icae":
+        config["variant"] = ICAE_VARIANT
+    return config
 
 
 def weights_state(model: SoftModel) -> dict[str, torch.Tensor]:
@@ -138,6 +143,30 @@ def read_config(path: Path) -> dict[str, Any]:
     return config
 
 
+def detect_format(path: Path) -> str:
+    """``compressbench`` (a directory with ``soft_config.json``) or ``500x-repo`` (a ``.bin``
+    file, or a directory with ``pytorch_model.bin``)."""
+    from bench.compressors.soft.repo_checkpoint import WEIGHTS_FILE as REPO_FILE
+
+    path = Path(path)
+    if path.is_dir() and (path / CONFIG_FILE).is_file():
+        return "compressbench"
+    if (path.is_file() and path.suffix == ".bin") or (path.is_dir()
+                                                      and (path / REPO_FILE).is_file()):
+        return "500x-repo"
+    raise FileNotFoundError(f"{path} is not a soft-compressor checkpoint: expected a directory "
+                            f"with {CONFIG_FILE} (compressbench) or {REPO_FILE} (500x-repo), or "
+                            "a .bin file; set checkpoint_format to force one")
+
+
+def layout_of(config: dict[str, Any]) -> Layout:
+    """The layout recorded in a checkpoint config (configs without one used compressbench)."""
+    if "layout" in config:
+        return Layout.from_dict(config["layout"])
+    return Layout(name="compressbench", max_context_tokens=int(config["max_context_tokens"]),
+                  decoder_positions=str(config.get("decoder_positions", "continue")))
+
+
 def lora_settings(config: dict[str, Any]) -> LoraSettings:
     """The LoRA settings recorded in a checkpoint config."""
     lora = config["lora"]
@@ -153,6 +182,9 @@ def check_compatible(config: dict[str, Any], path: Path, method: str, model: Pre
     if config["method"] != method:
         raise CheckpointMismatchError(f"{where}: trained for method {config['method']!r}, "
                                       f"not {method!r}")
+    if method == "icae" and config.get("variant", ICAE_VARIANT) != ICAE_VARIANT:
+        raise CheckpointMismatchError(f"{where}: icae variant {config['variant']!r}, not "
+                                      f"{ICAE_VARIANT!r}")
     if num_mem is not None and int(config["num_mem"]) != num_mem:
         raise CheckpointMismatchError(f"{where}: trained with num_mem={config['num_mem']}, "
                                       f"but num_mem={num_mem} was requested")
@@ -170,21 +202,44 @@ def check_compatible(config: dict[str, Any], path: Path, method: str, model: Pre
 
 
 def load_weights(model: SoftModel, path: Path) -> None:
-    """Load trained weights into ``model`` (shapes must match)."""
-    from peft import set_peft_model_state_dict
+    """Load trained weights into ``model``: every tensor it trains must be there, in shape."""
+    from peft import get_peft_model_state_dict, set_peft_model_state_dict
     from safetensors.torch import load_file
 
-    state = load_file(str(Path(path) / WEIGHTS_FILE), device=str(model.device))
+    file = Path(path) / WEIGHTS_FILE
+    state = load_file(str(file), device=str(model.device))
+    needed = {f"lora.{key}": value for key, value in
+              get_peft_model_state_dict(model.encoder.peft_model,
+                                        adapter_name=ADAPTER_NAME).items()}
+    needed["memory"] = model.encoder.memory
+    if model.encoder.trigger is not None:
+        needed["trigger"] = model.encoder.trigger
+    _check_tensors(file, state, needed)
     with torch.no_grad():
         model.encoder.memory.copy_(state.pop("memory"))
         trigger = state.pop("trigger", None)
-        if (trigger is None) != (model.encoder.trigger is None):
-            raise CheckpointMismatchError(f"{path}: trigger embedding presence does not match "
-                                          f"method {model.method!r}")
         if trigger is not None and model.encoder.trigger is not None:
             model.encoder.trigger.copy_(trigger)
     lora = {key.removeprefix("lora."): value for key, value in state.items()}
-    result = set_peft_model_state_dict(model.encoder.peft_model, lora, adapter_name=ADAPTER_NAME)
-    unexpected = list(getattr(result, "unexpected_keys", []) or [])
+    set_peft_model_state_dict(model.encoder.peft_model, lora, adapter_name=ADAPTER_NAME)
+
+
+def _check_tensors(file: Path, state: dict[str, torch.Tensor],
+                   needed: dict[str, torch.Tensor]) -> None:
+    missing = sorted(set(needed) - set(state))
+    if missing:
+        raise CheckpointMismatchError(f"{file}: missing tensor(s) {listed(missing)}")
+    unexpected = sorted(set(state) - set(needed))
     if unexpected:
-        raise CheckpointMismatchError(f"{path}: unexpected LoRA tensors {unexpected[:3]}")
+        raise CheckpointMismatchError(f"{file}: unexpected tensor(s) {listed(unexpected)}")
+    for key, value in needed.items():
+        if tuple(state[key].shape) != tuple(value.shape):
+            raise CheckpointMismatchError(f"{file}: tensor {key} has shape "
+                                          f"{tuple(state[key].shape)}, expected "
+                                          f"{tuple(value.shape)}")
+
+
+def listed(keys: list[str], shown: int = 4) -> str:
+    """The first ``shown`` keys, quoted, and how many more there are."""
+    text = ", ".join(repr(key) for key in keys[:shown])
+    return text + (f" and {len(keys) - shown} more" if len(keys) > shown else "")

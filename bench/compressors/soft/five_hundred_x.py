@@ -1,12 +1,13 @@
 """500xCompressor (Li et al. 2024): the memory reaches the decoder as key/value states.
 
-The encoder (base LM + LoRA) reads ``[BOS] context [m_1 .. m_k]``; each layer's keys and
-values at the k memory positions become the frozen decoder's cache. Positions: the context
-occupies ``0..n-1``, the memory ``n..n+k-1`` (rotary encoding applied there) and the
-decoder's own tokens continue at ``n+k``, so the decoder sees the memory exactly as it would
-see the k tokens just before its input. ``decoder_positions=restart`` starts them at ``k``
-instead, as the reference implementation does (the cache length). Decoder prompts:
-``"Question: {q} Answer: "`` for QA, the BOS token for regeneration.
+The encoder (base LM + LoRA) reads the context followed by k memory slots; each layer's keys
+and values at the memory positions become the frozen decoder's cache (adapter off). In the
+default ``reference`` layout (:mod:`._layout`) the context is EOS-padded to
+``context_length`` L without an attention mask, the memory sits at positions ``L..L+k-1`` and
+the decoder's own tokens start at position k (the cache length), as in the published code.
+In the ``compressbench`` layout the decoder continues after the memory's encoder positions
+(``decoder_positions=continue``) or restarts at k (``restart``). Decoder prompts: the BOS token
+for regeneration, ``"Question: {q} Answer: "`` for QA.
 """
 
 from __future__ import annotations
@@ -35,9 +36,9 @@ class KVSoftModel(SoftModel):
 
     def decoder_start(self, memory: EncoderOutput, row: int) -> int:
         """Position of the decoder's first token after the memory of batch row ``row``."""
-        if self.decoder_positions == "restart":
-            return self.num_mem
-        return memory.next_positions[row]
+        if self.layout.decoder_positions == "continue":
+            return memory.next_positions[row]
+        return self.num_mem
 
     def decoder_input(self, memory: EncoderOutput, row: int, kind: str,
                       prompt_ids: Sequence[int]) -> DecoderItem:
@@ -81,4 +82,5 @@ class FiveHundredX(SoftCompressor):
 def make_500x(target: TargetModel, options: Mapping[str, Any]) -> FiveHundredX:
     """500xCompressor: LoRA encoder, k memory slots handed over as a KV cache."""
     parsed = parse_options(SoftOptions, options, NAME)
-    return FiveHundredX(NAME, target, build_soft_model(KVSoftModel, target, parsed), parsed)
+    model, source = build_soft_model(KVSoftModel, target, parsed)
+    return FiveHundredX(NAME, target, model, parsed, source)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
+import re
 from collections.abc import Callable
 from pathlib import Path
 
@@ -17,11 +19,13 @@ from bench.generation import DecoderPrompt, GenerationSettings
 from bench.records import CompressedEmbeddings, CompressedKV
 
 CONTEXTS = ("Lily saw a big red ball in the park.", "Tom and his dog went to the lake.")
+VARIANT = {"500x": {}, "icae": {"variant": "500x-baseline"}}
 
 
-def _trained_like(target: TargetModel, method: str) -> SoftCompressor:
+def _trained_like(target: TargetModel, method: str, **options: object) -> SoftCompressor:
     with pytest.warns(UserWarning):
-        compressor = build_compressor(method, target, {"num_mem": 3, "seed": 5})
+        compressor = build_compressor(method, target,
+                                      {"num_mem": 3, "seed": 5, **VARIANT[method], **options})
     assert isinstance(compressor, SoftCompressor)
     generator = torch.Generator().manual_seed(1)
     with torch.no_grad():
@@ -37,10 +41,12 @@ def _tensors(record: object) -> list[torch.Tensor]:
     return [record.embeddings]
 
 
+@pytest.mark.parametrize("layout", ["reference", "compressbench"])
 @pytest.mark.parametrize("method", ["500x", "icae"])
 def test_reloaded_checkpoint_gives_identical_states_and_generations(
-        load_target: Callable[[str], TargetModel], method: str, tmp_path: Path) -> None:
-    original = _trained_like(load_target("qwen2"), method)
+        load_target: Callable[[str], TargetModel], method: str, layout: str,
+        tmp_path: Path) -> None:
+    original = _trained_like(load_target("qwen2"), method, layout=layout, max_context_tokens=40)
     save_checkpoint(original.model, tmp_path / "ckpt", original.target.name,
                     training={"lr": 1e-4})
     config = json.loads((tmp_path / "ckpt" / "soft_config.json").read_text())
@@ -48,10 +54,16 @@ def test_reloaded_checkpoint_gives_identical_states_and_generations(
     assert config["base_model"]["hidden_size"] == original.target.model.config.hidden_size  # type: ignore[union-attr]
     assert config["special_token_ids"]["eos"] == original.target.tokenizer.eos_token_id
     assert config["training"] == {"lr": 1e-4}
+    assert config["layout"] == original.model.layout.as_dict()
 
     target = load_target("qwen2")
-    reloaded = build_compressor(method, target, {"checkpoint": str(tmp_path / "ckpt")})
-    assert reloaded.settings()["num_mem"] == 3
+    reloaded = build_compressor(method, target,
+                                {"checkpoint": str(tmp_path / "ckpt"), **VARIANT[method]})
+    weights = (tmp_path / "ckpt" / "soft_weights.safetensors").read_bytes()
+    assert reloaded.settings() == {**original.settings(), "checkpoint": str(tmp_path / "ckpt"),
+                                   "checkpoint_format": "compressbench",
+                                   "checkpoint_sha256": hashlib.sha256(weights).hexdigest()}
+    assert reloaded.settings()["layout"] == layout
     requests = [CompressionRequest(c) for c in CONTEXTS]
     first, second = original.compress(requests), reloaded.compress(requests)
     for a, b in zip(first, second, strict=True):
@@ -74,8 +86,30 @@ def test_mismatched_checkpoint_is_a_clear_error(
     with pytest.raises(CheckpointMismatchError, match=r"num_mem=3"):
         build_compressor("500x", load_target("llama"), {"checkpoint": path, "num_mem": 4})
     with pytest.raises(CheckpointMismatchError, match="method '500x'"):
-        build_compressor("icae", load_target("llama"), {"checkpoint": path})
+        build_compressor("icae", load_target("llama"), {"checkpoint": path, **VARIANT["icae"]})
+    with pytest.raises(CheckpointMismatchError, match="layout=reference"):
+        build_compressor("500x", load_target("llama"), {"checkpoint": path,
+                                                        "layout": "compressbench"})
     with pytest.raises(CheckpointMismatchError, match="model_type"):
         build_compressor("500x", load_target("qwen2"), {"checkpoint": path})
     with pytest.raises(FileNotFoundError, match=r"soft_config\.json"):
         build_compressor("500x", load_target("llama"), {"checkpoint": str(tmp_path)})
+
+
+@pytest.mark.parametrize("damage", ["drop", "reshape"])
+def test_checkpoint_with_a_missing_or_misshapen_lora_tensor_is_refused(
+        load_target: Callable[[str], TargetModel], tmp_path: Path, damage: str) -> None:
+    from safetensors.torch import load_file, save_file
+
+    original = _trained_like(load_target("llama"), "500x")
+    save_checkpoint(original.model, tmp_path / "ckpt", original.target.name)
+    weights = tmp_path / "ckpt" / "soft_weights.safetensors"
+    state = load_file(str(weights))
+    victim = sorted(key for key in state if "lora_B" in key)[-1]
+    if damage == "drop":
+        del state[victim]
+    else:
+        state[victim] = state[victim][:, :-1].contiguous()
+    save_file(state, str(weights))
+    with pytest.raises(CheckpointMismatchError, match=re.escape(victim)):
+        build_compressor("500x", load_target("llama"), {"checkpoint": str(tmp_path / "ckpt")})

@@ -1,4 +1,4 @@
-"""500x decoder positions: after the memory (default) or restarting at k (reference code)."""
+"""500x decoder positions in the compressbench layout: after the memory (default) or at k."""
 
 from __future__ import annotations
 
@@ -19,7 +19,8 @@ CONTEXTS = ("Lily saw a big red ball in the park.", "Tom went to the lake.")
 
 def _offsets(target: TargetModel, **options: object) -> list[int]:
     with pytest.warns(UserWarning):
-        compressor = build_compressor("500x", target, {"num_mem": 3, **options})
+        compressor = build_compressor("500x", target,
+                                      {"num_mem": 3, "layout": "compressbench", **options})
     records = compressor.compress([CompressionRequest(c) for c in CONTEXTS])
     assert all(isinstance(r, CompressedKV) for r in records)
     return [r.position_offset for r in records if isinstance(r, CompressedKV)]
@@ -38,7 +39,8 @@ def test_restart_decodes_and_is_recorded_in_settings_and_checkpoints(
         load_target: Callable[[str], TargetModel], tmp_path: Path) -> None:
     with pytest.warns(UserWarning):
         compressor = build_compressor("500x", load_target("qwen2"),
-                                      {"num_mem": 2, "decoder_positions": "restart"})
+                                      {"num_mem": 2, "layout": "compressbench",
+                                       "decoder_positions": "restart"})
     assert compressor.settings()["decoder_positions"] == "restart"
     records = compressor.compress([CompressionRequest(CONTEXTS[0])])
     outputs = compressor.generate(  # type: ignore[attr-defined]
@@ -47,7 +49,8 @@ def test_restart_decodes_and_is_recorded_in_settings_and_checkpoints(
     assert outputs[0].generated_tokens <= 4
     save_checkpoint(compressor.model, tmp_path / "ckpt", "qwen2")  # type: ignore[attr-defined]
     config = json.loads((tmp_path / "ckpt" / "soft_config.json").read_text())
-    assert config["decoder_positions"] == "restart"
+    assert config["layout"]["name"] == "compressbench"
+    assert config["layout"]["decoder_positions"] == "restart"
     path = str(tmp_path / "ckpt")
     reloaded = build_compressor("500x", load_target("qwen2"), {"checkpoint": path})
     assert reloaded.settings()["decoder_positions"] == "restart"
@@ -59,6 +62,10 @@ def test_restart_decodes_and_is_recorded_in_settings_and_checkpoints(
 def test_decoder_positions_is_refused_where_it_means_nothing(
         load_target: Callable[[str], TargetModel]) -> None:
     with pytest.warns(UserWarning), pytest.raises(ValueError, match="500x only"):
-        build_compressor("icae", load_target("llama"), {"decoder_positions": "restart"})
+        build_compressor("icae", load_target("llama"),
+                         {"variant": "500x-baseline", "decoder_positions": "restart"})
     with pytest.warns(UserWarning), pytest.raises(ValueError, match="must be one of"):
-        build_compressor("500x", load_target("llama"), {"decoder_positions": "sideways"})
+        build_compressor("500x", load_target("llama"),
+                         {"layout": "compressbench", "decoder_positions": "sideways"})
+    with pytest.warns(UserWarning), pytest.raises(ValueError, match="compressbench only"):
+        build_compressor("500x", load_target("llama"), {"decoder_positions": "restart"})

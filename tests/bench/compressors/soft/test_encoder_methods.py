@@ -20,13 +20,15 @@ CONTEXTS = (
     "The sun was hot, so the cat slept under the tree all day long and did not wake up.",
     "Mia had a box.",
 )
+VARIANT = {"500x": {}, "icae": {"variant": "500x-baseline"}}
 PROMPTS = (DecoderPrompt("regeneration", "", ""),
            DecoderPrompt("qa", "", " Question: Who? Answer:", question="Who was there?"))
 
 
 def _build(target: TargetModel, method: str, **options: object) -> SoftCompressor:
     with pytest.warns(UserWarning, match="no checkpoint"):
-        compressor = build_compressor(method, target, {"num_mem": 2, **options})
+        compressor = build_compressor(method, target,
+                                      {"num_mem": 2, **VARIANT[method], **options})
     assert isinstance(compressor, SoftCompressor) and isinstance(compressor, SoftDecoder)
     return compressor
 
@@ -92,12 +94,13 @@ def test_adapter_is_off_outside_the_encoder(
     assert {active for p, active in seen if p == "decode"} == {False}
 
 
+@pytest.mark.parametrize("layout", ["reference", "compressbench"])
 @pytest.mark.parametrize("which", ["llama", "qwen2", "stories"])
 @pytest.mark.parametrize("method", ["500x", "icae"])
 def test_batch_of_four_equals_one_at_a_time(
-        load_target: Callable[[str], TargetModel], method: str, which: str) -> None:
+        load_target: Callable[[str], TargetModel], method: str, which: str, layout: str) -> None:
     target = load_target(which)
-    compressor = _build(target, method, batch_size=4)
+    compressor = _build(target, method, batch_size=4, layout=layout)
     _perturb_lora(compressor)
     batched = compressor.compress([CompressionRequest(c) for c in CONTEXTS])
     single = [compressor.compress([CompressionRequest(c)])[0] for c in CONTEXTS]
@@ -130,9 +133,11 @@ def test_options_are_parsed_and_checked(load_target: Callable[[str], TargetModel
     assert compressor.settings()["num_mem"] == 3
     assert isinstance(compressor, SoftDecoder)
     with pytest.raises(ValueError, match="does not accept"):
-        build_compressor("icae", load_target("llama"), {"slots": 3})
+        build_compressor("icae", load_target("llama"), {"variant": "500x-baseline", "slots": 3})
+    with pytest.raises(ValueError, match="variant must be one of"):
+        build_compressor("icae", load_target("llama"), {"variant": "v3"})
     with pytest.raises(ValueError, match="already carries a LoRA"), pytest.warns(UserWarning):
-        build_compressor("icae", target, {})
+        build_compressor("icae", target, {"variant": "500x-baseline"})
     with pytest.raises(ValueError, match="needs the question"):
         compressor.generate([(compressor.compress([CompressionRequest("a b")])[0],
                               DecoderPrompt("qa", "", ""))], GenerationSettings(2))

@@ -14,8 +14,8 @@ from tests.conftest import read_results, read_samples
 
 
 def _eval(model_args: str, data: Path, out: Path) -> None:
-    if importlib.util.find_spec("bench.lm_model") is None:
-        pytest.skip("bench.lm_model (the compressed lm-eval model) is not available")
+    if importlib.util.find_spec("bench.lmeval.compressed_model") is None:
+        pytest.skip("bench.lmeval.compressed_model (the compressed lm-eval model) is not available")
     env = {**os.environ, "COMPRESSBENCH_DATA": str(data), "HF_HUB_OFFLINE": "1",
            "HF_DATASETS_OFFLINE": "1"}
     command = [sys.executable, "-m", "bench", "eval", "--tasks", "compressed_squad",
@@ -46,7 +46,8 @@ def test_icae_checkpoint_loads_through_model_args(tmp_path: Path, tiny_model_dir
                                AutoTokenizer.from_pretrained(str(tiny_model_dir)), 3,
                                LoraSettings(r=4), seed=9)
     save_checkpoint(model, tmp_path / "ckpt", str(tiny_model_dir))
-    _eval(f"pretrained={tiny_model_dir},compressor=icae,checkpoint={tmp_path / 'ckpt'}",
+    _eval(f"pretrained={tiny_model_dir},compressor=icae,variant=500x-baseline,"
+          f"checkpoint={tmp_path / 'ckpt'}",
           demo_data_dir, tmp_path / "run")
     results = read_results(tmp_path / "run")
     assert results["results"]["compressed_squad"]["compressed_tokens,none"] == 3  # type: ignore[index]
