@@ -3,6 +3,7 @@ published hyper-parameters (read from the fixture README) as option defaults."""
 
 from __future__ import annotations
 
+import itertools
 import re
 
 import pytest
@@ -30,7 +31,8 @@ def test_defaults_are_the_published_hyper_parameters() -> None:
     assert options.lora_alpha == published(readme, r"LoRA alpha (\d+)")
     assert IcaeV2Lora().alpha == options.lora_alpha
     assert IcaeV2Lora().r == published(readme, r"`--lora_r (\d+)`")
-    assert UNTRAINED_NUM_MEM == published(readme, r"`--fixed_mem_size k` \(reference (\d+)\)")
+    fixed_mem_size = published(readme, r"`--fixed_mem_size k` \(reference (\d+)\)")
+    assert fixed_mem_size == UNTRAINED_NUM_MEM
 
 
 def test_segment_rule_at_every_length() -> None:
@@ -43,7 +45,7 @@ def test_segment_rule_at_every_length() -> None:
             count = len(bounds)
             assert (count - 1) * budget < length <= count * budget, (k, rate, length)
             assert bounds[0][0] == 0 and bounds[-1][1] == length
-            assert all(a[1] == b[0] for a, b in zip(bounds, bounds[1:], strict=False))
+            assert all(a[1] == b[0] for a, b in itertools.pairwise(bounds))
             sizes = [end - start for start, end in bounds]
             assert len(set(sizes[:-1])) <= 1 and sizes[-1] <= sizes[0]
             assert sizes[0] == -(-length // count)
