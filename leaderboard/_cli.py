@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from bench._errors import add_debug_flag, run_cli
 from leaderboard._build import BuildOptions, build, read_runs
 from leaderboard._check import (
     compare,
@@ -29,6 +29,7 @@ def _parser() -> argparse.ArgumentParser:
         prog="python -m leaderboard",
         description="Leaderboard of lm-eval runs of compressbench tasks.",
     )
+    add_debug_flag(parser)
     sub = parser.add_subparsers(dest="command", required=True)
     runs_help = "lm-eval output folders (searched recursively for results_*.json) or results files"
 
@@ -38,6 +39,7 @@ def _parser() -> argparse.ArgumentParser:
         description="Read lm-eval runs and write leaderboard.md, <table>.csv, "
         "<table>.tex, leaderboard.json and a self-contained index.html.",
     )
+    add_debug_flag(b)
     b.add_argument("runs", nargs="+", type=Path, help=runs_help)
     b.add_argument("--out", type=Path, required=True, help="output folder (created if missing)")
     b.add_argument("--title", default="compressbench leaderboard", help="page and document title")
@@ -67,6 +69,7 @@ def _parser() -> argparse.ArgumentParser:
         description="Exit 0 when no metric dropped by more than the tolerance, "
         "1 with a table of regressions otherwise, 2 on unusable input.",
     )
+    add_debug_flag(c)
     c.add_argument("runs", nargs="+", type=Path, help=runs_help)
     c.add_argument("--baseline", type=Path, required=True, help="baseline JSON file")
     c.add_argument(
@@ -130,10 +133,14 @@ def _check(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command line; returns the exit status."""
+    """Run the command line; returns the exit status.
+
+    Unusable input ends in one line on stderr and status 2; ``--debug`` (or
+    ``COMPRESSBENCH_DEBUG=1``) adds the traceback.
+    """
+    return run_cli(_run, argv, input_errors=(LeaderboardError,))
+
+
+def _run(argv: Sequence[str]) -> int:
     args = _parser().parse_args(argv)
-    try:
-        return _build(args) if args.command == "build" else _check(args)
-    except LeaderboardError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_UNUSABLE
+    return _build(args) if args.command == "build" else _check(args)

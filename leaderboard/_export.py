@@ -5,31 +5,37 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from bench._atomic import atomic_write_bytes
 from leaderboard._tables import Table
 
 
 def write_atomic(path: Path, data: str | bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary file and ``os.replace``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "wb") as out:
-            out.write(data.encode("utf-8") if isinstance(data, str) else data)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """Write ``data`` to ``path`` through a temporary file and ``os.replace`` (mode from the
+    umask; see :mod:`bench._atomic`)."""
+    atomic_write_bytes(path, data.encode("utf-8") if isinstance(data, str) else data)
+
+
+_MD_SPECIAL = {
+    "\\": "\\\\",
+    "|": "\\|",
+    "`": "\\`",
+    "[": "\\[",
+    "]": "\\]",
+    "&": "&amp;",
+    "<": "&lt;",
+    ">": "&gt;",
+    "\n": " ",
+    "\r": " ",
+}
 
 
 def _md_escape(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("|", "\\|").replace("\n", " ")
+    """Text shown literally in Markdown: no HTML, links or code spans, table cells intact."""
+    return "".join(_MD_SPECIAL.get(ch, ch) for ch in text)
 
 
 def to_markdown(tables: Sequence[Table], title: str) -> str:
@@ -70,11 +76,14 @@ _LATEX_SPECIAL = {
     "^": r"\textasciicircum{}",
     "<": r"\textless{}",
     ">": r"\textgreater{}",
+    "\n": " ",
+    "\r": " ",
 }
 
 
 def latex_escape(text: str) -> str:
-    """Escape LaTeX's special characters."""
+    """Escape LaTeX's special characters (line breaks become spaces: a ``%`` comment line
+    cannot be ended by metadata)."""
     return "".join(_LATEX_SPECIAL.get(ch, ch) for ch in text)
 
 

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bench._errors import format_input_error
 from leaderboard._errors import LeaderboardError
 
 RESULTS_RE = re.compile(r"^results_(?P<date>.+)\.json$")
@@ -149,7 +150,14 @@ def row_key(config: Mapping[str, Any], model_name: str, where: str) -> RowKey:
         target = info.get("target")
         if isinstance(target, Mapping) and target.get("name"):
             base = str(target["name"])
-    return RowKey(base, compressor, tuple(sorted(settings.items())), version)
+    return RowKey(base, compressor, tuple(sorted(_budget_used(settings).items())), version)
+
+
+def _budget_used(settings: dict[str, str]) -> dict[str, str]:
+    """Settings without ``rate`` when ``target_tokens`` set the budget (rate was not used)."""
+    if settings.get("target_tokens", "").strip().lower() in ("", "none", "null"):
+        return {k: v for k, v in settings.items() if k != "target_tokens"}
+    return {k: v for k, v in settings.items() if k != "rate"}
 
 
 _PATH_RE = re.compile(r"(?:/[^/\[\]\s,()]+)+/([^/\[\]\s,()]+)")
@@ -200,8 +208,11 @@ def load_run(path: Path, with_samples: bool = True) -> Run:
     match = RESULTS_RE.match(path.name)
     date = match.group("date") if match else ""
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raw = path.read_bytes()
+        data = json.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise _utf8_error(path, raw, exc, _RESULTS_HINT) from exc
+    except (OSError, json.JSONDecodeError) as exc:
         raise LeaderboardError(f"{path}: not a readable lm-eval results file: {exc}") from exc
     if not isinstance(data, dict) or not isinstance(data.get("results"), dict):
         raise LeaderboardError(f"{path}: field 'results' missing: not an lm-eval results file")
@@ -237,19 +248,40 @@ def load_run(path: Path, with_samples: bool = True) -> Run:
     return Run(path, key, date, str(data.get("lm_eval_version", "")), tasks)
 
 
+_RESULTS_HINT = "run lm_eval again for this results file, or leave its folder out"
+_SAMPLES_HINT = (
+    "write it again with lm_eval --log_samples, or delete it to build without its samples"
+)
+
+
+def _utf8_error(
+    path: Path, data: bytes, error: UnicodeDecodeError, hint: str, first_line: int = 1
+) -> LeaderboardError:
+    """The error for bytes ``data`` (starting at line ``first_line``) that are not UTF-8."""
+    line = first_line + data.count(b"\n", 0, error.start)
+    problem = f"not UTF-8 (byte 0x{data[error.start]:02x})"
+    return LeaderboardError(format_input_error(problem, path, line, hint=hint))
+
+
 def read_samples(path: Path) -> list[dict[str, Any]]:
     """Read an lm-eval ``samples_*.jsonl`` file, naming the line of a broken record."""
     records: list[dict[str, Any]] = []
-    with path.open(encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
+    with path.open("rb") as handle:
+        for number, raw in enumerate(handle, start=1):
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise _utf8_error(path, raw, exc, _SAMPLES_HINT, number) from exc
             if not line.strip():
                 continue
             try:
                 record = json.loads(line)
             except json.JSONDecodeError as exc:
-                raise LeaderboardError(f"{path}:{number}: invalid JSON: {exc}") from exc
+                raise LeaderboardError(f"{path}:{number}: invalid JSON: {exc}; "
+                                       f"{_SAMPLES_HINT}") from exc
             if not isinstance(record, dict):
-                raise LeaderboardError(f"{path}:{number}: a sample must be a JSON object")
+                raise LeaderboardError(f"{path}:{number}: a sample must be a JSON object; "
+                                       f"{_SAMPLES_HINT}")
             records.append(record)
     return records
 

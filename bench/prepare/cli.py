@@ -11,8 +11,10 @@ QA recipe (builder version in :data:`BUILDER_VERSION`):
    ``--keep-markup`` (the paper's prompt shows plain context);
 2. cut each context to ``--max-context-tokens`` tokens of the target tokenizer (no special
    tokens) at a token end, so the text stays a faithful prefix;
-3. drop questions none of whose gold answers occurs verbatim in the cut context (counted:
-   cut off by the limit, or never verbatim in the context);
+3. drop questions none of whose gold answers occurs in the cut context on SQuAD-normalised
+   word boundaries ("no" is not in "known"; counted: cut off by the limit, or never in the
+   context); empty gold answers are left out and counted, and a question without any
+   other answer is dropped;
 4. sample ``--limit`` questions: rank by SHA-256 of ``(seed, qid)``, keep the first N, write
    them in source order (stable across platforms; a larger limit is a superset).
 """
@@ -28,6 +30,8 @@ from typing import Any
 from transformers import PreTrainedTokenizerBase
 
 from bench._atomic import sha256_file
+from bench._errors import add_debug_flag, run_cli
+from bench._manifest import verify_if_built
 from bench.prepare.cut import load_tokenizer
 from bench.prepare.data_dir import data_root
 from bench.prepare.hf_mrqa import HF_DATASET, HF_SUBSETS, load_hf_mrqa
@@ -74,6 +78,7 @@ def _load_contexts(
     path = Path(source)
     if not path.is_file():
         raise FileNotFoundError(f"source {path} is not a file (nor one of {', '.join(HF_SOURCES)})")
+    verify_if_built(path.parent, "the command that wrote {folder} (see its README.md)", ())
     contexts = list(read_mrqa(path, clean_markup=clean_markup))
     if subset is not None:
         contexts = [c for c in contexts if c.metadata.get("benchmark") == subset]
@@ -252,8 +257,11 @@ def _qa_card(manifest: Mapping[str, Any]) -> str:
         f"| questions read | {counts['questions_read']} |",
         f"| contexts cut by the token limit | {counts['contexts_truncated']} |",
         f"| questions dropped: answer cut off by the limit | {counts['dropped_answer_cut_off']} |",
-        f"| questions dropped: no gold answer verbatim in the context | "
+        f"| questions dropped: no gold answer in the context (normalised words) | "
         f"{counts['dropped_answer_not_in_context']} |",
+        f"| questions dropped: every gold answer empty | {counts['dropped_answer_empty']} |",
+        f"| empty gold answers left out of kept questions | "
+        f"{counts['empty_answers_removed']} |",
         f"| questions kept | {counts['questions_kept']} |",
         f"| questions selected (rows) | {counts['questions_selected']} |",
         f"| contexts selected | {counts['contexts_selected']} |",
@@ -346,11 +354,19 @@ def _parser() -> argparse.ArgumentParser:
         help="regeneration: comma-separated token lengths (default 96,192,288,384,480)",
     )
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    add_debug_flag(parser)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Command-line entry point; prints the written parquet path."""
+    """Command-line entry point; prints the written parquet path.
+
+    Bad input ends in one line on stderr and exit status 2 (``--debug``: with traceback).
+    """
+    return run_cli(_run, argv)
+
+
+def _run(argv: Sequence[str]) -> int:
     args = _parser().parse_args(argv)
     if args.benchmark == "regeneration":
         try:

@@ -15,13 +15,17 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import io
 import json
 import re
 import zlib
-from collections.abc import Iterator, Mapping
+from collections.abc import Generator, Iterator, Mapping
+from contextlib import closing
 from pathlib import Path
 from typing import IO, Any
 
+from bench._errors import InputError
+from bench.prepare.formats import MRQA_SOURCES, foreign_format
 from bench.records import ContextSample, Question
 
 __all__ = [
@@ -42,12 +46,17 @@ _TITLE = re.compile(r"\s*\[TLE\]\s*")
 _BLANKS = re.compile(r"\n{3,}")
 
 
-class MRQAFormatError(ValueError):
+_GZIP_MAGIC = b"\x1f\x8b"
+_MRQA_LAYOUT = 'MRQA JSONL is a header line {"header": {...}}, then one context object per line'
+
+
+class MRQAFormatError(InputError):
     """A malformed MRQA file; the message names the file, the line and the field."""
 
-    def __init__(self, path: Path | str, line: int, field: str, problem: str) -> None:
-        self.path, self.line, self.field = str(path), line, field
-        super().__init__(f"{path}:{line}: field {field!r}: {problem}")
+    def __init__(
+        self, path: Path | str, line: int, field: str | None, problem: str, hint: str | None = None
+    ) -> None:
+        super().__init__(problem, path, line, field, hint)
 
 
 def clean_mrqa_markup(text: str) -> str:
@@ -72,16 +81,52 @@ def open_text(path: Path) -> IO[str]:
     """Open a UTF-8 text file, gunzipping it when it starts with the gzip magic bytes."""
     with path.open("rb") as probe:
         magic = probe.read(2)
-    if magic == b"\x1f\x8b":
+    if magic == _GZIP_MAGIC:
         return gzip.open(path, "rt", encoding="utf-8")
     return path.open("r", encoding="utf-8")
+
+
+def _open_bytes(path: Path) -> gzip.GzipFile | io.BufferedReader:
+    with path.open("rb") as probe:
+        magic = probe.read(2)
+    return gzip.open(path, "rb") if magic == _GZIP_MAGIC else path.open("rb")
+
+
+def _numbered_lines(path: Path) -> Generator[tuple[int, str], None, None]:
+    """``(line number, text)`` of every line; each line is decoded on its own, so a bad
+    byte or a broken gzip stream is reported on the line that holds it."""
+    with _open_bytes(path) as handle:
+        number = 0
+        while True:
+            number += 1
+            try:
+                raw = handle.readline()
+            except (OSError, EOFError, zlib.error) as error:
+                raise MRQAFormatError(
+                    path, number, "<line>", f"unreadable ({error})",
+                    "the file is truncated or corrupt; download or copy it again",
+                ) from None
+            if not raw:
+                return
+            try:
+                text = raw.decode("utf-8")
+            except UnicodeDecodeError as error:
+                raise MRQAFormatError(
+                    path, number, "<line>",
+                    f"not UTF-8 (byte 0x{raw[error.start]:02x} at line offset {error.start})",
+                    "convert the file to UTF-8",
+                ) from None
+            yield number, text.removeprefix("\ufeff") if number == 1 else text
 
 
 def _parse_line(path: Path, number: int, raw: str) -> dict[str, Any]:
     try:
         obj = json.loads(raw)
     except json.JSONDecodeError as error:
-        raise MRQAFormatError(path, number, "<line>", f"invalid JSON ({error.msg})") from None
+        raise MRQAFormatError(
+            path, number, "<line>", f"invalid JSON ({error.msg} at column {error.colno})",
+            "each line of MRQA JSONL must be one complete JSON object",
+        ) from None
     if not isinstance(obj, dict):
         raise MRQAFormatError(path, number, "<line>", f"expected a JSON object, got {_kind(obj)}")
     return obj
@@ -146,9 +191,27 @@ def _context(
     )
 
 
-def _header(path: Path, raw: str) -> dict[str, Any]:
-    obj = _parse_line(path, 1, raw)
-    header: dict[str, Any] = _require(path, 1, obj, "header", dict)
+def _not_mrqa(path: Path) -> MRQAFormatError | None:
+    kind = foreign_format(path)
+    if kind is None:
+        return None
+    return MRQAFormatError(
+        path, 1, None, f"this is {kind}, not MRQA JSONL", f"use the MRQA version: {MRQA_SOURCES}"
+    )
+
+
+def _header(path: Path, first: tuple[int, str] | None) -> dict[str, Any]:
+    if first is None:
+        raise MRQAFormatError(path, 1, "header", "file is empty; expected a header line")
+    if not first[1].strip():
+        raise MRQAFormatError(path, 1, "header", "line 1 is blank", _MRQA_LAYOUT)
+    try:
+        obj = _parse_line(path, 1, first[1])
+        if "header" not in obj:
+            raise MRQAFormatError(path, 1, "header", "missing", _MRQA_LAYOUT)
+        header: dict[str, Any] = _require(path, 1, obj, "header", dict)
+    except MRQAFormatError as error:
+        raise (_not_mrqa(path) or error) from None
     dataset = header.get("dataset")
     if dataset is not None and not isinstance(dataset, str):
         raise MRQAFormatError(path, 1, "header.dataset", f"expected str, got {_kind(dataset)}")
@@ -158,14 +221,8 @@ def _header(path: Path, raw: str) -> dict[str, Any]:
 def read_mrqa_header(path: Path | str) -> dict[str, Any]:
     """The header object of an MRQA file (its first line)."""
     path = Path(path)
-    with open_text(path) as handle:
-        try:
-            first = handle.readline()
-        except (OSError, EOFError, UnicodeDecodeError, zlib.error) as error:
-            raise MRQAFormatError(path, 1, "<line>", f"unreadable ({error})") from None
-    if not first.strip():
-        raise MRQAFormatError(path, 1, "header", "file is empty; expected a header line")
-    return _header(path, first)
+    with closing(_numbered_lines(path)) as lines:
+        return _header(path, next(lines, None))
 
 
 def read_mrqa(path: Path | str, clean_markup: bool = False) -> Iterator[ContextSample]:
@@ -174,21 +231,14 @@ def read_mrqa(path: Path | str, clean_markup: bool = False) -> Iterator[ContextS
     ``source`` is the header's ``dataset`` (file stem if absent); ``metadata`` holds the
     1-based ``line`` and, when the line has one, its ``benchmark`` label. A context without
     ``id`` gets :func:`context_id_for`. Answers are de-duplicated, order kept. Blank lines
-    are skipped. Raises :class:`MRQAFormatError` naming file, line and field.
+    are skipped. Raises :class:`MRQAFormatError` naming file, line and field; a known
+    non-MRQA file (HotpotQA, RACE or SQuAD original, a JSON array) is named as such.
     """
     path = Path(path)
-    header = read_mrqa_header(path)
-    source = header.get("dataset") or path.name.split(".")[0]
-    number = 1
-    with open_text(path) as handle:
-        handle.readline()
-        while True:
-            number += 1
-            try:
-                raw = handle.readline()
-            except (OSError, EOFError, UnicodeDecodeError, zlib.error) as error:
-                raise MRQAFormatError(path, number, "<line>", f"unreadable ({error})") from None
-            if not raw:
-                return
+    with closing(_numbered_lines(path)) as lines:
+        header = _header(path, next(lines, None))
+        source = header.get("dataset") or path.name.split(".")[0]
+        for number, raw in lines:
             if raw.strip():
-                yield _context(path, number, _parse_line(path, number, raw), source, clean_markup)
+                obj = _parse_line(path, number, raw)
+                yield _context(path, number, obj, source, clean_markup)

@@ -10,6 +10,7 @@ from typing import Any
 from tqdm import tqdm
 from transformers import PreTrainedTokenizerBase
 
+from bench.prepare.answerability import answer_tokens, contains_run
 from bench.prepare.cut import cut_to_tokens
 from bench.records import ContextSample
 
@@ -25,6 +26,8 @@ class QACounts:
     contexts_truncated: int = 0
     dropped_answer_cut_off: int = 0
     dropped_answer_not_in_context: int = 0
+    dropped_answer_empty: int = 0
+    empty_answers_removed: int = 0
     questions_kept: int = 0
     questions_selected: int = 0
     contexts_selected: int = 0
@@ -52,6 +55,15 @@ def _check_unique(contexts: Sequence[ContextSample]) -> None:
             seen[question.qid] = where
 
 
+def _usable_answers(answers: Sequence[str], counts: QACounts) -> list[tuple[str, ...]]:
+    """SQuAD tokens of the non-empty answers; empty ones are counted and left out."""
+    tokens = [answer_tokens(answer) for answer in answers]
+    usable = [t for t in tokens if t]
+    if usable:
+        counts.empty_answers_removed += len(tokens) - len(usable)
+    return usable
+
+
 def build_qa_rows(
     contexts: Iterable[ContextSample],
     tokenizer: PreTrainedTokenizerBase,
@@ -60,9 +72,12 @@ def build_qa_rows(
 ) -> tuple[list[dict[str, Any]], QACounts]:
     """Cut every context to ``max_context_tokens`` and keep the questions still answerable.
 
-    A question is kept when at least one gold answer occurs verbatim (case-sensitive
-    substring) in the cut context. Dropped questions are counted apart: the answer was in
-    the full context but cut off, or it was never verbatim in the context at all.
+    A question is kept when at least one gold answer occurs in the cut context on
+    SQuAD-normalised word boundaries (:mod:`bench.prepare.answerability`: "no" is not in
+    "known"). Gold answers without a SQuAD token (empty, whitespace, punctuation) are left
+    out and counted; a question with no other answer is dropped. Dropped questions are
+    counted apart: no usable answer, the answer was in the full context but cut off, or it
+    was never in the context at all.
     """
     contexts = list(contexts)
     _check_unique(contexts)
@@ -74,9 +89,15 @@ def build_qa_rows(
         assert cut is not None
         text, n_tokens = cut
         counts.contexts_truncated += text != sample.context
+        cut_tokens = answer_tokens(text)
         for question in sample.questions:
-            if not any(answer in text for answer in question.answers):
-                if any(answer in sample.context for answer in question.answers):
+            golds = _usable_answers(question.answers, counts)
+            if not golds:
+                counts.dropped_answer_empty += 1
+                continue
+            if not any(contains_run(cut_tokens, gold) for gold in golds):
+                full_tokens = answer_tokens(sample.context)
+                if any(contains_run(full_tokens, gold) for gold in golds):
                     counts.dropped_answer_cut_off += 1
                 else:
                     counts.dropped_answer_not_in_context += 1
@@ -87,7 +108,7 @@ def build_qa_rows(
                     "context_id": sample.context_id,
                     "context": text,
                     "question": question.question,
-                    "answers": list(question.answers),
+                    "answers": [a for a in question.answers if answer_tokens(a)],
                     "source": sample.source,
                     "context_tokens": n_tokens,
                 }

@@ -2,18 +2,24 @@
 
 Both read one line at a time (plain or gzip) so memory stays flat whatever the file size.
 Every record is turned into a :class:`Paper` whose date is the FIRST version's submission
-date; a malformed record raises :class:`BadRecordError` naming file, line and field, or is
-counted and skipped when the caller asks for it.
+date; a malformed record (bad JSON, bytes that are not UTF-8, a missing field) raises
+:class:`BadRecordError` naming file, line and field, or is counted and skipped when the
+caller asks for it. A gzip stream that breaks off is reported on the line where it broke;
+skipping keeps the lines before it and counts it under :data:`TRUNCATED`.
 """
 
 from __future__ import annotations
 
+import gzip
+import io
+import json
+import zlib
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from data_builders._io import BadRecordError, iter_json_lines
+from data_builders._io import BadRecordError
 from data_builders.arxiv.records import Paper, normalize_whitespace, parse_timestamp, split_id
 
 RecordParser = Callable[[Mapping[str, Any], Path, int], Paper]
@@ -106,14 +112,62 @@ def parse_jsonl_record(record: Mapping[str, Any], path: Path, line: int) -> Pape
     )
 
 
+_GZIP_MAGIC = b"\x1f\x8b"
+TRUNCATED = "truncated_or_corrupt_input"
+"""Count key: the file could not be read to its end (a truncated or corrupt gzip)."""
+
+
+def _open_bytes(path: Path) -> gzip.GzipFile | io.BufferedReader:
+    with path.open("rb") as probe:
+        magic = probe.read(2)
+    return gzip.open(path, "rb") if magic == _GZIP_MAGIC else path.open("rb")
+
+
+def _decoded(path: Path, number: int, raw: bytes) -> Any | BadRecordError:
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as error:
+        byte = raw[error.start]
+        reason = f"not UTF-8 (byte 0x{byte:02x} at line offset {error.start})"
+        return BadRecordError(path, number, "<line>", reason)
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as error:
+        return BadRecordError(path, number, "<line>", f"invalid JSON ({error.msg})")
+
+
+def json_lines(path: Path) -> Iterator[tuple[int, Any | BadRecordError]]:
+    """``(line number, object)`` of each non-blank line, each line decoded on its own.
+
+    A line that is not UTF-8 or not JSON yields a :class:`BadRecordError` on its own line
+    number; a gzip stream that breaks off yields one for the line where it broke, and ends.
+    """
+    with _open_bytes(path) as handle:
+        number = 0
+        while True:
+            number += 1
+            try:
+                raw = handle.readline()
+            except (OSError, EOFError, zlib.error) as error:
+                reason = f"{TRUNCATED.replace('_', ' ')} from here on ({error})"
+                yield number, BadRecordError(path, number, "<file>", reason)
+                return
+            if not raw:
+                return
+            if raw.strip():
+                yield number, _decoded(path, number, raw)
+
+
 def iter_papers(
     path: Path, parser: RecordParser, skip_bad: bool, counts: Counter[str]
 ) -> Iterator[Paper]:
     """Stream the papers of ``path``; bad lines raise, or are skipped and counted in ``counts``."""
-    for line, record in iter_json_lines(path):
+    for line, record in json_lines(path):
         counts["records_read"] += 1
         try:
             if isinstance(record, BadRecordError):
+                if record.field == "<file>":
+                    counts[TRUNCATED] += 1
                 raise record
             if not isinstance(record, dict):
                 raise BadRecordError(path, line, "<line>", "expected a JSON object")

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from bench._errors import add_debug_flag, run_cli
 from data_builders.arxivqa.build import IncompleteError, generate
 from data_builders.arxivqa.card import estimated_cost
 from data_builders.arxivqa.client import ClientSettings
@@ -96,6 +96,7 @@ def make_parser() -> argparse.ArgumentParser:
         default=None,
         help="USD per million completion tokens, for the cost estimate",
     )
+    add_debug_flag(p)
     return p
 
 
@@ -151,17 +152,18 @@ def _summary(config: QAConfig, result: QAResult) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point; 0 ok, 1 requests failed (rerun resumes), 2 bad arguments or input."""
+    """Entry point; 0 ok, 1 requests failed (rerun resumes), 2 bad arguments or input.
+
+    Errors end in one line on stderr; ``--debug`` (or ``COMPRESSBENCH_DEBUG=1``) adds the
+    traceback.
+    """
+    return run_cli(_run, argv, failures=(IncompleteError, OSError))
+
+
+def _run(argv: Sequence[str]) -> int:
     args = make_parser().parse_args(argv)
-    try:
-        config = config_from_args(args)
-        result = generate(config)
-    except (ValueError, FileNotFoundError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    except IncompleteError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
+    config = config_from_args(args)
+    result = generate(config)
     print(_summary(config, result))
     print(f"wrote {config.out}")
     return 0
