@@ -11,7 +11,7 @@ import pytest
 from bench.compressors import CompressionRequest, build_compressor
 from bench.compressors._api import TargetModel
 from bench.train import build_parser, config_from_args, main
-from bench.training.config import TrainConfig
+from bench.training.config import TrainConfig, preset_values
 from bench.training.data import load_examples
 from bench.training.loop import train
 
@@ -34,6 +34,11 @@ def test_pretraining_lowers_dev_regeneration_loss(story_corpus: Path, stories: P
     config = json.loads((out / "final" / "soft_config.json").read_text())
     assert config["training"]["steps"] == 100 and config["training"]["lr"] == 1e-3
     assert config["special_token_ids"] == {"bos": 1, "eos": 2, "pad": 2}
+    tiny = preset_values("tiny-cpu", "pretrain")
+    assert config["layout"] == {"name": "reference", "context_length": tiny["context_length"],
+                                "max_context_tokens": tiny["max_context_tokens"],
+                                "decoder_positions": None, "max_qa_len": 46,
+                                "loss_on_padding": True}
 
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -72,7 +77,8 @@ def test_resumed_run_matches_an_uninterrupted_one(story_corpus: Path, stories: P
         "checkpoint-0000003", "checkpoint-0000006"]
 
 
-def test_finetuning_reads_mrqa_and_reports_f1(stories: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("layout", ["reference", "compressbench"])
+def test_finetuning_reads_mrqa_and_reports_f1(stories: Path, tmp_path: Path, layout: str) -> None:
     path = tmp_path / "toy.jsonl.gz"
     lines: list[dict[str, object]] = [{"header": {"dataset": "Toy"}}]
     for i, (name, thing) in enumerate([("Lily", "ball"), ("Tom", "dog"), ("Mia", "box"),
@@ -87,10 +93,30 @@ def test_finetuning_reads_mrqa_and_reports_f1(stories: Path, tmp_path: Path) -> 
     out = tmp_path / "ft"
     assert main(["finetune", "--preset", "tiny-cpu", "--method", "500x", "--base", str(stories),
                  "--data", str(path), "--out", str(out), "--steps", "4", "--eval-every", "2",
-                 "--no-progress"]) == 0
+                 "--layout", layout, "--no-progress"]) == 0
     history = _history(out)
     assert [h["step"] for h in history] == [0, 2, 4]
     assert all(0.0 <= h["squad_f1"] <= 1.0 for h in history)
+    recorded = json.loads((out / "final" / "soft_config.json").read_text())["layout"]
+    assert recorded["name"] == layout
+
+
+def test_layout_flags_reach_the_run_settings(tmp_path: Path) -> None:
+    common = ["pretrain", "--preset", "tiny-cpu", "--method", "500x", "--base", "b",
+              "--data", "d", "--out", str(tmp_path)]
+    config = config_from_args(build_parser().parse_args(
+        [*common, "--no-loss-on-padding", "--context-length", "80", "--max-qa-len", "20"]))
+    layout = config.layout_settings()
+    assert (layout.name, layout.context_length, layout.max_qa_len, layout.loss_on_padding) == (
+        "reference", 80, 20, False)
+    assert layout.max_context_tokens == preset_values("tiny-cpu", "pretrain")["max_context_tokens"]
+    config = config_from_args(build_parser().parse_args(
+        [*common, "--layout", "compressbench", "--decoder-positions", "restart"]))
+    assert config.layout_settings().decoder_positions == "restart"
+    with pytest.raises(ValueError, match="compressbench only"):
+        config_from_args(build_parser().parse_args([*common, "--decoder-positions", "restart"]))
+    with pytest.raises(ValueError, match="must not exceed"):
+        config_from_args(build_parser().parse_args([*common, "--context-length", "32"]))
 
 
 def test_bad_data_is_a_clear_error(tmp_path: Path) -> None:

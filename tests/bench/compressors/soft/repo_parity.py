@@ -261,3 +261,17 @@ def damaged_copy(fixture: ReferenceFixture, case: dict[str, Any], tmp_path: Path
     path = tmp_path / "pytorch_model.bin"
     torch.save(stored, path)
     return path, victim
+
+
+def check_targets_without_padding(folder: str, case_id: str) -> None:
+    """``loss_on_padding=False``: the reference targets up to the first EOS pad, then none."""
+    fixture, case, compressor = build_for_case(folder, case_id)
+    recorded = fixture.losses["cases"][case_id]["dataset_labels"]
+    model = compressor.model
+    model.layout = replace(model.layout, loss_on_padding=False)
+    labels = model.training_ids(_example(case)).labels
+    tokens = compressor.target.tokenizer(case["context"], add_special_tokens=False)["input_ids"]
+    first = next(i for i, label in enumerate(recorded) if label != -100)
+    end = first + len(tokens[:case["context_len"]]) + 1
+    assert labels[:end] == recorded[:end] and labels[end - 1] == case["eos_token_id"]
+    assert labels[end:] == [-100] * (len(recorded) - end)

@@ -71,3 +71,8 @@ def test_an_icae_checkpoint_is_refused_for_500x() -> None:
     options = {"checkpoint": str(icae.path / case["checkpoint"])}
     with pytest.raises(RepoCheckpointError, match="ae_embedding"):
         build_compressor("500x", parity.stories_target(), options)
+
+
+@pytest.mark.parametrize("case_id", case_ids(FOLDER, "regeneration"))
+def test_targets_without_loss_on_padding(case_id: str) -> None:
+    parity.check_targets_without_padding(FOLDER, case_id)

@@ -76,3 +76,8 @@ def test_damaged_checkpoint_is_refused_naming_the_tensor(tmp_path: Path, damage:
     options = parity.case_options(fixture, case, checkpoint=str(path))
     with pytest.raises(RepoCheckpointError, match=re.escape(victim)):
         build_compressor("icae", parity.stories_target(), options)
+
+
+@pytest.mark.parametrize("case_id", case_ids(FOLDER, "regeneration"))
+def test_targets_without_loss_on_padding(case_id: str) -> None:
+    parity.check_targets_without_padding(FOLDER, case_id)
