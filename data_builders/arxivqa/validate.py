@@ -8,6 +8,8 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
+from bench.prepare.answerability import answer_in_text, is_empty_answer, span_start
+
 _FENCE = re.compile(r"```(?:json|JSON)?\s*\n?(.*?)```", re.DOTALL)
 _QUOTES = "\"'“”‘’`"
 
@@ -66,11 +68,22 @@ def _clean_answer(answer: str) -> list[str]:
     return [v for i, v in enumerate(variants) if v and v not in variants[:i]]
 
 
-def validate(raw_pairs: list[Any], context: str, rejected: Counter[str]) -> list[QAPair]:
-    """Keep the pairs whose answer is a verbatim span of ``context`` (whitespace-normalised).
+def _span(answer: str, context: str) -> tuple[str, int] | None:
+    """The first answer variant found verbatim in ``context`` on word boundaries, and where."""
+    for variant in _clean_answer(answer):
+        start = span_start(variant, context)
+        if start is not None:
+            return variant, start
+    return None
 
-    Rejections are counted by reason: malformed_item, empty_question, empty_answer,
-    answer_not_in_context, answer_in_question, duplicate_question.
+
+def validate(raw_pairs: list[Any], context: str, rejected: Counter[str]) -> list[QAPair]:
+    """Keep the pairs whose answer is a verbatim span of ``context`` (whitespace-normalised)
+    on SQuAD-normalised word boundaries: "no" is not found inside "known", nor "3" in "31.8".
+
+    Rejections are counted by reason: malformed_item, empty_question, empty_answer (blank,
+    or only punctuation/articles), answer_not_in_context, answer_in_question (its words occur
+    in the question), duplicate_question.
     """
     context = _normalize(context)
     accepted: list[QAPair] = []
@@ -88,15 +101,15 @@ def validate(raw_pairs: list[Any], context: str, rejected: Counter[str]) -> list
         if not question:
             rejected["empty_question"] += 1
             continue
-        if not answer:
+        if is_empty_answer(answer):
             rejected["empty_answer"] += 1
             continue
-        span = next(((v, context.find(v)) for v in _clean_answer(answer) if v in context), None)
+        span = _span(answer, context)
         if span is None:
             rejected["answer_not_in_context"] += 1
             continue
         text, start = span
-        if text.casefold() in question.casefold():
+        if answer_in_text(text, question):
             rejected["answer_in_question"] += 1
             continue
         key = question.casefold()
