@@ -39,6 +39,7 @@ METRIC_STYLES: dict[str, MetricNames] = {
 # (metric, column title, how per-sample values combine): efficiency columns.
 EFFICIENCY: tuple[tuple[str, str, str], ...] = (
     ("compression_ratio", "rate (compressed/original)", "mean"),
+    ("requested_rate", "requested rate", "mean"),
     ("original_tokens", "original tokens", "mean"),
     ("compressed_tokens", "compressed tokens", "mean"),
     ("compress_seconds", "compress s/sample", "mean"),

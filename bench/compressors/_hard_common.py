@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 from bench.compressors._api import TargetModel
-from bench.compressors.baselines import token_budget
+from bench.compressors.baselines import budget_extra, token_budget
 
 ModelKind = Literal["causal", "token_classification"]
 
@@ -33,6 +33,13 @@ class Budget:
     original_tokens: int
     keep_tokens: int
     requested_rate: float
+    target_tokens: int | None = None
+
+    @property
+    def extra(self) -> dict[str, Any]:
+        """What the record's ``extra`` notes about the budget (``target_tokens`` not below
+        the context: see :data:`bench.compressors.baselines.TARGET_TOKENS_EXCEED_CONTEXT`)."""
+        return budget_extra(self.original_tokens, self.target_tokens)
 
     @classmethod
     def for_context(
@@ -47,7 +54,7 @@ class Budget:
             requested = keep / original
         else:
             requested = float(rate) if rate is not None else keep / original
-        return cls(original, keep, requested)
+        return cls(original, keep, requested, target_tokens)
 
 
 def resolve_device(device: str | None, target: TargetModel) -> str:

@@ -17,6 +17,27 @@ from bench.compressors._api import (
 )
 from bench.records import CompressedContext, CompressedText, CompressionStats
 
+TARGET_TOKENS_EXCEED_CONTEXT = "target_tokens_exceed_context"
+"""``extra`` flag of a compression whose ``target_tokens`` was not below the context's
+target tokens: nothing could be dropped, the context was kept whole. The harness counts
+these compressions and reports them with the run."""
+
+
+def budget_extra(original_tokens: int, target_tokens: int | None) -> dict[str, Any]:
+    """``{TARGET_TOKENS_EXCEED_CONTEXT: True}`` when ``target_tokens`` >= the context's
+    tokens, else empty: merged into the record's ``extra``."""
+    if target_tokens is not None and target_tokens >= original_tokens:
+        return {TARGET_TOKENS_EXCEED_CONTEXT: True}
+    return {}
+
+
+def budget_settings(settings: dict[str, Any]) -> dict[str, Any]:
+    """``settings`` naming the budget that is used: with ``target_tokens`` the ``rate``
+    option (unused) is left out, so results and row labels never show it."""
+    if settings.get("target_tokens") is not None:
+        settings.pop("rate", None)
+    return settings
+
 
 def token_budget(original_tokens: int, rate: float | None, target_tokens: int | None) -> int:
     """Tokens to keep: ``target_tokens`` if given, else ``round(rate * original)``."""
@@ -96,7 +117,7 @@ class _TokenSelector:
         settings = asdict(self._options)
         if self.name == "truncate":
             settings.pop("seed")
-        return settings
+        return budget_settings(settings)
 
     def compress(self, requests: Sequence[CompressionRequest]) -> list[CompressedContext]:
         return [self._compress_one(request.context) for request in requests]
@@ -111,9 +132,15 @@ class _TokenSelector:
             original_tokens=len(ids),
             compressed_tokens=self._target.count_tokens(text),
             seconds=time.perf_counter() - start,
-            requested_rate=self._options.rate if self._options.target_tokens is None else None,
+            requested_rate=self._requested_rate(len(ids), keep),
         )
-        return CompressedText(text, stats)
+        extra = budget_extra(len(ids), self._options.target_tokens)
+        return CompressedText(text, stats, extra=extra)
+
+    def _requested_rate(self, original_tokens: int, keep: int) -> float:
+        if self._options.target_tokens is None and self._options.rate is not None:
+            return self._options.rate
+        return keep / original_tokens if original_tokens else 1.0
 
     def _select(self, ids: list[int], keep: int, context: str) -> list[int]:
         if self.name == "truncate":

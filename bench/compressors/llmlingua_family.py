@@ -41,6 +41,7 @@ from bench.compressors._hard_common import (
     resolve_device,
     search_parameter,
 )
+from bench.compressors.baselines import budget_settings
 from bench.records import CompressedContext, CompressedText, CompressionStats
 
 logger = logging.getLogger(__name__)
@@ -190,7 +191,7 @@ class LinguaCompressor:
         if self._method.kind == "token_classification":
             settings.pop("iterative_size")
         settings["library_arguments"] = dict(self._method.library_arguments)
-        return settings
+        return budget_settings(settings)
 
     def compress(self, requests: Sequence[CompressionRequest]) -> list[CompressedContext]:
         """Compress each request's context; the question only conditions longllmlingua."""
@@ -205,7 +206,7 @@ class LinguaCompressor:
         options = self._options
         budget = Budget.for_context(self._target, request.context, options.rate,
                                     options.target_tokens)
-        extra: dict[str, Any] = {"iterations": 0}
+        extra: dict[str, Any] = {"iterations": 0, **budget.extra}
         if budget.keep_tokens >= budget.original_tokens:
             text = request.context
         elif budget.keep_tokens == 0:

@@ -24,6 +24,7 @@ from bench.compressors._api import (
 )
 from bench.compressors._hard_common import Budget, check_model_kind, resolve_device
 from bench.compressors._hard_units import UNITS, Span, Unit, split_units
+from bench.compressors.baselines import budget_settings
 from bench.records import CompressedContext, CompressedText, CompressionStats
 
 if TYPE_CHECKING:
@@ -77,7 +78,7 @@ class SelectiveContext:
         settings = asdict(self._options)
         settings.pop("device")
         settings["max_window"] = self._window
-        return settings
+        return budget_settings(settings)
 
     def compress(self, requests: Sequence[CompressionRequest]) -> list[CompressedContext]:
         """Compress each request's context (instruction and question are never touched)."""
@@ -106,7 +107,7 @@ class SelectiveContext:
             seconds=time.perf_counter() - start,
             requested_rate=budget.requested_rate,
         )
-        return CompressedText(text, stats)
+        return CompressedText(text, stats, extra=budget.extra)
 
     def token_information(self, context: str) -> tuple[list[Span], list[float]]:
         """Character spans of the compressor's tokens and their self-information (nats)."""

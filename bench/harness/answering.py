@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import logging
 import statistics
-from collections import defaultdict
+from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Any
 
 from platformdirs import user_cache_dir
 
+from bench.compressors.baselines import TARGET_TOKENS_EXCEED_CONTEXT
 from bench.generation import GenerationOutput, GenerationSettings
 from bench.harness import sample_log
 from bench.harness.accounting import ModelShape, flops_ratio, peak_cuda_mb, peak_rss_mb
@@ -17,6 +19,7 @@ from bench.harness.frontend import CompressionFrontEnd, PreparedRequest
 from bench.records import CompressedText
 
 HARNESS_VERSION = "1"
+logger = logging.getLogger(__name__)
 _OFF = ("off", "none", "false", "0", "")
 
 
@@ -46,6 +49,7 @@ class RunAccount:
         self.frontend = frontend
         self.shape = shape
         self.per_task: dict[str, list[sample_log.SampleRecord]] = defaultdict(list)
+        self.target_tokens_exceed_context: Counter[str] = Counter()
 
     def file(self, request: Any, prepared: PreparedRequest, output: GenerationOutput,
              original_prompt: str) -> None:
@@ -67,9 +71,12 @@ class RunAccount:
             flops_ratio=flops_ratio(self.shape, full_prompt, compressed_prompt,
                                     output.generated_tokens),
             compression_cached=prepared.cached,
+            requested_rate=stats.requested_rate,
         )
         sample_log.file_record(request.doc, record)
         self.per_task[str(request.task_name)].append(record)
+        if prepared.compressed.extra.get(TARGET_TOKENS_EXCEED_CONTEXT):
+            self.target_tokens_exceed_context[str(request.task_name)] += 1
 
     def model_info(self, compressor: Any, target_name: str) -> dict[str, Any]:
         cache = self.frontend.cache
@@ -85,7 +92,9 @@ class RunAccount:
             "peak_rss_mb": peak_rss_mb(),
             "peak_cuda_mb": peak_cuda_mb(),
             "per_task": {task: _summary(records) for task, records in self.per_task.items()},
+            TARGET_TOKENS_EXCEED_CONTEXT: dict(sorted(self.target_tokens_exceed_context.items())),
         }
+        _warn_budget(compressor, self.target_tokens_exceed_context)
         return {"compressbench": info}
 
 
@@ -100,6 +109,14 @@ def _summary(records: list[sample_log.SampleRecord]) -> dict[str, float]:
         "answer_seconds_mean": statistics.fmean(r.answer_seconds for r in records),
         "cached_fraction": statistics.fmean(float(r.compression_cached) for r in records),
     }
+
+
+def _warn_budget(compressor: Any, exceeded: Counter[str]) -> None:
+    if exceeded:
+        counts = ", ".join(f"{task}: {n}" for task, n in sorted(exceeded.items()))
+        logger.warning(
+            "%s: target_tokens not below the context's tokens, context kept whole (%s); "
+            "these samples are not compressed", compressor.name, counts)
 
 
 def is_text(prepared: PreparedRequest) -> bool:

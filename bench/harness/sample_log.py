@@ -24,6 +24,9 @@ EFFICIENCY_METRICS = (
     "peak_rss_mb",
     "flops_ratio",
 )
+# The rate the compressor was asked for, beside the achieved compression_ratio; present
+# when the compressor states one (``rate``, or ``target_tokens`` / original tokens).
+REQUESTED_RATE = "requested_rate"
 
 
 @dataclass(frozen=True)
@@ -40,11 +43,15 @@ class SampleRecord:
     peak_rss_mb: float
     flops_ratio: float
     compression_cached: bool = False
+    requested_rate: float | None = None
 
     def metrics(self) -> dict[str, float]:
         """The efficiency metrics, as floats (the cache flag is not a metric)."""
         values = asdict(self)
-        return {name: float(values[name]) for name in EFFICIENCY_METRICS}
+        metrics = {name: float(values[name]) for name in EFFICIENCY_METRICS}
+        if self.requested_rate is not None:
+            metrics[REQUESTED_RATE] = float(self.requested_rate)
+        return metrics
 
 
 _RECORDS: dict[str, SampleRecord] = {}
