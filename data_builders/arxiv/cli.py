@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import argparse
 import logging
-import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from bench._errors import InputError, add_debug_flag, run_cli
 from data_builders._io import BadRecordError
 from data_builders.arxiv.api import DEFAULT_API_URL, ApiFetchError, ApiSettings
 from data_builders.arxiv.build import build
@@ -149,6 +149,7 @@ def make_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--out", type=Path, required=True, help="output folder")
     p.add_argument("-v", "--verbose", action="store_true", help="log progress details")
+    add_debug_flag(p)
     return p
 
 
@@ -193,22 +194,31 @@ def config_from_args(args: argparse.Namespace) -> BuildConfig:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point; returns the exit status (0 ok, 2 bad input or arguments, 1 API failure)."""
-    parser = make_parser()
-    args = parser.parse_args(argv)
+    """Entry point; returns the exit status (0 ok, 2 bad input or arguments, 1 API failure).
+
+    Errors end in one line on stderr; ``--debug`` (or ``COMPRESSBENCH_DEBUG=1``) adds the
+    traceback.
+    """
+    return run_cli(_run, argv, failures=(ApiFetchError, OSError))
+
+
+def _hint(error: BadRecordError) -> str:
+    if error.field == "<file>":
+        return "copy or download the file again, or pass --skip-bad to keep the lines before it"
+    return "fix or remove that line, or pass --skip-bad to skip and count bad lines"
+
+
+def _run(argv: Sequence[str]) -> int:
+    args = make_parser().parse_args(argv)
     logging.basicConfig(
         level=logging.INFO if args.verbose else logging.WARNING,
         format="%(levelname)s %(name)s: %(message)s",
     )
+    config = config_from_args(args)
     try:
-        config = config_from_args(args)
         result = build(config)
-    except (BadRecordError, ValueError, FileNotFoundError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    except ApiFetchError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
+    except BadRecordError as error:
+        raise InputError(error.reason, error.path, error.line, error.field, _hint(error)) from error
     for name in sorted(result.rows):
         print(f"{name}: {result.rows[name]} rows")
     print(f"wrote {config.out}")
