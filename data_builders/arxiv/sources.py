@@ -163,11 +163,14 @@ def iter_papers(
 ) -> Iterator[Paper]:
     """Stream the papers of ``path``; bad lines raise, or are skipped and counted in ``counts``."""
     for line, record in json_lines(path):
+        if isinstance(record, BadRecordError) and record.field == "<file>":
+            if not skip_bad:
+                raise record
+            counts[TRUNCATED] += 1
+            continue
         counts["records_read"] += 1
         try:
             if isinstance(record, BadRecordError):
-                if record.field == "<file>":
-                    counts[TRUNCATED] += 1
                 raise record
             if not isinstance(record, dict):
                 raise BadRecordError(path, line, "<line>", "expected a JSON object")
