@@ -8,9 +8,11 @@ with ``--model_args pretrained=BASE,compressor=METHOD,checkpoint=OUT/final``.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 from dataclasses import fields
+from pathlib import Path
 from typing import Any
 
 from bench._errors import InputError, add_debug_flag, run_cli
@@ -119,11 +121,29 @@ def main(argv: Sequence[str] | None = None) -> int:
     return run_cli(_run, argv, failures=(OSError,))
 
 
+def _looks_local(name: str) -> bool:
+    return name.startswith((".", "~", os.sep)) or name.count("/") > 1
+
+
+def _check_local_paths(config: TrainConfig) -> None:
+    """Name a missing local --base/--init-from/--data before any model is loaded."""
+    for flag, value, hint in (
+        ("--base", config.base, "give a local model folder or a hub id"),
+        ("--init-from", config.init_from, "give the folder of trained weights (final/)"),
+        ("--data", config.data, "give a corpus folder, a parquet or an MRQA file"),
+    ):
+        if value and (_looks_local(str(value)) or flag == "--data"):
+            path = Path(str(value)).expanduser()
+            if not path.exists():
+                raise InputError("no such file or folder", path, field=flag, hint=hint)
+
+
 def _run(argv: Sequence[str]) -> int:
     from bench.training.loop import train
 
     args = build_parser().parse_args(argv)
     config = config_from_args(args)
+    _check_local_paths(config)
     result = train(config)
     print(f"trained {config.method} ({config.stage}) for {result.step} steps; "
           f"weights in {result.final_dir}")

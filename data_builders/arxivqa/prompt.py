@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from bench._errors import InputError
+
 CONTEXT_FIELD = "{truncated_context}"
 NUMBER_FIELD = "{number}"
 
@@ -23,7 +25,13 @@ def load_template(path: Path | None) -> str:
     """The default template, or one read from ``path`` (must contain both placeholders)."""
     if path is None:
         return DEFAULT_TEMPLATE
-    template = path.read_text(encoding="utf-8")
+    data = path.read_bytes()
+    try:
+        template = data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        line = data.count(b"\n", 0, error.start) + 1
+        raise InputError(f"not UTF-8 (byte 0x{data[error.start]:02x})", path, line,
+                         hint="save the prompt template as UTF-8") from None
     for field in (CONTEXT_FIELD, NUMBER_FIELD):
         if field not in template:
             raise ValueError(f"prompt template {path}: missing the placeholder {field}")
