@@ -18,6 +18,13 @@ from leaderboard._runs import RowKey, TaskResult
 
 Rows = Mapping[RowKey, Mapping[str, TaskResult]]
 
+# Usage a server reported for each answer (rows answered by served models only).
+SERVED_EFFICIENCY: tuple[tuple[str, str, str], ...] = (
+    ("served_prompt_tokens", "served prompt tokens", "mean"),
+    ("served_completion_tokens", "served completion tokens", "mean"),
+)
+EFFICIENCY_COLUMNS = (*EFFICIENCY, *SERVED_EFFICIENCY)
+
 
 @dataclass(frozen=True)
 class Cell:
@@ -186,7 +193,7 @@ def delta_table(rows: Rows, names: MetricNames, baseline: str) -> Table:
 def efficiency_values(tasks: Mapping[str, TaskResult]) -> dict[str, float]:
     """Efficiency numbers of a row, from per-sample records where present, else aggregates."""
     out: dict[str, float] = {}
-    for metric, _title, how in EFFICIENCY:
+    for metric, _title, how in EFFICIENCY_COLUMNS:
         values: list[float] = []
         for result in tasks.values():
             per_sample = [
@@ -204,7 +211,7 @@ def efficiency_values(tasks: Mapping[str, TaskResult]) -> dict[str, float]:
 def efficiency_table(rows: Rows) -> Table | None:
     """Achieved compression, token counts, time and memory per row (all tasks pooled)."""
     values = {key: efficiency_values(tasks) for key, tasks in rows.items()}
-    present = [m for m in EFFICIENCY if any(m[0] in v for v in values.values())]
+    present = [m for m in EFFICIENCY_COLUMNS if any(m[0] in v for v in values.values())]
     if not present:
         return None
     titles = [title for _m, title, _h in present]
@@ -225,4 +232,9 @@ def efficiency_table(rows: Rows) -> Table | None:
     table.notes.append(
         "Means over samples (peak RSS: maximum); rate = compressed / original target tokens."
     )
+    if any(m in present for m in SERVED_EFFICIENCY):
+        table.notes.append(
+            "Served prompt/completion tokens: the usage the API server reported per answer "
+            "(an equal share when one call answered several prompts); answer s = call latency."
+        )
     return table

@@ -52,7 +52,7 @@ class RunAccount:
         self.target_tokens_exceed_context: Counter[str] = Counter()
 
     def file(self, request: Any, prepared: PreparedRequest, output: GenerationOutput,
-             original_prompt: str) -> None:
+             original_prompt: str, served: sample_log.ServedUsage | None = None) -> None:
         count = self.frontend.target.count_tokens
         stats = prepared.compressed.stats
         full_prompt = count(original_prompt)
@@ -71,6 +71,8 @@ class RunAccount:
             flops_ratio=flops_ratio(self.shape, full_prompt, compressed_prompt,
                                     output.generated_tokens),
             compression_cached=prepared.cached,
+            served_prompt_tokens=None if served is None else served.prompt_tokens,
+            served_completion_tokens=None if served is None else served.completion_tokens,
             requested_rate=stats.requested_rate,
         )
         sample_log.file_record(request.doc, record)
@@ -100,7 +102,7 @@ class RunAccount:
 
 def _summary(records: list[sample_log.SampleRecord]) -> dict[str, float]:
     ratios = [r.compression_ratio for r in records]
-    return {
+    summary = {
         "samples": float(len(records)),
         "compression_ratio_mean": statistics.fmean(ratios),
         "compression_ratio_stdev": statistics.pstdev(ratios),
@@ -109,6 +111,11 @@ def _summary(records: list[sample_log.SampleRecord]) -> dict[str, float]:
         "answer_seconds_mean": statistics.fmean(r.answer_seconds for r in records),
         "cached_fraction": statistics.fmean(float(r.compression_cached) for r in records),
     }
+    served = [r.metrics() for r in records if r.served_prompt_tokens is not None]
+    if served:
+        for name in sample_log.SERVED_METRICS:
+            summary[f"{name}_mean"] = statistics.fmean(m[name] for m in served)
+    return summary
 
 
 def _warn_budget(compressor: Any, exceeded: Counter[str]) -> None:

@@ -27,6 +27,16 @@ EFFICIENCY_METRICS = (
 # The rate the compressor was asked for, beside the achieved compression_ratio; present
 # when the compressor states one (``rate``, or ``target_tokens`` / original tokens).
 REQUESTED_RATE = "requested_rate"
+# Present only for answers from served models: the token usage the server reported.
+SERVED_METRICS = ("served_prompt_tokens", "served_completion_tokens")
+
+
+@dataclass(frozen=True)
+class ServedUsage:
+    """Tokens a server reported for one answer (its share when one call answered several)."""
+
+    prompt_tokens: float
+    completion_tokens: float
 
 
 @dataclass(frozen=True)
@@ -43,12 +53,16 @@ class SampleRecord:
     peak_rss_mb: float
     flops_ratio: float
     compression_cached: bool = False
+    served_prompt_tokens: float | None = None
+    served_completion_tokens: float | None = None
     requested_rate: float | None = None
 
     def metrics(self) -> dict[str, float]:
         """The efficiency metrics, as floats (the cache flag is not a metric)."""
         values = asdict(self)
         metrics = {name: float(values[name]) for name in EFFICIENCY_METRICS}
+        metrics.update({name: float(values[name]) for name in SERVED_METRICS
+                        if values[name] is not None})
         if self.requested_rate is not None:
             metrics[REQUESTED_RATE] = float(self.requested_rate)
         return metrics
