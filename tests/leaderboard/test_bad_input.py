@@ -127,3 +127,17 @@ def test_markdown_and_latex_exports_escape_metadata(runs_copy: Path, tmp_path: P
         tex = (out / name).read_text(encoding="utf-8")
         assert "<script" not in tex and "<img" not in tex and "\\input" not in tex
         assert "\\textless{}script\\textgreater{}alert(1)\\textless{}/script\\textgreater{}" in tex
+
+
+def test_latex_comments_and_cells_cannot_be_broken_out_of() -> None:
+    from leaderboard._export import latex_escape, to_latex
+    from leaderboard._tables import Cell, Table
+
+    hostile = "x\n\\input{/etc/passwd} <script>"
+    assert latex_escape(hostile) == (
+        "x \\textbackslash{}input\\{/etc/passwd\\} \\textless{}script\\textgreater{}")
+    table = Table(name="t", title=hostile, columns=["Model", "Compressor"],
+                  rows=[[Cell(hostile, hostile), Cell(None, "b")]], notes=[])
+    lines = to_latex(table).splitlines()
+    assert lines[0] == "% " + latex_escape(hostile)
+    assert not any(line.startswith("\\input") for line in lines)
