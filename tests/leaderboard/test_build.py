@@ -39,7 +39,8 @@ def test_writes_every_export(site: Path) -> None:
     for name in ("raw", "normalised", "delta", "efficiency"):
         for ext in ("csv", "tex", "md"):
             assert (site / f"{name}.{ext}").stat().st_size > 0
-    assert (site / "leaderboard.md").read_text(encoding="utf-8").startswith("# Fixture &lt;board&gt;")
+    board = (site / "leaderboard.md").read_text(encoding="utf-8")
+    assert board.startswith("# Fixture &lt;board&gt;")
     data = json.loads((site / "leaderboard.json").read_text(encoding="utf-8"))
     assert data["schema_version"] == 1 and len(data["runs"]) == 4
     assert data["task_versions"]["compressed_squad"] == "1.0"
