@@ -95,11 +95,9 @@ def requested_layout(method: str, options: SoftOptions, recorded: Layout | None 
     positions = options.decoder_positions
     if name == "compressbench" and positions is None:
         positions = "continue"
-    defaults = Layout()
-    return Layout(name=name,
-                  context_length=options.context_length or defaults.context_length,
-                  max_context_tokens=options.max_context_tokens or defaults.max_context_tokens,
-                  decoder_positions=positions)
+    sizes = {field: getattr(options, field) for field in ("context_length", "max_context_tokens")
+             if getattr(options, field) is not None}
+    return Layout(name=name, decoder_positions=positions, **sizes)
 
 
 def build_soft_model(model_type: type[SoftModel], target: TargetModel, options: SoftOptions

@@ -48,7 +48,8 @@ class Layout:
                              f"got {self.decoder_positions!r}")
         if self.name == "reference" and self.max_context_tokens > self.context_length:
             raise ValueError(f"max_context_tokens ({self.max_context_tokens}) must not exceed "
-                             f"context_length ({self.context_length})")
+                             f"context_length ({self.context_length}); lower max_context_tokens "
+                             "or raise context_length")
 
     @property
     def is_reference(self) -> bool:

@@ -1,7 +1,8 @@
 """A soft compression model: the shared encoder plus a method's decoder interface.
 
 Subclasses (:mod:`.five_hundred_x`, :mod:`.icae`) say how the memory reaches the frozen
-decoder; this class tokenises, batches and computes the training loss the same way for both.
+decoder; this class builds the encoder ids and the training rows of the model's layout
+(:mod:`._layout`), batches them and computes the training loss the same way for both.
 """
 
 from __future__ import annotations

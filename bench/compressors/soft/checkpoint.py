@@ -1,9 +1,11 @@
 """Checkpoints of trained soft compressors: safetensors weights + a JSON config.
 
-A checkpoint directory holds
+This is the ``compressbench`` checkpoint format (the 500xCompressor code's own files are read
+by :mod:`.repo_checkpoint`). A checkpoint directory holds
 
-* ``soft_config.json`` - method, k, base model identity (name, revision, architecture and
-  sizes), tokenizer special-token ids, LoRA settings and every training hyper-parameter;
+* ``soft_config.json`` - method (and ICAE variant), k, the input layout (:mod:`._layout`), base
+  model identity (name, revision, architecture and sizes), tokenizer special-token ids, LoRA
+  settings and every training hyper-parameter (configs without a layout used compressbench);
 * ``soft_weights.safetensors`` - ``memory`` ``[k, hidden]``, ``trigger`` (ICAE) and the LoRA
   tensors under ``lora.<peft name>``;
 * optionally the training state (see :mod:`bench.training.state`) for resuming.

@@ -113,6 +113,10 @@ def expected_shapes(model: PreTrainedModel, checkpoint: RepoCheckpoint, method: 
             stem = f"{PREFIX}base_model.model.{name}"
             shapes[f"{stem}.lora_A.default.weight"] = (rank, module.in_features)
             shapes[f"{stem}.lora_B.default.weight"] = (module.out_features, rank)
+    if len(shapes) == 1:
+        raise RepoCheckpointError(f"{checkpoint.file}: the base model has no plain "
+                                  f"{'/'.join(TARGET_MODULES)} linear layers to adapt (a model "
+                                  "that already carries a LoRA adapter needs a fresh copy)")
     if method == "icae" and checkpoint.has_ae_embedding:
         shapes[AE_KEY] = (1, 1, hidden)
     return shapes

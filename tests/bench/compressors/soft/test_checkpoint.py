@@ -113,3 +113,25 @@ def test_checkpoint_with_a_missing_or_misshapen_lora_tensor_is_refused(
     save_file(state, str(weights))
     with pytest.raises(CheckpointMismatchError, match=re.escape(victim)):
         build_compressor("500x", load_target("llama"), {"checkpoint": str(tmp_path / "ckpt")})
+
+
+def test_config_without_a_layout_loads_as_the_compressbench_layout(
+        load_target: Callable[[str], TargetModel], tmp_path: Path) -> None:
+    original = _trained_like(load_target("llama"), "500x", layout="compressbench",
+                             decoder_positions="restart", max_context_tokens=30)
+    save_checkpoint(original.model, tmp_path / "ckpt", original.target.name)
+    config_path = tmp_path / "ckpt" / "soft_config.json"
+    config = json.loads(config_path.read_text())
+    layout = config.pop("layout")
+    config.update(max_context_tokens=layout["max_context_tokens"],
+                  decoder_positions=layout["decoder_positions"])
+    config_path.write_text(json.dumps(config))
+    reloaded = build_compressor("500x", load_target("llama"),
+                                {"checkpoint": str(tmp_path / "ckpt")})
+    assert isinstance(reloaded, SoftCompressor)
+    assert reloaded.model.layout == original.model.layout
+    requests = [CompressionRequest(c) for c in CONTEXTS]
+    for a, b in zip(original.compress(requests), reloaded.compress(requests), strict=True):
+        assert isinstance(a, CompressedKV) and isinstance(b, CompressedKV)
+        assert a.position_offset == b.position_offset
+        assert all(torch.equal(x, y) for x, y in zip(a.keys, b.keys, strict=True))
