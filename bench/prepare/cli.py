@@ -31,7 +31,6 @@ from transformers import PreTrainedTokenizerBase
 
 from bench._atomic import sha256_file
 from bench._errors import add_debug_flag, run_cli
-from bench._manifest import verify_if_built
 from bench.prepare.cut import load_tokenizer
 from bench.prepare.data_dir import data_root
 from bench.prepare.hf_mrqa import HF_DATASET, HF_SUBSETS, load_hf_mrqa
@@ -78,7 +77,6 @@ def _load_contexts(
     path = Path(source)
     if not path.is_file():
         raise FileNotFoundError(f"source {path} is not a file (nor one of {', '.join(HF_SOURCES)})")
-    verify_if_built(path.parent, "the command that wrote {folder} (see its README.md)", ())
     contexts = list(read_mrqa(path, clean_markup=clean_markup))
     if subset is not None:
         contexts = [c for c in contexts if c.metadata.get("benchmark") == subset]
