@@ -1,46 +1,58 @@
-"""The arXiv query API source (through the ``arxiv`` package), cached on disk and resumable.
+"""The arXiv query API source: each query fetched completely or not at all, cached, resumable.
 
-Each query's results are appended, one JSON line per paper, to a cache file as they arrive;
-an interrupted fetch resumes at the number of complete lines already stored, and a finished
-one is marked ``.done`` and never fetched again. The package enforces the API's politeness
-delay between requests; failures are retried here with exponential backoff.
+Checked pages (see :mod:`data_builders.arxiv.pages`) are appended, one JSON line per paper,
+to ``api-KEY.partial.jsonl``. A query is complete only when the results held number exactly
+the ``opensearch:totalResults`` the server reports; then ``api-KEY.json`` records the count,
+the file's hash and when it was fetched, and the file becomes ``api-KEY.jsonl``. A fetch that
+fails or is killed resumes from the results held. A query whose window is still open (no end
+date, or an end less than a week before the fetch) is fetched again once its copy is older
+than ``refresh_after_hours``.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import os
+import re
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from data_builders._io import atomic_write_json, sha256_bytes
-from data_builders.arxiv.records import Paper, normalize_whitespace, parse_timestamp, split_id
+from data_builders._io import atomic_write_json, sha256_bytes, sha256_file
+from data_builders.arxiv.atom import QueryRejectedError
+from data_builders.arxiv.pages import DEFAULT_API_URL, ApiSettings, PageClient, PageError
+from data_builders.arxiv.records import Paper, normalize_whitespace, parse_timestamp
 
-DEFAULT_API_URL = "https://export.arxiv.org/api/query"
+__all__ = [
+    "DEFAULT_API_URL",
+    "ApiFetchError",
+    "ApiQueryError",
+    "ApiSettings",
+    "build_query",
+    "cache_path",
+    "fetch",
+    "query_record",
+]
+
 _OPEN_END = "299912312359"
 _FIRST = "199101010000"
+_UPPER_BOUND = re.compile(r"submittedDate:\[\d{12} TO (\d{12})\]")
+# Papers appear in the API only once announced, days after submission for some (weekends,
+# moderation holds), so a window that closed less than this before the fetch may still grow.
+_ANNOUNCEMENT_LAG = timedelta(days=7)
 
 logger = logging.getLogger(__name__)
 
 
 class ApiFetchError(RuntimeError):
-    """The API kept failing after all retries (what was fetched so far stays cached)."""
+    """A query could not be fetched completely (what was fetched so far stays cached)."""
 
 
-@dataclass(frozen=True)
-class ApiSettings:
-    """How to talk to the API: endpoint, politeness delay, paging and retries."""
-
-    cache_dir: Path
-    url: str = DEFAULT_API_URL
-    delay_seconds: float = 3.0
-    page_size: int = 100
-    retries: int = 5
-    backoff_seconds: float = 10.0
+class ApiQueryError(ValueError):
+    """The API rejected a query as malformed."""
 
 
 def build_query(start: date | None, end: date | None, categories: Sequence[str]) -> str:
@@ -53,16 +65,145 @@ def build_query(start: date | None, end: date | None, categories: Sequence[str])
     return query
 
 
-def _result_to_json(result: Any) -> dict[str, Any]:
-    paper_id, version = split_id(result.entry_id)
-    return {
-        "id": paper_id,
-        "version": version,
-        "title": result.title,
-        "summary": result.summary,
-        "published": result.published.isoformat(),
-        "categories": list(result.categories),
+def window_open_at(query: str, moment: datetime) -> bool:
+    """Whether papers can still join ``query``'s results after ``moment``."""
+    match = _UPPER_BOUND.search(query)
+    if match is None:
+        return True
+    upper = datetime.strptime(match.group(1), "%Y%m%d%H%M").replace(tzinfo=UTC)
+    return upper > moment - _ANNOUNCEMENT_LAG
+
+
+def cache_path(settings: ApiSettings, query: str) -> Path:
+    """Results file of a complete query (keyed by endpoint, query and page size)."""
+    key = sha256_bytes(f"{settings.url}\n{query}\n{settings.page_size}".encode())[:16]
+    return settings.cache_dir / f"api-{key}.jsonl"
+
+
+def _state_path(path: Path) -> Path:
+    return path.with_suffix(".json")
+
+
+def _partial_path(path: Path) -> Path:
+    return path.with_suffix(".partial.jsonl")
+
+
+def query_record(settings: ApiSettings, query: str) -> dict[str, Any] | None:
+    """What is recorded of a complete cached query (count, hash, ``fetched_at``), or None."""
+    path = cache_path(settings, query)
+    try:
+        state: dict[str, Any] = json.loads(_state_path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if state.get("query") != query or not path.is_file():
+        return None
+    return state if state.get("sha256") == sha256_file(path) else None
+
+
+def _needs_refresh(state: dict[str, Any], settings: ApiSettings) -> bool:
+    if not state.get("open_window", True):
+        return False
+    try:
+        fetched = datetime.fromisoformat(str(state["fetched_at"]))
+    except (KeyError, ValueError):
+        return True
+    age = (datetime.now(UTC) - fetched.replace(tzinfo=fetched.tzinfo or UTC)).total_seconds()
+    return age >= settings.refresh_after_hours * 3600
+
+
+def _held_ids(partial: Path) -> set[str]:
+    """Ids already fetched, cutting off a partial last line left by an interruption."""
+    if not partial.exists():
+        return set()
+    data = partial.read_bytes()
+    keep = data.rfind(b"\n") + 1
+    if keep != len(data):
+        with partial.open("r+b") as handle:
+            handle.truncate(keep)
+    held: set[str] = set()
+    for number, line in enumerate(data[:keep].splitlines(), start=1):
+        try:
+            paper_id = json.loads(line)["id"]
+        except (ValueError, KeyError, TypeError):
+            paper_id = None
+        if not isinstance(paper_id, str) or paper_id in held:
+            raise ValueError(
+                f"{partial}:{number}: not a cached result, or one held twice; delete the "
+                "file to fetch the query from the start"
+            )
+        held.add(paper_id)
+    return held
+
+
+def _failure(query: str, offset: int, partial: Path, error: PageError) -> ApiFetchError:
+    attempts = f"after {error.attempts} attempt{'s' if error.attempts > 1 else ''}"
+    where = f"arXiv API query {query!r} failed at offset {offset} {attempts} ({error.reason})"
+    if error.restart:
+        return ApiFetchError(f"{where}; delete {partial} to fetch the query from the start")
+    held = f"{offset} result{'' if offset == 1 else 's'}"
+    return ApiFetchError(f"{where}; {held} cached in {partial}: rerun to resume")
+
+
+def _download(settings: ApiSettings, query: str, partial: Path) -> int:
+    """Fetch the rest of ``query`` into ``partial``; return the total once all is held."""
+    held = _held_ids(partial)
+    offset = len(held)
+    client = PageClient(settings, query)
+    empty_confirmed = False
+    with partial.open("a", encoding="utf-8") as handle:
+        while True:
+            try:
+                page = client.page(offset, held)
+            except PageError as error:
+                raise _failure(query, offset, partial, error) from None
+            except QueryRejectedError as error:
+                raise ApiQueryError(f"arXiv API query {query!r}: {error}") from None
+            for record in page.records:
+                handle.write(json.dumps(record, sort_keys=True) + "\n")
+                held.add(record["id"])
+            handle.flush()
+            offset += len(page.records)
+            logger.info("arXiv API query %r: %d of %d results", query, offset, page.total)
+            if offset < page.total:
+                continue
+            if offset == 0 and not empty_confirmed:  # a lone empty answer may be a glitch
+                empty_confirmed = True
+                time.sleep(settings.backoff_seconds)
+                continue
+            return offset
+
+
+def _finish(settings: ApiSettings, query: str, partial: Path, count: int) -> None:
+    """Record the complete query, then move its results into place (a kill in between
+    leaves the partial file, which the next run completes with one request)."""
+    path = cache_path(settings, query)
+    now = datetime.now(UTC)
+    state = {
+        "query": query,
+        "url": settings.url,
+        "page_size": settings.page_size,
+        "results": count,
+        "sha256": sha256_file(partial),
+        "fetched_at": now.isoformat(timespec="seconds"),
+        "open_window": window_open_at(query, now),
     }
+    atomic_write_json(_state_path(path), state)
+    os.replace(partial, path)
+
+
+def fetch(settings: ApiSettings, query: str) -> tuple[Path, Iterator[Paper]]:
+    """Fetch (or resume, refresh or reuse) all results of ``query``; the file and papers."""
+    settings.cache_dir.mkdir(parents=True, exist_ok=True)
+    path = cache_path(settings, query)
+    state = query_record(settings, query)
+    if state is not None and _needs_refresh(state, settings):
+        logger.info("refreshing %r (fetched at %s)", query, state["fetched_at"])
+        state = None
+    if state is None:
+        partial = _partial_path(path)
+        count = _download(settings, query, partial)
+        _finish(settings, query, partial, count)
+    return path, _read_cache(path)
 
 
 def _json_to_paper(record: dict[str, Any]) -> Paper:
@@ -74,81 +215,6 @@ def _json_to_paper(record: dict[str, Any]) -> Paper:
         categories=tuple(record["categories"]),
         version=int(record["version"]),
     )
-
-
-def cache_path(settings: ApiSettings, query: str) -> Path:
-    """Cache file of one query (keyed by endpoint, query and page size)."""
-    key = sha256_bytes(f"{settings.url}\n{query}\n{settings.page_size}".encode())[:16]
-    return settings.cache_dir / f"api-{key}.jsonl"
-
-
-def _complete_lines(path: Path) -> int:
-    """Count complete lines, cutting off a partial last line left by an interruption."""
-    if not path.exists():
-        return 0
-    data = path.read_bytes()
-    keep = data.rfind(b"\n") + 1
-    if keep != len(data):
-        with path.open("r+b") as handle:
-            handle.truncate(keep)
-    return data[:keep].count(b"\n")
-
-
-def _make_client(settings: ApiSettings) -> Any:
-    import arxiv
-
-    client = arxiv.Client(
-        page_size=settings.page_size, delay_seconds=settings.delay_seconds, num_retries=0
-    )
-    client.query_url_format = settings.url + "?{}"
-    return client
-
-
-def _download(settings: ApiSettings, query: str, path: Path) -> int:
-    import arxiv
-    import requests
-
-    client = _make_client(settings)
-    search = arxiv.Search(
-        query=query,
-        max_results=None,
-        sort_by=arxiv.SortCriterion.SubmittedDate,
-        sort_order=arxiv.SortOrder.Ascending,
-    )
-    offset = _complete_lines(path)
-    failures = 0
-    with path.open("a", encoding="utf-8") as handle:
-        while True:
-            start = offset
-            try:
-                for result in client.results(search, offset=offset):
-                    handle.write(json.dumps(_result_to_json(result), sort_keys=True) + "\n")
-                    handle.flush()
-                    offset += 1
-                return offset
-            except (arxiv.ArxivError, requests.RequestException) as error:
-                failures = 1 if offset > start else failures + 1
-                if failures > settings.retries:
-                    raise ApiFetchError(
-                        f"arXiv API failed {failures} times in a row at offset {offset} "
-                        f"({error}); {offset} results are cached in {path}: rerun to resume"
-                    ) from error
-                wait = settings.backoff_seconds * 2 ** (failures - 1)
-                logger.warning(
-                    "API error at offset %d (%s); retrying in %.1fs", offset, error, wait
-                )
-                time.sleep(wait)
-
-
-def fetch(settings: ApiSettings, query: str) -> tuple[Path, Iterator[Paper]]:
-    """Fetch (or resume, or reuse) all results of ``query``; return the cache file and papers."""
-    settings.cache_dir.mkdir(parents=True, exist_ok=True)
-    path = cache_path(settings, query)
-    done = path.with_suffix(".done")
-    if not done.exists():
-        count = _download(settings, query, path)
-        atomic_write_json(done, {"query": query, "url": settings.url, "results": count})
-    return path, _read_cache(path)
 
 
 def _read_cache(path: Path) -> Iterator[Paper]:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import argparse
 import logging
-from collections.abc import Sequence
+import math
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from bench._errors import InputError, add_debug_flag, run_cli
@@ -14,6 +15,9 @@ from data_builders.arxiv.build import build
 from data_builders.arxiv.config import BuildConfig
 from data_builders.arxiv.records import parse_cli_date
 from data_builders.arxiv.splits import Windows
+
+DEFAULT_TIMEOUT = ApiSettings.timeout_seconds
+DEFAULT_REFRESH_HOURS = ApiSettings.refresh_after_hours
 
 
 def _date(value: str) -> object:
@@ -33,6 +37,84 @@ def _int_list(value: str) -> tuple[int, ...]:
     if not numbers or min(numbers) <= 0:
         raise argparse.ArgumentTypeError(f"expected positive integers, got {value!r}")
     return tuple(sorted(set(numbers)))
+
+
+def _number(
+    kind: type[int] | type[float], low: float, *, above: bool = False, infinite: bool = False
+) -> Callable[[str], int | float]:
+    """An argparse type: a number ``>= low`` (``> low`` with ``above``), finite unless
+    ``infinite``."""
+
+    def parse(value: str) -> int | float:
+        try:
+            number = kind(value)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a number, got {value!r}") from None
+        if math.isnan(number) or (math.isinf(number) and not infinite):
+            raise argparse.ArgumentTypeError(f"expected a finite number, got {value!r}")
+        if number < low or (above and number == low):
+            bound = ">" if above else ">="
+            raise argparse.ArgumentTypeError(f"expected a number {bound} {low:g}, got {value!r}")
+        return number
+
+    return parse
+
+
+def _add_api_arguments(p: argparse.ArgumentParser) -> None:
+    api = p.add_argument_group("arXiv API (--source api)")
+    api.add_argument(
+        "--api-url",
+        default=DEFAULT_API_URL,
+        help=f"arXiv query API endpoint (default {DEFAULT_API_URL}); for mirrors/tests",
+    )
+    api.add_argument(
+        "--api-delay",
+        type=_number(float, 0),
+        default=3.0,
+        help="seconds between API requests (arXiv asks for 3; default 3)",
+    )
+    api.add_argument(
+        "--api-page-size",
+        type=_number(int, 1),
+        default=100,
+        help="results per API page (the API serves at most 2000; default 100)",
+    )
+    api.add_argument(
+        "--api-timeout",
+        type=_number(float, 0, above=True),
+        default=DEFAULT_TIMEOUT,
+        help="seconds a request may wait for the server (to connect, for each part of "
+        "the answer and for the whole page); a request that takes longer is retried "
+        f"(default {DEFAULT_TIMEOUT:g})",
+    )
+    api.add_argument(
+        "--api-retries",
+        type=_number(int, 0),
+        default=5,
+        help="retries of a failed page (an HTTP error, a timeout, a page that is empty, "
+        "cut off or not an Atom feed) before giving up with exit status 1 (default 5)",
+    )
+    api.add_argument(
+        "--api-backoff",
+        type=_number(float, 0),
+        default=10.0,
+        help="first retry wait in seconds, doubled after each failure (default 10)",
+    )
+    api.add_argument(
+        "--api-refresh-after",
+        type=_number(float, 0, infinite=True),
+        default=DEFAULT_REFRESH_HOURS,
+        help="hours after which a query whose date window is still open (no --before, or "
+        "one less than a week before the fetch) is fetched again on a rerun; 0: every "
+        f"run, inf: never (default {DEFAULT_REFRESH_HOURS:g})",
+    )
+    api.add_argument(
+        "--cache-dir",
+        type=Path,
+        default=None,
+        help="where API results are cached; a failed or interrupted download resumes "
+        "from them on the next run (default OUT/.cache)",
+    )
 
 
 def make_parser() -> argparse.ArgumentParser:
@@ -84,36 +166,7 @@ def make_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="skip and count malformed input lines instead of failing on the first",
     )
-    p.add_argument(
-        "--api-url",
-        default=DEFAULT_API_URL,
-        help=f"arXiv query API endpoint (default {DEFAULT_API_URL}); for mirrors/tests",
-    )
-    p.add_argument(
-        "--api-delay",
-        type=float,
-        default=3.0,
-        help="seconds between API requests (arXiv asks for 3; default 3)",
-    )
-    p.add_argument("--api-page-size", type=int, default=100, help="results per API page")
-    p.add_argument(
-        "--api-retries",
-        type=int,
-        default=5,
-        help="consecutive failed API requests tolerated before giving up (default 5)",
-    )
-    p.add_argument(
-        "--api-backoff",
-        type=float,
-        default=10.0,
-        help="first retry wait in seconds, doubled after each failure (default 10)",
-    )
-    p.add_argument(
-        "--cache-dir",
-        type=Path,
-        default=None,
-        help="where API results are cached for resuming (default OUT/.cache)",
-    )
+    _add_api_arguments(p)
     p.add_argument(
         "--tokenizer",
         default="gpt2",
@@ -168,6 +221,8 @@ def config_from_args(args: argparse.Namespace) -> BuildConfig:
             page_size=args.api_page_size,
             retries=args.api_retries,
             backoff_seconds=args.api_backoff,
+            timeout_seconds=args.api_timeout,
+            refresh_after_hours=args.api_refresh_after,
         )
     return BuildConfig(
         windows=Windows(

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import argparse
 import os
+import traceback
 from collections.abc import Sequence
 from pathlib import Path
 
 from bench._errors import add_debug_flag, run_cli
+from data_builders._secrets import MIN_SECRET_LENGTH, masked_output, register_secret
 from data_builders.arxivqa.build import IncompleteError, generate
 from data_builders.arxivqa.card import estimated_cost
 from data_builders.arxivqa.client import ClientSettings
@@ -41,7 +43,8 @@ def make_parser() -> argparse.ArgumentParser:
         "--api-key-env",
         default="OPENAI_API_KEY",
         help="environment variable holding the API key (default OPENAI_API_KEY); "
-        "the key is never written anywhere",
+        "the key is never written anywhere, and any text that contains it (a server's "
+        "error message, a log line) shows *** instead",
     )
     p.add_argument("--out", type=Path, required=True, help="output folder (holds the cache)")
     p.add_argument(
@@ -108,6 +111,12 @@ def config_from_args(args: argparse.Namespace) -> QAConfig:
             f"environment variable {args.api_key_env} is not set (name another one with "
             "--api-key-env; for a server without authentication set it to any value)"
         )
+    register_secret(api_key)
+    if len(api_key) >= MIN_SECRET_LENGTH and api_key in args.base_url:
+        raise ValueError(
+            "--base-url contains the API key; pass the key only through the variable "
+            "named by --api-key-env"
+        )
     if args.concurrency < 1 or args.qa_per_96_tokens <= 0:
         raise ValueError("--concurrency must be >= 1 and --qa-per-96-tokens > 0")
     client = ClientSettings(
@@ -157,7 +166,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     Errors end in one line on stderr; ``--debug`` (or ``COMPRESSBENCH_DEBUG=1``) adds the
     traceback.
     """
-    return run_cli(_run, argv, failures=(IncompleteError, OSError))
+    with masked_output():
+        try:
+            return run_cli(_run, argv, failures=(IncompleteError, OSError))
+        except Exception:  # a bug; printed here so that its traceback is masked too
+            traceback.print_exc()
+            return 1
 
 
 def _run(argv: Sequence[str]) -> int:

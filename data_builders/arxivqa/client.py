@@ -11,6 +11,7 @@ from typing import Any
 
 from tqdm import tqdm
 
+from data_builders._secrets import mask_secrets
 from data_builders.arxivqa.cache import ResponseCache
 
 
@@ -63,7 +64,13 @@ class Usage:
 
 
 class RequestFailedError(RuntimeError):
-    """A request still failed after all retries (or failed in a way retrying cannot fix)."""
+    """A request still failed after all retries (or failed in a way retrying cannot fix).
+
+    The message passes through :func:`mask_secrets`: servers echo keys in error bodies.
+    """
+
+    def __init__(self, message: str) -> None:
+        super().__init__(mask_secrets(message))
 
 
 def retry_after_seconds(headers: Any) -> float | None:
@@ -114,6 +121,8 @@ async def _complete(client: Any, job: Job, settings: ClientSettings, usage: Usag
             usage.server_errors += 1
             asked = retry_after_seconds(error.response.headers)
             reason = f"HTTP {error.status_code}"
+        except openai.APIError as error:  # an answer that is not a chat completion
+            reason = f"unusable response ({error})"
         if attempt == settings.max_retries:
             raise RequestFailedError(f"{reason} ({attempt + 1} attempts)")
         usage.retries += 1
@@ -123,6 +132,9 @@ async def _complete(client: Any, job: Job, settings: ClientSettings, usage: Usag
 
 
 def _entry(job: Job, settings: ClientSettings, response: Any) -> dict[str, Any]:
+    if not getattr(response, "choices", None):
+        shown = mask_secrets(str(response))[:200]  # masked before it is cut
+        raise RequestFailedError(f"a response without choices ({shown})")
     choice = response.choices[0]
     usage = response.usage
     return {
@@ -130,9 +142,9 @@ def _entry(job: Job, settings: ClientSettings, response: Any) -> dict[str, Any]:
         "key": job.key,
         "context_id": job.context_id,
         "prompt": job.prompt,
-        "content": choice.message.content or "",
+        "content": mask_secrets(choice.message.content or ""),
         "finish_reason": choice.finish_reason,
-        "response_model": response.model,
+        "response_model": mask_secrets(response.model or ""),
         "temperature": settings.temperature,
         "max_tokens": settings.max_tokens,
         "usage": {

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import re
@@ -15,12 +16,16 @@ from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from data_builders._secrets import mask_secrets, masked_output, register_secret
+from data_builders.arxivqa.cache import ResponseCache
 from data_builders.arxivqa.cli import main
+from data_builders.arxivqa.client import ClientSettings, Job, Usage, run_jobs
 from data_builders.arxivqa.validate import extract_pairs, validate
 from tests.data_builders.conftest import REPO, random_text, shared_path
 
@@ -72,7 +77,7 @@ class ChatServer:
                 status, headers, content, delay = server.script(marker, prompt, attempt)
                 time.sleep(delay)
                 payload = (
-                    {"error": {"message": "scripted", "type": "x"}}
+                    {"error": {"message": content or "scripted", "type": "x"}}
                     if status != 200
                     else {
                         "id": "cmpl",
@@ -279,6 +284,126 @@ def test_missing_key_and_unauthorised(tmp_path: Path, monkeypatch: pytest.Monkey
         assert len(server.log) == 1, "a 401 is not retried"
     finally:
         server.close()
+
+
+def echo_key(marker: str, prompt: str, attempt: int) -> Reply:
+    """A server that repeats the key it was sent: in headers, error bodies and answers."""
+    if marker == "DENIED":
+        return 401, {"X-Received-Key": KEY}, f"Incorrect API key provided: {KEY}.", 0
+    if marker == "FLAKY":
+        return 500, {"X-Received-Key": KEY}, f"upstream refused Bearer {KEY}", 0
+    return 200, {"X-Received-Key": KEY}, f"{json.dumps(good_pairs(prompt))}\nkey was {KEY}", 0
+
+
+def assert_no_key_in_files(folder: Path) -> None:
+    for path in folder.rglob("*"):
+        if path.is_file():
+            assert KEY.encode() not in path.read_bytes(), path
+
+
+@pytest.mark.parametrize("marker", ["DENIED", "FLAKY", "ANSWERED"])
+def test_key_echoed_by_the_server_is_masked(
+    tmp_path: Path, env_key: None, capsys: pytest.CaptureFixture[str], marker: str
+) -> None:
+    corpus = write_corpus(tmp_path / "corpus", [marker])
+    out = tmp_path / "out"
+    server = ChatServer(echo_key)
+    try:
+        code = main(args(server, corpus, out, "--max-retries", "1"))
+    finally:
+        server.close()
+    captured = capsys.readouterr()
+    assert KEY not in captured.out + captured.err
+    assert_no_key_in_files(tmp_path)
+    if marker == "ANSWERED":
+        assert code == 0
+        (entry,) = (out / "cache").glob("*.json")
+        assert json.loads(entry.read_text())["content"].endswith("key was ***")
+    else:
+        assert code == 1
+        assert "Traceback" not in captured.err
+    if marker == "DENIED":
+        assert "HTTP 401" in captured.err and "Incorrect API key provided: ***." in captured.err
+
+
+def test_request_errors_are_masked_where_built(tmp_path: Path) -> None:
+    """The recorded error texts (kept in the usage counts) never hold the key."""
+    register_secret(KEY)
+    server = ChatServer(echo_key)
+    settings = ClientSettings(base_url=server.url, api_key=KEY, model="m", max_retries=0)
+    usage = Usage()
+    jobs = [Job("c", "context: DENIED words\ntask: x", "k")]
+    try:
+        asyncio.run(run_jobs(jobs, settings, ResponseCache(tmp_path / "cache"), usage))
+    finally:
+        server.close()
+    assert usage.failed == 1
+    assert usage.errors == ["HTTP 401: Error code: 401 - Incorrect API key provided: ***."]
+
+
+def test_debug_output_masks_the_key(tmp_path: Path) -> None:
+    """With --debug the traceback (which holds the server's error body) and the client
+    library's own debug log are masked too."""
+    corpus = write_corpus(tmp_path / "corpus", ["DENIED"])
+    server = ChatServer(echo_key)
+    env = {**os.environ, "ARXIVQA_TEST_KEY": KEY, "OPENAI_LOG": "debug"}
+    command = [
+        sys.executable,
+        "-m",
+        "bench.build_arxivqa",
+        *args(server, corpus, tmp_path / "out"),
+        "--debug",
+    ]
+    try:
+        run = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True)
+    finally:
+        server.close()
+    assert run.returncode == 1
+    assert "Traceback" in run.stderr and "HTTP Response: POST 401" in run.stderr
+    assert "Incorrect API key provided: ***." in run.stderr
+    assert KEY not in run.stdout + run.stderr
+    assert_no_key_in_files(tmp_path)
+
+
+def test_unexpected_error_with_the_key_is_masked(
+    tmp_path: Path,
+    env_key: None,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Any text written to stdout/stderr is masked, also a traceback nobody formatted."""
+    import data_builders.arxivqa.build as qa_build
+
+    def broken(*_: object) -> None:
+        raise RuntimeError(f"assembling failed near Bearer {KEY}")
+
+    monkeypatch.setattr(qa_build, "assemble", broken)
+    corpus = write_corpus(tmp_path / "corpus", ["OK"])
+    server = ChatServer(scenario)
+    try:
+        assert main(args(server, corpus, tmp_path / "out")) == 1
+    finally:
+        server.close()
+    err = capsys.readouterr().err
+    assert "RuntimeError: assembling failed near Bearer ***" in err
+    assert KEY not in err
+
+
+def test_mask_sees_keys_written_in_pieces(capsys: pytest.CaptureFixture[str]) -> None:
+    special = 'k3y/with+"quote"'
+    register_secret(KEY)
+    register_secret(special)
+    with masked_output():
+        sys.stderr.write(f"partial {KEY[:5]}")
+        sys.stderr.write(f"{KEY[5:]} and {quote(special, safe='')}\n")
+        print(json.dumps({"echo": special}))
+        sys.stderr.write(f"no line end {KEY}")
+    captured = capsys.readouterr()
+    assert captured.err == "partial *** and ***\nno line end ***"
+    assert captured.out == json.dumps({"echo": "***"}) + "\n"
+    assert mask_secrets(f"{special}{KEY}") == "******"
+    register_secret("short")
+    assert mask_secrets("a short word") == "a short word", "placeholders are not secrets"
 
 
 def test_kill_and_resume(tmp_path: Path) -> None:
