@@ -1,4 +1,5 @@
-"""Shared I/O for the builders: atomic writes, hashing, deterministic Parquet, line readers."""
+"""Shared I/O for the builders: atomic writes (see :mod:`bench._atomic`), hashing,
+deterministic Parquet, line readers."""
 
 from __future__ import annotations
 
@@ -8,13 +9,14 @@ import io
 import json
 import os
 import shutil
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+
+from bench import _atomic
 
 _CHUNK = 1 << 20
 
@@ -31,25 +33,11 @@ class BadRecordError(ValueError):
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary file in the same folder + ``os.replace``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        os.chmod(tmp, 0o666 & ~_umask())
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """Write ``data`` to ``path`` through a temporary file in the same folder + ``os.replace``.
 
-
-def _umask() -> int:
-    current = os.umask(0)
-    os.umask(current)
-    return current
+    The file gets the mode the umask allows; see :mod:`bench._atomic`.
+    """
+    _atomic.atomic_write_bytes(path, data)
 
 
 def atomic_write_text(path: Path, text: str) -> None:
@@ -106,7 +94,9 @@ def link_or_copy(source: Path, target: Path) -> None:
         os.link(source, tmp)
     except OSError:
         shutil.copyfile(source, tmp)
+        os.chmod(tmp, _atomic.file_mode())
     os.replace(tmp, target)
+    _atomic.note_write()
 
 
 def open_text(path: Path) -> IO[str]:

@@ -1,13 +1,22 @@
-"""``build``: read runs, make the tables, plots and page, and write every export."""
+"""``build``: read runs, make the tables, plots and page, and write every export.
+
+The output folder is written as one unit: every file goes to a staging sibling that then
+replaces the folder (:func:`bench._atomic.atomic_directory`), so a killed build leaves the
+previous complete leaderboard, and ``manifest.json`` lists every file with its hash.
+"""
 
 from __future__ import annotations
 
+import os
+import shlex
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from tqdm import tqdm
 
+from bench._atomic import atomic_directory
+from bench.prepare.manifest import MANIFEST_NAME, write_manifest
 from leaderboard._errors import LeaderboardError
 from leaderboard._export import dumps, table_json, to_csv, to_latex, to_markdown, write_atomic
 from leaderboard._html import render_html
@@ -24,6 +33,7 @@ from leaderboard._tables import (
 )
 
 SCHEMA_VERSION = 1
+OUTPUT_ENTRIES = ("*.md", "*.csv", "*.tex", "leaderboard.json", "index.html", MANIFEST_NAME)
 
 
 @dataclass(frozen=True)
@@ -64,20 +74,35 @@ def make_tables(runs: Sequence[Run], options: BuildOptions) -> list[Table]:
     return tables
 
 
+def rebuild_command(paths: Sequence[Path], options: BuildOptions) -> str:
+    """The ``python -m leaderboard build`` command of this build (output: ``{folder}``)."""
+    parts = ["python", "-m", "leaderboard", "build", *(os.path.abspath(p) for p in paths)]
+    parts += ["--title", options.title, "--baseline-compressor", options.baseline_compressor]
+    parts += ["--metric-style", options.metric_style, "--max-samples", str(options.max_samples)]
+    return shlex.join(parts) + " --out {folder}"
+
+
 def build(paths: Sequence[Path], options: BuildOptions) -> list[Path]:
-    """Write Markdown, CSV, LaTeX, JSON and ``index.html`` into ``options.out``."""
+    """Write Markdown, CSV, LaTeX, JSON and ``index.html`` into ``options.out`` as one unit."""
     if options.metric_style not in METRIC_STYLES:
         raise LeaderboardError(f"unknown metric style {options.metric_style!r}")
     runs = read_runs(paths)
+    with atomic_directory(options.out, owned=OUTPUT_ENTRIES) as staging:
+        names = _write_exports(runs, options, staging)
+        write_manifest(staging, {"builder": "leaderboard", "schema_version": SCHEMA_VERSION},
+                       rebuild_command(paths, options))
+    return [options.out / name for name in names]
+
+
+def _write_exports(runs: Sequence[Run], options: BuildOptions, out: Path) -> list[str]:
     tables = make_tables(runs, options)
     rows = merge_runs(runs)
     names = METRIC_STYLES[options.metric_style]
-    out = options.out
-    written: list[Path] = []
+    written: list[str] = []
 
     def emit(name: str, text: str) -> None:
         write_atomic(out / name, text)
-        written.append(out / name)
+        written.append(name)
 
     emit("leaderboard.md", to_markdown(tables, options.title))
     for table in tables:

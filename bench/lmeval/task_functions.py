@@ -12,7 +12,7 @@ from typing import Any
 
 from bench import metrics
 from bench.harness import sample_log
-from bench.prepare.data_dir import MissingBenchmarkError, benchmark_dir
+from bench.prepare.data_dir import benchmark_dir, verified_benchmark_dir
 
 QA_INSTRUCTION = (
     "Please finish the extractive question answering task. Just output the answer."
@@ -22,12 +22,10 @@ REGENERATION_LENGTHS = (96, 192, 288, 384, 480)
 
 
 def _read_parquet(benchmark: str) -> Any:
+    """The prepared table, read only after the folder matched its manifest."""
     import pyarrow.parquet as pq
 
-    path = benchmark_dir(benchmark) / "test.parquet"
-    if not path.is_file():
-        raise MissingBenchmarkError(benchmark, benchmark_dir(benchmark))
-    return pq.read_table(path)
+    return pq.read_table(verified_benchmark_dir(benchmark) / "test.parquet")
 
 
 def load_qa(benchmark: str = "", **_metadata: Any) -> Any:

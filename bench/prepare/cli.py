@@ -34,6 +34,7 @@ from bench._errors import add_debug_flag, run_cli
 from bench.prepare.cut import load_tokenizer
 from bench.prepare.data_dir import data_root
 from bench.prepare.hf_mrqa import HF_DATASET, HF_SUBSETS, load_hf_mrqa
+from bench.prepare.manifest import verify_if_built
 from bench.prepare.mrqa import read_mrqa
 from bench.prepare.prepared_io import QA_SCHEMA, REGENERATION_SCHEMA, tokenizer_info, write_prepared
 from bench.prepare.qa import build_qa_rows, sample_rows
@@ -77,6 +78,7 @@ def _load_contexts(
     path = Path(source)
     if not path.is_file():
         raise FileNotFoundError(f"source {path} is not a file (nor one of {', '.join(HF_SOURCES)})")
+    verify_if_built(path.parent, "the command that wrote {folder} (see its README.md)", ())
     contexts = list(read_mrqa(path, clean_markup=clean_markup))
     if subset is not None:
         contexts = [c for c in contexts if c.metadata.get("benchmark") == subset]

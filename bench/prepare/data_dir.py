@@ -1,4 +1,5 @@
-"""Where prepared benchmarks live: ``$COMPRESSBENCH_DATA`` or the user cache directory."""
+"""Where prepared benchmarks live (``$COMPRESSBENCH_DATA`` or the user cache directory), and
+the checked way to reach one: a folder is used only when it matches its manifest."""
 
 from __future__ import annotations
 
@@ -7,7 +8,13 @@ from pathlib import Path
 
 from platformdirs import user_cache_dir
 
+from bench.prepare.manifest import fill_rebuild, verify_folder
+
 DATA_ENV = "COMPRESSBENCH_DATA"
+CORPUS_REBUILD = (
+    "python -m bench.build_arxiv --source SOURCE [--input FILE] --after YYYY-MM "
+    "--tokenizer TOKENIZER --out {folder}"
+)
 
 
 def data_root() -> Path:
@@ -23,18 +30,33 @@ def benchmark_dir(benchmark: str, root: Path | None = None) -> Path:
     return (root or data_root()) / benchmark
 
 
+def prepare_hint(benchmark: str) -> str:
+    """The command that prepares ``benchmark``, with the data directory as ``{parent}``."""
+    source = "ARXIV_CORPUS_DIR" if benchmark == "regeneration" else "SOURCE"
+    return f"python -m bench.prepare {benchmark} --source {source} --out {{parent}}"
+
+
 class MissingBenchmarkError(FileNotFoundError):
     """A task needs a prepared benchmark that is not in the data directory."""
 
     def __init__(self, benchmark: str, path: Path) -> None:
-        hint = (
-            f"python -m bench.prepare {benchmark} --source SOURCE --out {path.parent}"
-            if benchmark != "regeneration"
-            else "python -m bench.prepare regeneration --source ARXIV_CORPUS_DIR "
-            f"--out {path.parent}"
-        )
         super().__init__(
             f"prepared benchmark {benchmark!r} not found at {path} (data directory from "
-            f"${DATA_ENV} or the default cache). Prepare it with:\n  {hint}\n"
-            f"or run `python -m bench demo` to prepare the bundled demo data."
+            f"${DATA_ENV} or the default cache); prepare it with: "
+            f"{fill_rebuild(prepare_hint(benchmark), path)} "
+            f"(or run `python -m bench demo` to prepare the bundled demo data)"
         )
+
+
+def verified_benchmark_dir(benchmark: str, root: Path | None = None) -> Path:
+    """The folder of ``benchmark`` after checking it against its manifest.
+
+    Raises :class:`MissingBenchmarkError` when it is absent and
+    :class:`bench.prepare.manifest.FolderCheckError` (with the command that rebuilds it) when it is
+    incomplete or altered. The check hashes each folder once per process.
+    """
+    folder = benchmark_dir(benchmark, root)
+    if not folder.is_dir():
+        raise MissingBenchmarkError(benchmark, folder)
+    verify_folder(folder, prepare_hint(benchmark), required=("test.parquet",))
+    return folder

@@ -2,12 +2,18 @@
 
 Parquet bytes are deterministic for equal rows and equal library versions: the table is
 built from plain Python lists with an explicit schema (no pandas metadata), written with
-fixed options, and the manifest holds no timestamps.
+fixed options, and the manifest holds no timestamps and no output path.
+
+The folder is written as one unit (:func:`bench._atomic.atomic_directory`): killed at any
+moment, it holds the previous complete benchmark or the new one. A benchmark without a
+single row is refused before anything is written.
 """
 
 from __future__ import annotations
 
+import os
 import platform
+import shlex
 from collections.abc import Mapping, Sequence
 from importlib import metadata
 from pathlib import Path
@@ -17,13 +23,17 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from transformers import PreTrainedTokenizerBase
 
-from bench._atomic import atomic_path, atomic_write_json, atomic_write_text, sha256_file
+from bench._atomic import atomic_directory, atomic_path, atomic_write_text, sha256_file
 from bench.prepare.cut import tokenizer_name
+from bench.prepare.manifest import MANIFEST_NAME, write_manifest
 
 __all__ = [
+    "PREPARED_FILES",
     "QA_SCHEMA",
     "REGENERATION_SCHEMA",
+    "NoUsableRowsError",
     "library_versions",
+    "rebuild_command",
     "tokenizer_info",
     "write_prepared",
 ]
@@ -43,6 +53,12 @@ QA_SCHEMA = pa.schema(
 REGENERATION_SCHEMA = pa.schema(
     [("id", pa.string()), ("text", pa.string()), ("n_tokens", pa.int64()), ("length", pa.int64())]
 )
+
+PREPARED_FILES = ("test.parquet", "README.md", MANIFEST_NAME)
+
+
+class NoUsableRowsError(ValueError):
+    """Every input row was dropped: there is no benchmark to write."""
 
 
 def library_versions() -> dict[str, str]:
@@ -85,6 +101,54 @@ def _write_parquet(path: Path, rows: Sequence[Mapping[str, Any]], schema: pa.Sch
         )
 
 
+def _describe_counts(counts: Mapping[str, Any]) -> str:
+    """``a=1, b=2``; nested counts (per length) as ``length 96: a=1, b=2; length 192: ...``."""
+    if all(isinstance(value, Mapping) for value in counts.values()):
+        return "; ".join(f"length {key}: {_describe_counts(value)}"
+                         for key, value in counts.items())
+    return ", ".join(f"{key}={value}" for key, value in counts.items())
+
+
+def _no_rows_message(out_dir: Path, manifest: Mapping[str, Any]) -> str:
+    benchmark, source = manifest["args"]["benchmark"], manifest["source"]
+    what = "text" if benchmark == "regeneration" else "question"
+    origin = source.get("path") or source.get("dataset") or source.get("name")
+    return (f"{benchmark}: no usable {what} in {origin}, nothing written ({out_dir} left as "
+            f"it was); counts: {_describe_counts(manifest['counts'])}")
+
+
+def _source_argument(source: Mapping[str, Any]) -> str | None:
+    if source["kind"] in ("file", "arxiv_corpus"):
+        return os.path.abspath(str(source["path"]))
+    if source["kind"] == "huggingface":
+        return "hf"
+    return None
+
+
+def rebuild_command(manifest: Mapping[str, Any]) -> str:
+    """The ``python -m bench.prepare`` command that writes this benchmark again.
+
+    The data directory appears as ``{parent}`` (filled in by the reader).
+    """
+    args, source = manifest["args"], manifest["source"]
+    source_argument = _source_argument(source)
+    if source_argument is None:
+        if source.get("name") == "demo":
+            return "python -m bench demo --out DEMO_DIR"
+        return "bench.prepare.cli.prepare_regeneration_from_texts with the same records"
+    parts = ["python", "-m", "bench.prepare", args["benchmark"], "--source", source_argument,
+             "--tokenizer", str(manifest["tokenizer"]["name_or_path"])]
+    if args["benchmark"] == "regeneration":
+        parts += ["--lengths", ",".join(str(n) for n in args["lengths"])]
+    else:
+        parts += ["--max-context-tokens", str(args["max_context_tokens"])]
+        parts += ["--subset", str(args["subset"])] if args.get("subset") else []
+        parts += [] if args.get("clean_markup", True) else ["--keep-markup"]
+    parts += ["--limit", str(args["limit"])] if args.get("limit") is not None else []
+    parts += ["--seed", str(args["seed"])]
+    return shlex.join(parts) + " --out {parent}"
+
+
 def write_prepared(
     out_dir: Path,
     rows: Sequence[Mapping[str, Any]],
@@ -92,18 +156,22 @@ def write_prepared(
     card: str,
     manifest: dict[str, Any],
 ) -> Path:
-    """Write the folder atomically, file by file; the manifest (written last) marks completion.
+    """Write the folder as one unit: built beside ``out_dir``, then swapped into place.
 
-    ``manifest`` gets ``output`` (file name, sha256, rows) and ``versions`` added. Returns
-    the parquet path.
+    ``manifest`` gets ``output`` (file name, sha256, rows), ``versions``, ``rebuild`` and
+    ``files`` added. No rows raise :class:`NoUsableRowsError` (with the counts of why) and
+    leave ``out_dir`` as it was. Returns the parquet path.
     """
-    out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "manifest.json").unlink(missing_ok=True)
-    parquet = out_dir / "test.parquet"
-    _write_parquet(parquet, rows, schema)
-    atomic_write_text(out_dir / "README.md", card)
-    full = dict(manifest)
-    full["output"] = {"file": parquet.name, "sha256": sha256_file(parquet), "rows": len(rows)}
-    full["versions"] = library_versions()
-    atomic_write_json(out_dir / "manifest.json", full)
-    return parquet
+    if not rows:
+        raise NoUsableRowsError(_no_rows_message(out_dir, manifest))
+    rebuild = rebuild_command(manifest)
+    with atomic_directory(out_dir, owned=PREPARED_FILES) as staging:
+        parquet = staging / "test.parquet"
+        _write_parquet(parquet, rows, schema)
+        shown = rebuild.replace("{parent}", "DATA_DIR")
+        atomic_write_text(staging / "README.md", f"{card.rstrip()}\n\nRebuild: `{shown}`\n")
+        full = dict(manifest)
+        full["output"] = {"file": parquet.name, "sha256": sha256_file(parquet), "rows": len(rows)}
+        full["versions"] = library_versions()
+        write_manifest(staging, full, rebuild)
+    return out_dir / "test.parquet"

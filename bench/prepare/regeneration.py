@@ -11,6 +11,8 @@ from tqdm import tqdm
 from transformers import PreTrainedTokenizerBase
 
 from bench.prepare.cut import cut_to_tokens
+from bench.prepare.data_dir import CORPUS_REBUILD
+from bench.prepare.manifest import verify_folder
 from bench.prepare.qa import sample_rows
 
 __all__ = ["PAPER_LENGTHS", "build_regeneration_rows", "read_corpus_lengths"]
@@ -25,8 +27,10 @@ def read_corpus_lengths(
 ) -> tuple[dict[int, list[dict[str, str]]], dict[str, str]]:
     """Read ``test_len{L}.parquet`` of an Arxiv Corpus folder for every requested length.
 
-    Returns the records per length and each file's path (for hashing). Raises
-    ``FileNotFoundError`` naming the missing file and ``ValueError`` naming a missing column.
+    The folder must match its manifest (:func:`bench.prepare.manifest.verify_folder`). Returns the
+    records per length and each file's path (for hashing). Raises ``FileNotFoundError``
+    naming the missing file and ``ValueError`` naming a missing column or a folder that
+    does not match its manifest.
     """
     by_length: dict[int, list[dict[str, str]]] = {}
     files: dict[str, str] = {}
@@ -35,6 +39,9 @@ def read_corpus_lengths(
         if not path.is_file():
             found = sorted(p.name for p in folder.glob("test_len*.parquet"))
             raise FileNotFoundError(f"{path} not found (found: {found or 'none'})")
+    verify_folder(folder, CORPUS_REBUILD, required=[f"test_len{n}.parquet" for n in lengths])
+    for length in lengths:
+        path = folder / f"test_len{length}.parquet"
         table = pq.read_table(path)
         missing = [c for c in _CORPUS_COLUMNS if c not in table.column_names]
         if missing:

@@ -8,6 +8,10 @@
   ArxivQA builder layout).
 
 Without an explicit or bundled dev split, ``dev_size`` examples are held out (seeded).
+
+A folder written by this project (it has ``manifest.json``, or a ``README.md`` card) is read
+only when it matches its manifest; so is a file inside such a folder. A plain folder of one's
+own Parquet files is read as it is.
 """
 
 from __future__ import annotations
@@ -17,6 +21,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from bench.compressors.soft._model import Example
+from bench.prepare.data_dir import CORPUS_REBUILD, prepare_hint
+from bench.prepare.manifest import verify_if_built
 
 
 def _read_parquet(path: Path, columns: Sequence[str]) -> list[dict[str, object]]:
@@ -68,7 +74,14 @@ def _mrqa_examples(path: Path) -> list[Example]:
     return examples
 
 
+def _verify(folder: Path, markers: tuple[str, ...] = ("README.md",)) -> None:
+    """Refuse a built or prepared folder that does not match its manifest."""
+    built = (folder / "train.parquet").exists() or any(folder.glob("test_len*.parquet"))
+    verify_if_built(folder, CORPUS_REBUILD if built else prepare_hint(folder.name), markers)
+
+
 def _read(path: Path, kind: str) -> list[Example]:
+    _verify(path.parent, markers=())
     if kind == "qa" and (path.name.endswith(".jsonl") or path.name.endswith(".jsonl.gz")):
         return _mrqa_examples(path)
     if path.suffix == ".parquet":
@@ -97,6 +110,7 @@ def load_examples(data: str, kind: str, dev: str | None = None, dev_size: int = 
         raise FileNotFoundError(f"training data not found: {path}")
     dev_path: Path | None = Path(dev) if dev else None
     if path.is_dir():
+        _verify(path)
         path, bundled = _folder_files(path, kind)
         dev_path = dev_path or bundled
     train = _read(path, kind)

@@ -1,15 +1,19 @@
-"""Build the Arxiv Corpus: read a source, clean, split, audit, tokenise, cut and write."""
+"""Build the Arxiv Corpus: read a source, clean, split, audit, tokenise, cut and write the
+output folder as one unit."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
-import re
+import os
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
 from tqdm import tqdm
 
+from bench._atomic import atomic_directory
+from bench.prepare.manifest import MANIFEST_NAME
 from data_builders._io import link_or_copy, sha256_file, write_parquet
 from data_builders.arxiv import api, sources
 from data_builders.arxiv.config import BuildConfig, BuildResult
@@ -67,8 +71,59 @@ def _cut_groups(
     return groups
 
 
+OUTPUT_ENTRIES = (
+    "train.parquet",
+    "dev.parquet",
+    "test.parquet",
+    "test_len*.parquet",
+    "data",
+    "README.md",
+    MANIFEST_NAME,
+)
+
+
+def kept_entries(config: BuildConfig) -> tuple[str, ...]:
+    """Entries of the output folder that outlive a rebuild: the API cache when inside it."""
+    keep = [".cache"]
+    if config.api is not None:
+        cache = Path(os.path.abspath(config.api.cache_dir))
+        with contextlib.suppress(ValueError, IndexError):
+            keep.append(cache.relative_to(os.path.abspath(config.out)).parts[0])
+    return tuple(dict.fromkeys(keep))
+
+
 def build(config: BuildConfig) -> BuildResult:
-    """Run the whole build and write every output file into ``config.out``."""
+    """Run the whole build; the output folder is replaced as a whole once every file is written.
+
+    Killed at any moment, ``config.out`` holds the previous complete corpus or the new one;
+    a build that fails leaves it as it was.
+    """
+    with atomic_directory(
+        config.out, keep=kept_entries(config), owned=OUTPUT_ENTRIES
+    ) as staging:
+        return _build_into(config, staging)
+
+
+def _select(config: BuildConfig, collected: Collected) -> Selection:
+    selection = select_eval(
+        collected.eval,
+        collected.train,
+        (config.dev_size, config.test_size),
+        config.seed,
+        config.ngram,
+        config.overlap_threshold,
+        config.keep_overlap,
+    )
+    if not selection.test:
+        raise ValueError(
+            f"no dev/test paper left after the contamination audit: {len(collected.eval)} "
+            f"candidates, {len(selection.removed)} removed for sharing a {config.ngram}-gram "
+            f"with train (--keep-overlap keeps them); nothing written, {config.out} left as it was"
+        )
+    return selection
+
+
+def _build_into(config: BuildConfig, folder: Path) -> BuildResult:
     from data_builders.arxiv import card
 
     result = BuildResult()
@@ -82,15 +137,7 @@ def build(config: BuildConfig) -> BuildResult:
         )
     tokenizer = TargetTokenizer.load(config.tokenizer)
     result.tokenizer = tokenizer
-    selection = select_eval(
-        collected.eval,
-        collected.train,
-        (config.dev_size, config.test_size),
-        config.seed,
-        config.ngram,
-        config.overlap_threshold,
-        config.keep_overlap,
-    )
+    selection = _select(config, collected)
     result.selection = selection
     _warn_short(selection, config)
     tables = {}
@@ -107,25 +154,26 @@ def build(config: BuildConfig) -> BuildResult:
         tokenizer, selection.test, n_tokens, config, result.counts
     ).items():
         tables[f"test_len{length}.parquet"] = group_table(papers, texts, length)
-    config.out.mkdir(parents=True, exist_ok=True)
-    _remove_stale_groups(config)
     for name, table in tables.items():
-        write_parquet(table, config.out / name)
+        write_parquet(table, folder / name)
         result.rows[name] = table.num_rows
-        result.hashes[name] = sha256_file(config.out / name)
-    _link_hub_layout(config.out)
-    card.write_card_and_manifest(config, result)
+        result.hashes[name] = sha256_file(folder / name)
+    _link_hub_layout(folder, result.rows)
+    card.write_card_and_manifest(config, result, folder)
     return result
 
 
-def _link_hub_layout(out: Path) -> None:
+def _link_hub_layout(out: Path, rows: dict[str, int]) -> None:
     """``data/{split}-00000-of-00001.parquet`` links, the layout ``datasets`` resolves first.
 
     With them ``load_dataset("parquet", data_dir=out)`` gives exactly train/validation/test
-    instead of sweeping the ``test_len*`` groups (another schema) into the test split.
+    instead of sweeping the ``test_len*`` groups (another schema) into the test split. A
+    split without rows gets no link: ``datasets`` cannot load an empty Parquet split, so it
+    is left out (the card says why it is empty).
     """
     for split, name in (("train", "train"), ("validation", "dev"), ("test", "test")):
-        link_or_copy(out / f"{name}.parquet", out / "data" / f"{split}-00000-of-00001.parquet")
+        if rows[f"{name}.parquet"]:
+            link_or_copy(out / f"{name}.parquet", out / "data" / f"{split}-00000-of-00001.parquet")
 
 
 def _warn_short(selection: Selection, config: BuildConfig) -> None:
@@ -137,10 +185,3 @@ def _warn_short(selection: Selection, config: BuildConfig) -> None:
             config.test_size,
             config.dev_size,
         )
-
-
-def _remove_stale_groups(config: BuildConfig) -> None:
-    wanted = {f"test_len{length}.parquet" for length in config.lengths}
-    for path in config.out.glob("test_len*.parquet"):
-        if re.fullmatch(r"test_len\d+\.parquet", path.name) and path.name not in wanted:
-            path.unlink()

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import os
+import shlex
+from pathlib import Path
 from statistics import mean
 from typing import TYPE_CHECKING, Any
 
+from bench.prepare.manifest import write_manifest
 from data_builders import BUILDER_VERSION
 from data_builders._cards import markdown_table, package_versions
-from data_builders._io import atomic_write_json, atomic_write_text, sha256_file
+from data_builders._io import atomic_write_text, sha256_file
 
 if TYPE_CHECKING:
     from data_builders.arxiv.config import BuildConfig, BuildResult
@@ -67,13 +71,73 @@ def _front_matter(config: BuildConfig, rows: dict[str, int]) -> str:
         "  data_files:",
     ]
     for split, name in (("train", "train"), ("validation", "dev"), ("test", "test")):
-        lines += [f"  - split: {split}", f"    path: {name}.parquet"]
+        if rows.get(f"{name}.parquet"):  # datasets cannot load a split without rows
+            lines += [f"  - split: {split}", f"    path: {name}.parquet"]
     groups = [length for length in config.lengths if rows.get(f"test_len{length}.parquet")]
     if groups:  # datasets cannot read a Parquet file without rows: list non-empty groups only
         lines += ["- config_name: regeneration", "  data_files:"]
         for length in groups:
             lines += [f"  - split: len{length}", f"    path: test_len{length}.parquet"]
     return "\n".join([*lines, "---", ""])
+
+
+def rebuild_command(config: BuildConfig) -> str:
+    """The ``python -m bench.build_arxiv`` command of this build (output folder: ``{folder}``)."""
+    w = config.windows
+    parts = ["python", "-m", "bench.build_arxiv", "--source", config.source]
+    parts += ["--input", os.path.abspath(config.input)] if config.input else []
+    parts += ["--api-url", config.api.url] if config.api else []
+    parts += ["--after", w.after.isoformat()]
+    parts += ["--before", w.before.isoformat()] if w.before else []
+    parts += ["--train-before", w.train_before.isoformat()]
+    parts += ["--train-after", w.train_after.isoformat()] if w.train_after else []
+    parts += ["--categories", ",".join(config.categories)] if config.categories else []
+    parts += ["--tokenizer", config.tokenizer, "--lengths", ",".join(map(str, config.lengths))]
+    parts += ["--dev-size", str(config.dev_size), "--test-size", str(config.test_size)]
+    parts += ["--seed", str(config.seed), "--ngram", str(config.ngram)]
+    parts += ["--overlap-threshold", str(config.overlap_threshold)]
+    parts += ["--keep-overlap"] if config.keep_overlap else []
+    parts += ["--skip-bad"] if config.skip_bad else []
+    return shlex.join(parts) + " --out {folder}"
+
+
+def empty_reasons(config: BuildConfig, result: BuildResult) -> dict[str, str]:
+    """Why each output file without rows is empty."""
+    assert result.selection is not None
+    w, selection = config.windows, result.selection
+    passed = len(selection.test) + len(selection.dev)
+    audited = passed + len(selection.removed)
+    train_window = f"before {w.train_before}" + (f", on/after {w.train_after}" if w.train_after
+                                                  else "")
+    reasons = {
+        "train.parquet": f"no paper of the input was submitted {train_window}",
+        "dev.parquet": "--dev-size 0" if config.dev_size == 0 else (
+            f"only {passed} dev/test candidates passed the contamination audit ({audited} "
+            f"audited, {len(selection.removed)} removed) and test takes the first "
+            f"{config.test_size}"),
+    }
+    for length in config.lengths:
+        dropped = result.counts.get(f"cut_mismatch_dropped_len{length}", 0)
+        reasons[f"test_len{length}.parquet"] = (
+            f"no test text has {length} or more tokens"
+            + (f" ({dropped} dropped: no cut of exactly {length} tokens)" if dropped else ""))
+    return {name: reasons[name] for name, rows in sorted(result.rows.items()) if rows == 0}
+
+
+def _empty_section(config: BuildConfig, result: BuildResult) -> str:
+    reasons = empty_reasons(config, result)
+    if not reasons:
+        return ""
+    table = markdown_table(["file", "why it has no rows"], [[k, v] for k, v in reasons.items()])
+    return f"""
+## Empty files
+
+{table}
+
+They are written (same columns, no rows) but left out of `data/` and of the configs above:
+`datasets` cannot load a Parquet split without rows, so `load_dataset` returns the other
+splits.
+"""
 
 
 def render_card(config: BuildConfig, result: BuildResult) -> str:
@@ -115,7 +179,7 @@ later versions and `update_date` never move a paper.
 tokenizer `{config.tokenizer}` (`n_tokens` = `length` = L; each cut re-tokenises to L tokens,
 cuts that cannot are dropped and counted). `n_tokens` of the splits counts the full text
 without special tokens.
-
+{_empty_section(config, result)}
 ## Cleaning
 
 Whitespace and line breaks collapsed to single spaces; one record per arXiv id (earliest
@@ -137,12 +201,15 @@ A candidate with a share of shared n-grams above {config.overlap_threshold} is
 import datasets
 corpus = datasets.load_dataset("parquet", data_dir="OUT")  # or load_dataset("OUT")
 ```
+
+`manifest.json` lists every file with its SHA-256; the readers of this project refuse the
+folder when a file differs. Rebuild: `{rebuild_command(config).replace("{folder}", "OUT")}`
 """
 
 
-def write_card_and_manifest(config: BuildConfig, result: BuildResult) -> None:
+def write_card_and_manifest(config: BuildConfig, result: BuildResult, folder: Path) -> None:
     """Write README.md, then manifest.json with the hashes of every output (card included)."""
-    card_path = config.out / "README.md"
+    card_path = folder / "README.md"
     atomic_write_text(card_path, render_card(config, result))
     outputs = {
         name: {"rows": result.rows[name], "sha256": result.hashes[name]} for name in result.rows
@@ -156,7 +223,8 @@ def write_card_and_manifest(config: BuildConfig, result: BuildResult) -> None:
         "tokenizer": result.tokenizer.identity() if result.tokenizer else None,
         "inputs": result.inputs,
         "outputs": outputs,
+        "empty": empty_reasons(config, result),
         "counts": dict(sorted(result.counts.items())),
         "overlap": overlap_summary(result, config),
     }
-    atomic_write_json(config.out / "manifest.json", manifest)
+    write_manifest(folder, manifest, rebuild_command(config))

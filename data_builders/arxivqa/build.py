@@ -1,14 +1,23 @@
-"""Generate ArxivQA from a corpus split: plan requests, run them (cached), assemble, write."""
+"""Generate ArxivQA from a corpus split: plan requests, run them (cached), assemble, write.
+
+The corpus folder is read only when it matches its manifest; the output folder is written
+as one unit (the response cache in ``OUT/cache`` carries over), so a killed or failed run
+leaves the previous complete output in place.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import json
+from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from bench._atomic import atomic_directory
+from bench.prepare.data_dir import CORPUS_REBUILD
+from bench.prepare.manifest import MANIFEST_NAME, verify_folder
 from bench.prepare.prepared_io import QA_SCHEMA as PREPARED_QA_SCHEMA
 from data_builders._io import atomic_write_text, sha256_file, write_parquet
 from data_builders.arxivqa.cache import ResponseCache, request_key
@@ -21,6 +30,12 @@ from data_builders.arxivqa.validate import extract_pairs, validate
 QA_SCHEMA = PREPARED_QA_SCHEMA.insert(
     PREPARED_QA_SCHEMA.get_field_index("source"), pa.field("answer_start", pa.int64())
 )
+CACHE_DIR = "cache"
+OUTPUT_ENTRIES = ("*.jsonl", "*.parquet", "README.md", MANIFEST_NAME)
+
+
+class NoQuestionsError(ValueError):
+    """Every generated pair was rejected: there is no dataset to write."""
 
 
 def load_contexts(config: QAConfig) -> list[Context]:
@@ -30,6 +45,7 @@ def load_contexts(config: QAConfig) -> list[Context]:
         raise FileNotFoundError(
             f"--corpus {config.corpus}: no {path.name} (built by bench.build_arxiv)"
         )
+    verify_folder(config.corpus, CORPUS_REBUILD, required=(path.name,))
     table = pq.read_table(path)
     for column in ("id", "text", "n_tokens"):
         if column not in table.column_names:
@@ -129,23 +145,34 @@ def qa_table(result: QAResult) -> pa.Table:
 
 def generate(config: QAConfig) -> QAResult:
     """Run the whole generation; raises if requests failed (answers so far stay cached)."""
+    with atomic_directory(config.out, keep=(CACHE_DIR,), owned=OUTPUT_ENTRIES) as staging:
+        return _generate_into(config, staging)
+
+
+def _generate_into(config: QAConfig, folder: Path) -> QAResult:
     from data_builders.arxivqa import card
 
     contexts = load_contexts(config)
     jobs = plan(contexts, config)
-    cache = ResponseCache(config.out / "cache")
+    cache = ResponseCache(config.out / CACHE_DIR)
     usage = Usage()
     asyncio.run(run_jobs(jobs, config.client, cache, usage))
     if usage.failed:
         raise IncompleteError(usage)
     result = assemble(contexts, jobs, cache)
     result.usage = usage
-    jsonl = config.out / f"{config.split}.jsonl"
+    if not result.contexts:
+        raise NoQuestionsError(
+            f"no usable question from {len(contexts)} contexts of {config.corpus}: rejected "
+            f"{dict(sorted(result.rejected.items()))}; nothing written ({config.out} left as it "
+            "was; answers stay cached)"
+        )
+    jsonl = folder / f"{config.split}.jsonl"
     atomic_write_text(jsonl, mrqa_lines(result, config.split))
-    write_parquet(qa_table(result), config.out / f"{config.split}.parquet")
-    for path in (jsonl, config.out / f"{config.split}.parquet"):
+    write_parquet(qa_table(result), folder / f"{config.split}.parquet")
+    for path in (jsonl, folder / f"{config.split}.parquet"):
         result.files[path.name] = sha256_file(path)
-    card.write_card_and_manifest(config, result, len(jobs))
+    card.write_card_and_manifest(config, result, len(jobs), folder)
     return result
 
 

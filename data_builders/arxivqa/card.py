@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import os
+import shlex
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from bench.prepare.manifest import write_manifest
 from data_builders import BUILDER_VERSION
 from data_builders._cards import markdown_table, package_versions
-from data_builders._io import atomic_write_json, atomic_write_text, sha256_bytes, sha256_file
+from data_builders._io import atomic_write_text, sha256_bytes, sha256_file
 from data_builders.arxivqa.prompt import DEFAULT_TEMPLATE
 
 if TYPE_CHECKING:
@@ -41,6 +45,21 @@ def _arguments(config: QAConfig) -> dict[str, Any]:
         "template_sha256": sha256_bytes(config.template.encode()),
         "default_template": config.template == DEFAULT_TEMPLATE,
     }
+
+
+def rebuild_command(config: QAConfig) -> str:
+    """The ``python -m bench.build_arxivqa`` command of this run (output folder: ``{folder}``).
+
+    The API key is not part of it (``--api-key-env`` names where it is read from).
+    """
+    c = config.client
+    parts = ["python", "-m", "bench.build_arxivqa", "--corpus", os.path.abspath(config.corpus),
+             "--split", config.split, "--model", c.model, "--base-url", c.base_url]
+    parts += [] if config.template == DEFAULT_TEMPLATE else ["--prompt-file", "PROMPT_FILE"]
+    parts += ["--qa-per-96-tokens", f"{config.qa_per_96_tokens:g}"]
+    parts += ["--max-contexts", str(config.max_contexts)] if config.max_contexts else []
+    parts += ["--temperature", f"{c.temperature:g}", "--max-tokens", str(c.max_tokens)]
+    return shlex.join(parts) + " --out {folder}"
 
 
 def render_card(config: QAConfig, result: QAResult, requests: int) -> str:
@@ -87,12 +106,17 @@ question, and questions must be non-empty and unique per context.
 ## Rejected
 
 {markdown_table(["reason", "count"], rejected)}
+
+`manifest.json` lists every file with its SHA-256 (the response cache in `cache/` aside).
+Rebuild: `{rebuild_command(config).replace("{folder}", "OUT")}`
 """
 
 
-def write_card_and_manifest(config: QAConfig, result: QAResult, requests: int) -> None:
+def write_card_and_manifest(
+    config: QAConfig, result: QAResult, requests: int, folder: Path
+) -> None:
     """Write README.md and manifest.json (the API key is never part of either)."""
-    card_path = config.out / "README.md"
+    card_path = folder / "README.md"
     atomic_write_text(card_path, render_card(config, result, requests))
     outputs = {name: {"sha256": digest} for name, digest in result.files.items()}
     outputs["README.md"] = {"sha256": sha256_file(card_path)}
@@ -109,4 +133,4 @@ def write_card_and_manifest(config: QAConfig, result: QAResult, requests: int) -
         "estimated_cost_usd": estimated_cost(config, dict(result.total_tokens)),
         "last_run": result.usage.as_dict(),
     }
-    atomic_write_json(config.out / "manifest.json", manifest)
+    write_manifest(folder, manifest, rebuild_command(config))

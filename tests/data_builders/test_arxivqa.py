@@ -24,6 +24,7 @@ import pytest
 
 from data_builders._secrets import mask_secrets, masked_output, register_secret
 from data_builders.arxivqa.cache import ResponseCache
+from bench.prepare.manifest import write_manifest
 from data_builders.arxivqa.cli import main
 from data_builders.arxivqa.client import ClientSettings, Job, Usage, run_jobs
 from data_builders.arxivqa.validate import extract_pairs, validate
@@ -145,6 +146,7 @@ def write_corpus(folder: Path, markers: list[str], words: int = 60) -> Path:
         ),
         folder / "test.parquet",
     )
+    write_manifest(folder, {"builder": "tests"}, "write_corpus in tests/data_builders")
     return folder
 
 

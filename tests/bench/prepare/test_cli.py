@@ -20,6 +20,7 @@ from bench.prepare.cli import (
     prepare_regeneration_from_texts,
 )
 from bench.prepare.cut import count_tokens, cut_to_tokens
+from bench.prepare.manifest import write_manifest
 from bench.prepare.mrqa import read_mrqa
 from bench.tiny import train_tokenizer
 
@@ -69,7 +70,7 @@ def test_prepare_demo_subsets(tmp_path, tokenizer, name):
         demo_qa_path(),
         tmp_path,
         tokenizer,
-        max_context_tokens=48,
+        max_context_tokens=64,
         subset=name,
         show_progress=False,
     )
@@ -85,7 +86,7 @@ def test_prepare_demo_subsets(tmp_path, tokenizer, name):
     for row in rows:
         assert row["qid"].startswith(row["context_id"])
         assert originals[row["context_id"]].startswith(row["context"])
-        assert row["context_tokens"] == count_tokens(tokenizer, row["context"]) <= 48
+        assert row["context_tokens"] == count_tokens(tokenizer, row["context"]) <= 64
         assert any(a in row["context"] for a in row["answers"])
         assert "[PAR]" not in row["context"]
     assert (parquet.parent / "README.md").read_text().count("answer cut off by the limit") == 1
@@ -187,6 +188,7 @@ def write_corpus(folder: Path, length: int, texts: dict[str, str], drop: str | N
     if drop:
         del data[drop]
     pq.write_table(pa.table(data), folder / f"test_len{length}.parquet")
+    write_manifest(folder, {"builder": "tests"}, "write_corpus in tests/bench/prepare")
 
 
 def test_regeneration_from_corpus_folder(tmp_path, tokenizer):
