@@ -37,6 +37,8 @@ if TYPE_CHECKING:
 
 CONFIG_FILE = "soft_config.json"
 WEIGHTS_FILE = "soft_weights.safetensors"
+#: The weights file the 500xCompressor code writes (read by :mod:`.repo_checkpoint`).
+REPO_WEIGHTS_FILE = "pytorch_model.bin"
 FORMAT = "compressbench-soft/1"
 FORMATS = ("compressbench", "500x-repo")
 ICAE_VARIANT = "500x-baseline"
@@ -148,17 +150,15 @@ def read_config(path: Path) -> dict[str, Any]:
 def detect_format(path: Path) -> str:
     """``compressbench`` (a directory with ``soft_config.json``) or ``500x-repo`` (a ``.bin``
     file, or a directory with ``pytorch_model.bin``)."""
-    from bench.compressors.soft.repo_checkpoint import WEIGHTS_FILE as REPO_FILE
-
     path = Path(path)
     if path.is_dir() and (path / CONFIG_FILE).is_file():
         return "compressbench"
     if (path.is_file() and path.suffix == ".bin") or (path.is_dir()
-                                                      and (path / REPO_FILE).is_file()):
+                                                      and (path / REPO_WEIGHTS_FILE).is_file()):
         return "500x-repo"
     raise FileNotFoundError(f"{path} is not a soft-compressor checkpoint: expected a directory "
-                            f"with {CONFIG_FILE} (compressbench) or {REPO_FILE} (500x-repo), or "
-                            "a .bin file; set checkpoint_format to force one")
+                            f"with {CONFIG_FILE} (compressbench) or {REPO_WEIGHTS_FILE} "
+                            "(500x-repo), or a .bin file; set checkpoint_format to force one")
 
 
 def layout_of(config: dict[str, Any]) -> Layout:

@@ -19,14 +19,14 @@ import torch
 from torch import nn
 
 from bench.compressors.soft._encoder import LoraSettings
-from bench.compressors.soft.checkpoint import listed
+from bench.compressors.soft.checkpoint import REPO_WEIGHTS_FILE, listed
 
 if TYPE_CHECKING:
     from transformers import PreTrainedModel
 
     from bench.compressors.soft._model import SoftModel
 
-WEIGHTS_FILE = "pytorch_model.bin"
+WEIGHTS_FILE = REPO_WEIGHTS_FILE
 PREFIX = "llama."
 TARGET_MODULES = ("q_proj", "v_proj")
 LORA_ALPHA = 32
