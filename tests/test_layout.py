@@ -54,7 +54,7 @@ def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
         stack.append(node)
         for child in sorted(graph.get(node, ())):
             if state.get(child) == 1:
-                return stack[stack.index(child):] + [child]
+                return [*stack[stack.index(child):], child]
             if child not in state and (cycle := visit(child)):
                 return cycle
         stack.pop()
