@@ -65,13 +65,9 @@ class WeightsSource:
 
 def eos_ids(target: TargetModel, model: SoftModel) -> list[int]:
     """EOS ids: the tokenizer's plus any the generation config lists."""
-    ids = {model.ids.eos}
-    configured = getattr(getattr(target.model, "generation_config", None), "eos_token_id", None)
-    if isinstance(configured, int):
-        ids.add(configured)
-    elif isinstance(configured, list):
-        ids.update(int(i) for i in configured)
-    return sorted(ids)
+    from bench.compressors.soft._prompts import generation_eos_ids
+
+    return sorted({model.ids.eos, *generation_eos_ids(target.tokenizer, target.model)})
 
 
 def requested_layout(method: str, options: SoftOptions, recorded: Layout | None = None,

@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from transformers import PreTrainedTokenizerBase
 
@@ -49,3 +50,18 @@ def text_ids(tokenizer: PreTrainedTokenizerBase, text: str) -> list[int]:
 def qa_prompt_ids(tokenizer: PreTrainedTokenizerBase, question: str) -> list[int]:
     """The QA cue that follows the memory."""
     return text_ids(tokenizer, QA_TEMPLATE.format(question=question.strip()))
+
+
+def generation_eos_ids(tokenizer: PreTrainedTokenizerBase, model: Any) -> list[int]:
+    """Ids that end generation: the tokenizer's EOS plus those ``generation_config`` lists."""
+    ids: set[int] = set()
+    if tokenizer.eos_token_id is not None:
+        ids.add(int(tokenizer.eos_token_id))
+    configured = getattr(getattr(model, "generation_config", None), "eos_token_id", None)
+    if isinstance(configured, int):
+        ids.add(configured)
+    elif isinstance(configured, list):
+        ids.update(int(i) for i in configured)
+    if not ids:
+        raise ValueError("neither the tokenizer nor generation_config.json defines an EOS token")
+    return sorted(ids)

@@ -38,7 +38,7 @@ from bench.compressors._api import (
     register_compressor,
 )
 from bench.compressors.soft._decode import DecoderItem, greedy_generate
-from bench.compressors.soft._prompts import SpecialIds, text_ids
+from bench.compressors.soft._prompts import generation_eos_ids, text_ids
 from bench.compressors.soft.autocompressor_checkpoint import (
     SummarySpec,
     load_summary_spec,
@@ -93,7 +93,7 @@ class AutoCompressor:
         self.options = options
         self.spec = spec
         self.encoder = SummaryEncoder(target.model, spec)
-        self._eos = _eos_ids(target)
+        self._eos = generation_eos_ids(target.tokenizer, target.model)
 
     @cached_property
     def _weights_sha256(self) -> str:
@@ -181,16 +181,6 @@ class AutoCompressor:
             outputs.extend(greedy_generate(self.model, self.target.tokenizer, chunk,  # type: ignore[arg-type]
                                            settings, self._eos))
         return outputs
-
-
-def _eos_ids(target: TargetModel) -> list[int]:
-    ids = {SpecialIds.from_tokenizer(target.tokenizer).eos}
-    configured = getattr(getattr(target.model, "generation_config", None), "eos_token_id", None)
-    if isinstance(configured, int):
-        ids.add(configured)
-    elif isinstance(configured, list):
-        ids.update(int(i) for i in configured)
-    return sorted(ids)
 
 
 def model_location(target: TargetModel) -> str:

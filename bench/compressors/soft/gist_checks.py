@@ -6,6 +6,7 @@ from typing import Any
 
 from transformers import PreTrainedTokenizerBase
 
+from bench.compressors.soft._prompts import generation_eos_ids
 from bench.compressors.soft._torch import input_embedding
 
 SUPPORTED_MODEL_TYPE = "llama"
@@ -36,19 +37,11 @@ def bos_token_id(tokenizer: PreTrainedTokenizerBase, where: str) -> int:
 
 
 def eos_token_ids(tokenizer: PreTrainedTokenizerBase, model: Any) -> list[int]:
-    """Ids that end generation: the tokenizer's EOS plus the generation config's."""
-    ids: set[int] = set()
-    if tokenizer.eos_token_id is not None:
-        ids.add(int(tokenizer.eos_token_id))
-    configured = getattr(getattr(model, "generation_config", None), "eos_token_id", None)
-    if isinstance(configured, int):
-        ids.add(configured)
-    elif isinstance(configured, list):
-        ids.update(int(i) for i in configured)
-    if not ids:
-        raise GistModelError("gist: neither the tokenizer nor generation_config.json defines "
-                             "an EOS token")
-    return sorted(ids)
+    """Ids that end generation (see :func:`._prompts.generation_eos_ids`)."""
+    try:
+        return generation_eos_ids(tokenizer, model)
+    except ValueError as error:
+        raise GistModelError(f"gist: {error}") from None
 
 
 def check_model(model: Any, gist_id: int, num_gist_tokens: int, where: str) -> None:

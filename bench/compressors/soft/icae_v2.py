@@ -19,6 +19,7 @@ from typing import Any
 import torch
 
 from bench.compressors._api import CompressionRequest, TargetModel, parse_options
+from bench.compressors.soft._prompts import generation_eos_ids
 from bench.compressors.soft.icae_v2_checkpoint import IcaeV2Checkpoint, read_checkpoint
 from bench.compressors.soft.icae_v2_generate import GreedyResult, StopCheck, greedy_ids
 from bench.compressors.soft.icae_v2_layout import (
@@ -119,10 +120,8 @@ class IcaeV2:
         self.options = options
         self.model, self.checkpoint = build_model(target, options)
         self.tokens = PromptTokens.from_tokenizer(target.tokenizer)
-        configured = getattr(getattr(target.model, "generation_config", None), "eos_token_id",
-                             None)
-        extra = configured if isinstance(configured, list) else [configured]
-        self.eos_ids = sorted({self.tokens.eos, *(int(i) for i in extra if i is not None)})
+        self.eos_ids = sorted({self.tokens.eos,
+                               *generation_eos_ids(target.tokenizer, target.model)})
 
     def settings(self) -> dict[str, Any]:
         settings = asdict(self.options)
