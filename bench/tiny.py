@@ -1,20 +1,42 @@
 """Tiny models built locally (no download) for the demo, tests and examples.
 
 The tokenizer is a byte-level BPE trained on the given texts; the model is a randomly
-initialised (seeded) Llama or Qwen2 of a few hundred thousand parameters, saved with
-safetensors so that ``AutoModelForCausalLM.from_pretrained(path)`` loads it offline.
+initialised (seeded) Llama or Qwen2 of a few hundred thousand parameters by default (larger
+ones from :data:`MODEL_SIZES` for benchmarks), saved with safetensors so that
+``AutoModelForCausalLM.from_pretrained(path)`` loads it offline.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Iterable
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Literal
 
 Architecture = Literal["llama", "qwen2"]
 
 SPECIAL_TOKENS = ("<unk>", "<s>", "</s>", "<pad>")
+
+
+@dataclass(frozen=True)
+class ModelSize:
+    """The shape arguments of :func:`build_tiny_model`."""
+
+    hidden_size: int = 64
+    num_layers: int = 2
+    num_heads: int = 4
+    num_kv_heads: int = 2
+    intermediate_size: int | None = None
+    vocab_size: int = 512
+
+
+MODEL_SIZES = {
+    "tiny": ModelSize(),
+    # GPT-2-small-like depth and width; the vocabulary is whatever BPE learns from the texts.
+    "100m": ModelSize(hidden_size=768, num_layers=12, num_heads=12, num_kv_heads=4,
+                      intermediate_size=3072, vocab_size=4096),
+}
 
 
 def train_tokenizer(texts: Iterable[str], out_dir: Path, vocab_size: int = 512) -> Path:
@@ -65,8 +87,14 @@ def build_tiny_model(
     num_layers: int = 2,
     max_positions: int = 1024,
     vocab_size: int = 512,
+    num_heads: int = 4,
+    num_kv_heads: int = 2,
+    intermediate_size: int | None = None,
 ) -> Path:
-    """Build, seed and save a tiny causal LM with a tokenizer trained on ``texts``."""
+    """Build, seed and save a tiny causal LM with a tokenizer trained on ``texts``.
+
+    ``intermediate_size`` defaults to twice ``hidden_size``.
+    """
     import torch
     from transformers import (
         AutoTokenizer,
@@ -81,10 +109,10 @@ def build_tiny_model(
     common = {
         "vocab_size": len(tokenizer),
         "hidden_size": hidden_size,
-        "intermediate_size": hidden_size * 2,
+        "intermediate_size": intermediate_size or hidden_size * 2,
         "num_hidden_layers": num_layers,
-        "num_attention_heads": 4,
-        "num_key_value_heads": 2,
+        "num_attention_heads": num_heads,
+        "num_key_value_heads": num_kv_heads,
         "max_position_embeddings": max_positions,
         "bos_token_id": tokenizer.bos_token_id,
         "eos_token_id": tokenizer.eos_token_id,
@@ -100,3 +128,12 @@ def build_tiny_model(
     model.eval()  # type: ignore[no-untyped-call]
     model.save_pretrained(str(out_dir), safe_serialization=True)
     return out_dir
+
+
+def build_model_of_size(texts: Iterable[str], out_dir: Path, size: str,
+                        architecture: Architecture = "llama", seed: int = 0) -> Path:
+    """:func:`build_tiny_model` with the shape named ``size`` in :data:`MODEL_SIZES`."""
+    if size not in MODEL_SIZES:
+        raise ValueError(f"unknown model size {size!r}; choose one of {sorted(MODEL_SIZES)}")
+    return build_tiny_model(texts, out_dir, architecture=architecture, seed=seed,
+                            **asdict(MODEL_SIZES[size]))
