@@ -42,12 +42,18 @@ class ContextSample:
 
 @dataclass(frozen=True)
 class CompressionStats:
-    """Sizes and cost of one compression, in the target model's tokens."""
+    """Sizes and cost of one compression, in the target model's tokens.
+
+    ``compressed_bits`` is the size of the compressed form in bits, when the compressor
+    knows it exactly (``llmzip``); otherwise the harness derives it
+    (:func:`bench.compressors.bits.compressed_bits`).
+    """
 
     original_tokens: int
     compressed_tokens: int
     seconds: float
     requested_rate: float | None = None
+    compressed_bits: float | None = None
 
     @property
     def achieved_rate(self) -> float:

@@ -82,6 +82,7 @@ _BUILTIN_MODULES = (
     "bench.compressors.baselines",
     "bench.compressors.selective_context",
     "bench.compressors.llmlingua_family",
+    "bench.compressors.llmzip",
     "bench.compressors.soft",
 )
 

@@ -1,0 +1,103 @@
+"""``llmzip``: lossless compression of the context with the target model (the floor).
+
+The context is range-coded with the target model's next-token probabilities (LLMZip,
+FineZip; see :mod:`bench.compressors._llmzip_codec` for the stream). Every sample is decoded
+again with the same model, dtype and device, and the decoded text must equal the context
+byte for byte, else the compression fails. The reader then answers from the decoded text,
+so scores equal those of ``none``; what the row adds is ``compressed_bits``, the exact
+size of the code, and its bits per original token: the information floor that the lossy
+compressors are read against.
+
+Options: ``window`` (positions the model sees at once; default its maximum).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from bench.compressors._api import (
+    CompressionRequest,
+    TargetModel,
+    parse_options,
+    register_compressor,
+)
+from bench.records import CompressedContext, CompressedText, CompressionStats
+
+if TYPE_CHECKING:
+    from bench.compressors._llmzip_codec import LlmzipCodec
+
+NAME = "llmzip"
+
+
+class LosslessCheckError(RuntimeError):
+    """A decoded text differs from its input: the model's probabilities did not repeat."""
+
+
+@dataclass(frozen=True)
+class LlmzipOptions:
+    """Options of ``llmzip``."""
+
+    window: int | None = None
+
+
+class Llmzip:
+    """``llmzip``: the context coded losslessly; the reader gets the decoded text."""
+
+    name = NAME
+    version = "1"
+
+    def __init__(self, target: TargetModel, options: LlmzipOptions) -> None:
+        if target.model is None:
+            raise ValueError("llmzip needs a neural target model: it codes the context with "
+                             "that model's next-token probabilities")
+        from bench.compressors._llmzip_codec import LlmzipCodec
+
+        self.target = target
+        self.codec: LlmzipCodec = LlmzipCodec(target.model, target.tokenizer, options.window)
+
+    def settings(self) -> dict[str, Any]:
+        """The code depends on the model's weights and dtype: both are named here, so the
+        compression cache never hands one model's code length to another."""
+        from bench.compressors._llmzip_codec import coder_name
+
+        model = self.codec.model
+        return {"window": self.codec.window, "coder": coder_name(), "model": self.target.name,
+                "dtype": str(next(model.parameters()).dtype).removeprefix("torch.")}
+
+    def compress(self, requests: Sequence[CompressionRequest]) -> list[CompressedContext]:
+        return [self._compress_one(request.context) for request in requests]
+
+    def _compress_one(self, context: str) -> CompressedText:
+        began = time.perf_counter()
+        code = self.codec.encode(context)
+        encoded = time.perf_counter()
+        decoded = self.codec.decode(code)
+        decode_seconds = time.perf_counter() - encoded
+        if decoded.encode("utf-8", "surrogatepass") != context.encode("utf-8", "surrogatepass"):
+            raise LosslessCheckError(
+                f"llmzip: the decoded text differs from the context ({len(context)} "
+                f"characters, first difference at {_first_difference(decoded, context)}); the "
+                "model's probabilities were not reproducible on this device")
+        n_tokens = code.n_tokens
+        stats = CompressionStats(n_tokens, n_tokens, encoded - began, requested_rate=None,
+                                 compressed_bits=float(code.bits))
+        extra = {"bits_per_token": code.bits / n_tokens if n_tokens else 0.0,
+                 "decode_seconds": decode_seconds, "code_words": len(code.words),
+                 "tokenizer_round_trip": code.edit_bytes == 0, "edit_bytes": code.edit_bytes}
+        return CompressedText(decoded, stats, extra=extra)
+
+
+def _first_difference(left: str, right: str) -> int:
+    for index, (a, b) in enumerate(zip(left, right, strict=False)):
+        if a != b:
+            return index
+    return min(len(left), len(right))
+
+
+@register_compressor(NAME)
+def make_llmzip(target: TargetModel, options: Mapping[str, Any]) -> Llmzip:
+    """Lossless range coding of the context with the target model (the information floor)."""
+    return Llmzip(target, parse_options(LlmzipOptions, options, NAME))
