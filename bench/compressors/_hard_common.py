@@ -74,7 +74,12 @@ def model_kind(model_id: str) -> ModelKind | None:
         MODEL_FOR_TOKEN_CLASSIFICATION_MAPPING_NAMES,
     )
 
-    config = AutoConfig.from_pretrained(model_id, trust_remote_code=False)
+    from bench.hub import load_from_hub
+
+    config = load_from_hub(
+        lambda: AutoConfig.from_pretrained(model_id, trust_remote_code=False),
+        model_id, "compressor model", "compressor_model= in --model_args",
+    )
     architectures: list[str] = list(getattr(config, "architectures", None) or [])
     if any(name.endswith(_CLASSIFIER_SUFFIX) for name in architectures):
         return "token_classification"

@@ -175,4 +175,9 @@ def load_counting_tokenizer(spec: TokenizerSpec) -> Any:
         return TiktokenTokenizer(load_tiktoken_encoding(spec), spec.describe())
     from transformers import AutoTokenizer
 
-    return AutoTokenizer.from_pretrained(spec.name, trust_remote_code=False)
+    from bench.hub import load_from_hub
+
+    return load_from_hub(
+        lambda: AutoTokenizer.from_pretrained(spec.name, trust_remote_code=False),
+        spec.name, "tokenizer", "tokenizer= in --model_args",
+    )

@@ -64,7 +64,7 @@ class CompressedLM(HFLM):  # type: ignore[misc]
                  compression_cache: str | None = None, **kwargs: Any) -> None:
         hf_kwargs = {k: v for k, v in kwargs.items() if k in _HF_ARGS}
         options = {k: v for k, v in kwargs.items() if k not in _HF_ARGS}
-        super().__init__(pretrained=pretrained, **hf_kwargs)
+        self._load_target(pretrained, hf_kwargs)
         self._shard_across_processes()
         target = TargetModel(name=str(pretrained), tokenizer=self.tokenizer, model=self.model)
         self.compressor = build_compressor(compressor or "none", target, options)
@@ -75,6 +75,20 @@ class CompressedLM(HFLM):  # type: ignore[misc]
         self._answer_timing: dict[str, tuple[float, float, int]] = {}
         self._last_batch_timing: tuple[float, float, list[int]] = (0.0, 0.0, [])
         self._rows_reported = 0
+
+    def _load_target(self, pretrained: Any, hf_kwargs: dict[str, Any]) -> None:
+        """lm-eval's ``hf`` loading; a hub id that cannot be loaded is one line."""
+        if not isinstance(pretrained, str):  # an already loaded model object
+            super().__init__(pretrained=pretrained, **hf_kwargs)
+            return
+        from bench.hub import load_from_hub
+
+        def load() -> None:
+            super(CompressedLM, self).__init__(pretrained=pretrained, **hf_kwargs)
+
+        revision = hf_kwargs.get("revision")
+        load_from_hub(load, pretrained, "target model", "pretrained= in --model_args",
+                      revision=None if revision in (None, "main") else str(revision))
 
     def _shard_across_processes(self) -> None:
         """Data parallelism under ``accelerate launch`` on CPUs too (the hf backend needs GPUs)."""

@@ -32,10 +32,12 @@ class CompressedReaderLM(LM):  # type: ignore[misc]
         from transformers import AutoTokenizer
 
         from bench.harness.frontend import CompressionFrontEnd
+        from bench.hub import load_from_hub
 
         self.tokenizer_name_or_path = tokenizer
-        target = TargetModel(name=f"lexical-reader[{tokenizer}]",
-                             tokenizer=AutoTokenizer.from_pretrained(tokenizer))
+        loaded = load_from_hub(lambda: AutoTokenizer.from_pretrained(tokenizer), tokenizer,
+                               "tokenizer", "tokenizer= in --model_args")
+        target = TargetModel(name=f"lexical-reader[{tokenizer}]", tokenizer=loaded)
         self.compressor = build_compressor(compressor or "none", target, options)
         self.frontend = CompressionFrontEnd(self.compressor, target,
                                             open_cache(compression_cache, self.compressor))

@@ -10,11 +10,20 @@ __all__ = ["count_tokens", "cut_to_tokens", "load_tokenizer", "tokenizer_name"]
 
 
 def load_tokenizer(name_or_path: str | PreTrainedTokenizerBase) -> PreTrainedTokenizerBase:
-    """A fast tokenizer (offsets are needed) from a hub name or local folder; remote code off."""
+    """A fast tokenizer (offsets are needed) from a hub name or local folder; remote code off.
+
+    A hub id that cannot be loaded (offline, not found) is one line naming ``--tokenizer``.
+    """
     if isinstance(name_or_path, PreTrainedTokenizerBase):
         tokenizer = name_or_path
     else:
-        tokenizer = AutoTokenizer.from_pretrained(name_or_path, trust_remote_code=False)
+        from bench.hub import load_from_hub
+
+        name = str(name_or_path)
+        tokenizer = load_from_hub(
+            lambda: AutoTokenizer.from_pretrained(name, trust_remote_code=False),
+            name, "tokenizer", "--tokenizer",
+        )
     if not tokenizer.is_fast:
         raise ValueError(
             f"tokenizer {tokenizer_name(tokenizer)!r} is not a fast tokenizer: character "

@@ -90,7 +90,13 @@ def load_hf_mrqa(
     from datasets import load_dataset
 
     subset, split = HF_SUBSETS[benchmark]
-    dataset = load_dataset(HF_DATASET, split=split, revision=revision)
+    from bench.hub import load_from_hub
+
+    dataset = load_from_hub(
+        lambda: load_dataset(HF_DATASET, split=split, revision=revision),
+        HF_DATASET, "data set", "--source (an MRQA .jsonl.gz file)", repo_type="dataset",
+        revision=revision,
+    )
     dataset = dataset.filter(lambda value: value == subset, input_columns="subset")
     if len(dataset) == 0:
         raise ValueError(f"no rows with subset == {subset!r} in {HF_DATASET} split {split!r}")

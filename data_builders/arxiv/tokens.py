@@ -32,9 +32,13 @@ class TargetTokenizer:
         """Load any tokenizer by hub name or local path (remote code stays off)."""
         from transformers import AutoTokenizer
 
-        return cls(
-            AutoTokenizer.from_pretrained(name_or_path, trust_remote_code=False), name_or_path
+        from bench.hub import load_from_hub
+
+        tokenizer = load_from_hub(
+            lambda: AutoTokenizer.from_pretrained(name_or_path, trust_remote_code=False),
+            name_or_path, "tokenizer", "--tokenizer",
         )
+        return cls(tokenizer, name_or_path)
 
     def count(self, texts: Sequence[str]) -> list[int]:
         """Number of tokens of each text."""

@@ -1,0 +1,1 @@
+"""The ``compressbench_qa`` evaluate module (loaded by path with ``evaluate.load``)."""

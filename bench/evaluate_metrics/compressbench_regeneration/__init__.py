@@ -1,0 +1,1 @@
+"""The ``compressbench_regeneration`` evaluate module (loaded by path with ``evaluate.load``)."""
