@@ -11,6 +11,7 @@ from typing import Any
 from platformdirs import user_cache_dir
 
 from bench.compressors.baselines import TARGET_TOKENS_EXCEED_CONTEXT
+from bench.compressors.bits import BitCounter
 from bench.generation import GenerationOutput, GenerationSettings
 from bench.harness import sample_log
 from bench.harness.accounting import ModelShape, flops_ratio, peak_cuda_mb, peak_rss_mb
@@ -50,6 +51,7 @@ class RunAccount:
         self.shape = shape
         self.per_task: dict[str, list[sample_log.SampleRecord]] = defaultdict(list)
         self.target_tokens_exceed_context: Counter[str] = Counter()
+        self.count_bits = BitCounter(frontend.target)
 
     def file(self, request: Any, prepared: PreparedRequest, output: GenerationOutput,
              original_prompt: str, served: sample_log.ServedUsage | None = None) -> None:
@@ -74,6 +76,7 @@ class RunAccount:
             served_prompt_tokens=None if served is None else served.prompt_tokens,
             served_completion_tokens=None if served is None else served.completion_tokens,
             requested_rate=stats.requested_rate,
+            compressed_bits=self.count_bits(prepared.compressed),
         )
         sample_log.file_record(request.doc, record)
         self.per_task[str(request.task_name)].append(record)
@@ -111,6 +114,12 @@ def _summary(records: list[sample_log.SampleRecord]) -> dict[str, float]:
         "answer_seconds_mean": statistics.fmean(r.answer_seconds for r in records),
         "cached_fraction": statistics.fmean(float(r.compression_cached) for r in records),
     }
+    sized = [r for r in records if r.compressed_bits is not None]
+    if sized:
+        bits = sum(float(r.compressed_bits or 0.0) for r in sized)
+        tokens = sum(r.original_tokens for r in sized)
+        summary["compressed_bits_mean"] = bits / len(sized)
+        summary["bits_per_original_token"] = bits / tokens if tokens else 0.0
     served = [r.metrics() for r in records if r.served_prompt_tokens is not None]
     if served:
         for name in sample_log.SERVED_METRICS:

@@ -29,6 +29,9 @@ EFFICIENCY_METRICS = (
 REQUESTED_RATE = "requested_rate"
 # Present only for answers from served models: the token usage the server reported.
 SERVED_METRICS = ("served_prompt_tokens", "served_completion_tokens")
+# Present when the size of the compressed form is known (see bench.compressors.bits): its
+# bits, and those bits per original target token.
+BITS_METRICS = ("compressed_bits", "bits_per_token")
 
 
 @dataclass(frozen=True)
@@ -56,6 +59,14 @@ class SampleRecord:
     served_prompt_tokens: float | None = None
     served_completion_tokens: float | None = None
     requested_rate: float | None = None
+    compressed_bits: float | None = None
+
+    @property
+    def bits_per_token(self) -> float | None:
+        """Compressed bits per original target token (None when the bits are unknown)."""
+        if self.compressed_bits is None:
+            return None
+        return self.compressed_bits / self.original_tokens if self.original_tokens else 0.0
 
     def metrics(self) -> dict[str, float]:
         """The efficiency metrics, as floats (the cache flag is not a metric)."""
@@ -65,6 +76,10 @@ class SampleRecord:
                         if values[name] is not None})
         if self.requested_rate is not None:
             metrics[REQUESTED_RATE] = float(self.requested_rate)
+        if self.compressed_bits is not None:
+            bits_name, per_token_name = BITS_METRICS
+            metrics[bits_name] = float(self.compressed_bits)
+            metrics[per_token_name] = float(self.bits_per_token or 0.0)
         return metrics
 
 
