@@ -12,6 +12,16 @@ the vectors followed by the prompt's ``suffix`` (the question and answer cue as 
 renders them). The prompt's ``prefix`` is not used: the vectors were optimised at the start.
 Contexts of a batch are optimised together, each with its own loss and seed, so results do
 not depend on the batch they are in.
+
+``objective=kl`` optimises the vectors instead so that the frozen model's next-token
+distributions given them match those it gives with the full context, over its own
+continuation of the context and, with ``probes``, its answers to probe questions (Wingate
+et al. 2022; see :mod:`.cram_kl`). The vectors with the lowest KL are kept; the record's
+``extra`` reports that KL (``kl``, and ``kl_initial`` before any step) beside the share of
+those tokens the model predicts from the vectors (``teacher_forced_accuracy``).
+``kl_tokens``: continuation length; ``probes``: ``none``, ``question`` (the request's own
+question: the compression becomes question-aware) or a file of questions, one per line;
+``probe_tokens``: answer length per probe.
 """
 
 from __future__ import annotations
@@ -20,7 +30,7 @@ import hashlib
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import torch
 import torch.nn.functional as F
@@ -35,6 +45,13 @@ from bench.compressors._api import (
 from bench.compressors.soft._decode import DecoderItem, greedy_generate
 from bench.compressors.soft._prompts import SpecialIds, text_ids
 from bench.compressors.soft._torch import input_embedding
+from bench.compressors.soft.cram_kl import (
+    PROBE_TEMPLATE,
+    KlObjective,
+    KlView,
+    greedy_tokens,
+    read_probe_file,
+)
 from bench.generation import DecoderPrompt, GenerationOutput, GenerationSettings
 from bench.records import CompressedContext, CompressedEmbeddings, CompressionStats
 
@@ -55,6 +72,14 @@ class CramOptions:
     batch_size: int = 8
     seed: int = 0
     progress: bool = False
+    objective: str = "reconstruction"
+    kl_tokens: int = 32
+    probes: str = "none"
+    probe_tokens: int = 8
+
+
+OBJECTIVES = ("reconstruction", "kl")
+_KL_OPTIONS = ("kl_tokens", "probes", "probe_tokens")
 
 
 @dataclass
@@ -63,6 +88,34 @@ class _Best:
     accuracy: float
     loss: float
     steps: int
+
+
+class _Objective(Protocol):
+    def losses(self, vectors: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per-context loss (differentiable) and accuracy."""
+        ...
+
+
+class _Reconstruction:
+    """Cross-entropy of the context's own tokens after the vectors (Kuratov et al.)."""
+
+    def __init__(self, model: Any, inputs: torch.Tensor, labels: torch.Tensor) -> None:
+        self.model = model
+        self.inputs = inputs
+        self.labels = labels
+
+    def losses(self, vectors: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per-row mean loss (differentiable) and teacher-forced accuracy."""
+        embeds = input_embedding(self.model)(self.inputs)
+        full = torch.cat([vectors.to(embeds.dtype), embeds], dim=1)
+        logits = self.model(inputs_embeds=full, use_cache=False).logits.float()
+        token_loss = F.cross_entropy(logits.transpose(1, 2), self.labels, ignore_index=-100,
+                                     reduction="none")
+        valid = self.labels != -100
+        counts = valid.sum(dim=1)
+        losses = (token_loss * valid).sum(dim=1) / counts
+        correct = ((logits.argmax(dim=-1) == self.labels) & valid).sum(dim=1)
+        return losses, (correct.float() / counts).detach()
 
 
 def _seed_for(seed: int, context: str) -> int:
@@ -81,23 +134,37 @@ class Cram:
             raise ValueError("cram needs a neural target model (target.model)")
         if options.num_mem < 1 or options.steps < 0 or options.batch_size < 1:
             raise ValueError("cram: num_mem and batch_size must be >= 1 and steps >= 0")
+        if options.objective not in OBJECTIVES:
+            raise ValueError(f"cram: objective={options.objective!r} is not one of "
+                             f"{', '.join(OBJECTIVES)}")
         self.target = target
         self.model = target.model
         self.options = options
         self.ids = SpecialIds.from_tokenizer(target.tokenizer)
+        self.probe_questions = self._probe_questions(options)
+        self.question_aware = options.objective == "kl" and options.probes == "question"
+
+    @staticmethod
+    def _probe_questions(options: CramOptions) -> tuple[str, ...]:
+        if options.objective != "kl" or options.probes in ("none", "question"):
+            return ()
+        return read_probe_file(options.probes)
 
     def settings(self) -> dict[str, Any]:
         settings = asdict(self.options)
         for key in ("batch_size", "progress"):
             settings.pop(key)
+        if self.options.objective == "reconstruction":
+            settings.pop("objective")
+            for key in _KL_OPTIONS:
+                settings.pop(key)
         return settings
 
     def compress(self, requests: Sequence[CompressionRequest]) -> list[CompressedContext]:
         results: list[CompressedContext] = []
         size = self.options.batch_size
         for start in range(0, len(requests), size):
-            chunk = requests[start:start + size]
-            results.extend(self._compress_batch([r.context for r in chunk]))
+            results.extend(self._compress_batch(requests[start:start + size]))
         return results
 
     def _token_rows(self, contexts: Sequence[str]) -> list[list[int]]:
@@ -114,42 +181,94 @@ class Cram:
             rows.append(torch.randn(self.options.num_mem, weight.shape[1], generator=generator))
         return (torch.stack(rows) * scale).to(weight.device)
 
-    def _compress_batch(self, contexts: Sequence[str]) -> list[CompressedContext]:
+    def _objective(self, requests: Sequence[CompressionRequest]) -> _Objective:
+        rows = self._token_rows([r.context for r in requests])
+        if self.options.objective == "kl":
+            views = [view for row, (request, ids) in enumerate(zip(requests, rows, strict=True))
+                     for view in self._kl_views(row, ids, request.question)]
+            return KlObjective(self.model, views, len(rows), self.options.num_mem, self.ids.pad)
+        return _Reconstruction(self.model, *self._batch_tensors(rows))
+
+    def _kl_views(self, row: int, ids: list[int], question: str | None) -> list[KlView]:
+        options = self.options
+        questions = self.probe_questions
+        if options.probes == "question" and question:
+            questions = (question,)
+        probes = [text_ids(self.target.tokenizer, PROBE_TEMPLATE.format(question=q.strip()))
+                  for q in questions]
+        reserve = max([options.kl_tokens] + [len(p) + options.probe_tokens for p in probes])
+        prefix = ([] if self.ids.bos is None else [self.ids.bos])
+        prefix += ids[:max(1, self._positions() - len(prefix) - reserve)]
+        views = []
+        if options.kl_tokens > 0:
+            continuation = greedy_tokens(self.model, prefix, options.kl_tokens, self.ids.eos)
+            views.append(KlView(row, tuple(prefix), (), continuation))
+        for probe_ids in probes:
+            answer = greedy_tokens(self.model, prefix + probe_ids, options.probe_tokens,
+                                   self.ids.eos)
+            views.append(KlView(row, (*prefix, *probe_ids), tuple(probe_ids), answer))
+        if not views:
+            raise ValueError("cram: objective=kl has nothing to match for this context; give "
+                             "kl_tokens > 0 or probes (question or a file of questions)")
+        return views
+
+    def _positions(self) -> int:
+        """Positions the model takes at once (teacher: context, probe and answer)."""
+        config = self.model.config  # type: ignore[union-attr]
+        text_config = getattr(config, "get_text_config", lambda: config)()
+        return int(getattr(text_config, "max_position_embeddings", 1 << 20))
+
+    def _improves(self, current: _Best | None, accuracy: float, loss: float) -> bool:
+        if current is None:
+            return True
+        if self.options.objective == "kl":
+            return loss < current.loss
+        return current.accuracy < 1.0 and (
+            accuracy > current.accuracy or (accuracy == current.accuracy and loss < current.loss))
+
+    def _finished(self, best: Sequence[_Best | None]) -> bool:
+        if self.options.objective == "kl":
+            return False
+        return all(b is not None and b.accuracy >= 1.0 for b in best)
+
+    def _compress_batch(self, requests: Sequence[CompressionRequest]
+                        ) -> list[CompressedContext]:
         began = time.perf_counter()
-        rows = self._token_rows(contexts)
+        contexts = [r.context for r in requests]
+        objective = self._objective(requests)
         vectors = torch.nn.Parameter(self._init_vectors(contexts))
         options = self.options
         optimizer = torch.optim.AdamW([vectors], lr=options.lr, weight_decay=options.weight_decay,
                                       betas=(options.beta1, options.beta2))
-        best: list[_Best | None] = [None] * len(rows)
-        inputs, labels = self._batch_tensors(rows)
+        best: list[_Best | None] = [None] * len(contexts)
+        initial: list[float] = []
         steps = range(self.options.steps + 1)
         for step in tqdm(steps, desc="cram", disable=not self.options.progress, leave=False):
-            losses, accuracies = self._losses(vectors, inputs, labels)
+            losses, accuracies = objective.losses(vectors)
+            initial = initial or losses.tolist()
             pairs = zip(losses.tolist(), accuracies.tolist(), strict=True)
             for row, (loss, accuracy) in enumerate(pairs):
-                current = best[row]
-                if current is None or (current.accuracy < 1.0 and (
-                        accuracy > current.accuracy
-                        or (accuracy == current.accuracy and loss < current.loss))):
+                if self._improves(best[row], accuracy, loss):
                     best[row] = _Best(vectors[row].detach().clone(), accuracy, loss, step)
-            finished = all(b is not None and b.accuracy >= 1.0 for b in best)
-            if step == self.options.steps or finished:
+            if step == self.options.steps or self._finished(best):
                 break
             (gradient,) = torch.autograd.grad(losses.sum(), [vectors])
             vectors.grad = gradient
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)
-        seconds = (time.perf_counter() - began) / len(rows)
-        return [self._record(context, found, seconds)
-                for context, found in zip(contexts, best, strict=True)]
+        seconds = (time.perf_counter() - began) / len(contexts)
+        return [self._record(context, found, first, seconds)
+                for context, found, first in zip(contexts, best, initial, strict=True)]
 
-    def _record(self, context: str, best: _Best | None, seconds: float) -> CompressedEmbeddings:
+    def _record(self, context: str, best: _Best | None, initial_loss: float,
+                seconds: float) -> CompressedEmbeddings:
         assert best is not None
         dtype = input_embedding(self.model).weight.dtype  # type: ignore[union-attr]
         stats = CompressionStats(self.target.count_tokens(context), self.options.num_mem, seconds)
-        extra = {"teacher_forced_accuracy": best.accuracy, "steps": best.steps,
-                 "loss": best.loss, "converged": best.accuracy >= 1.0}
+        extra: dict[str, Any] = {"teacher_forced_accuracy": best.accuracy, "steps": best.steps,
+                                 "loss": best.loss, "converged": best.accuracy >= 1.0}
+        if self.options.objective == "kl":
+            extra.update(objective="kl", kl=best.loss, kl_initial=initial_loss)
         return CompressedEmbeddings(best.vectors.to(dtype), stats, extra)
 
     def _batch_tensors(self, rows: Sequence[Sequence[int]]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -162,21 +281,6 @@ class Cram:
             inputs[i, : len(row)] = torch.tensor(list(row), device=device)
             labels[i, k - 1: k - 1 + len(row)] = torch.tensor(list(row), device=device)
         return inputs, labels
-
-    def _losses(self, vectors: torch.Tensor, inputs: torch.Tensor, labels: torch.Tensor
-                ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Per-row mean loss (differentiable) and teacher-forced accuracy."""
-        embedding = input_embedding(self.model)
-        embeds = embedding(inputs)
-        full = torch.cat([vectors.to(embeds.dtype), embeds], dim=1)
-        logits = self.model(inputs_embeds=full, use_cache=False).logits.float()  # type: ignore[misc]
-        token_loss = F.cross_entropy(logits.transpose(1, 2), labels, ignore_index=-100,
-                                     reduction="none")
-        valid = labels != -100
-        counts = valid.sum(dim=1)
-        losses = (token_loss * valid).sum(dim=1) / counts
-        correct = ((logits.argmax(dim=-1) == labels) & valid).sum(dim=1)
-        return losses, (correct.float() / counts).detach()
 
     def generate(self, items: Sequence[tuple[CompressedContext, DecoderPrompt]],
                  settings: GenerationSettings) -> list[GenerationOutput]:
