@@ -2,12 +2,14 @@
 
 Reads lm-evaluation-harness output folders (``results_*.json`` and ``samples_*.jsonl``).
 Command line: ``python -m leaderboard build RUNS... --out DIR`` and
-``python -m leaderboard check RUNS... --baseline FILE``.
+``python -m leaderboard check RUNS... --baseline FILE``; ``python -m leaderboard run-folder
+--model_args ARGS`` names a run folder after its model, compressor and settings.
 """
 
 from leaderboard._build import BuildOptions, build, make_tables, read_runs
 from leaderboard._check import compare, current_entries, read_baseline, write_baseline
 from leaderboard._errors import LeaderboardError
+from leaderboard._folders import run_folder_name
 from leaderboard._metrics import QA_TASKS, REGENERATION_TASKS, Normalised, normalise
 from leaderboard._runs import RowKey, Run, TaskResult, load_run, parse_model_args
 from leaderboard._tables import Cell, Table
@@ -32,5 +34,6 @@ __all__ = [
     "parse_model_args",
     "read_baseline",
     "read_runs",
+    "run_folder_name",
     "write_baseline",
 ]

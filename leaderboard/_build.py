@@ -21,7 +21,7 @@ from leaderboard._errors import LeaderboardError
 from leaderboard._export import dumps, table_json, to_csv, to_latex, to_markdown, write_atomic
 from leaderboard._html import render_html
 from leaderboard._metrics import METRIC_STYLES
-from leaderboard._plots import all_plots
+from leaderboard._plots import all_plots, plot_notes
 from leaderboard._runs import Run, check_versions, find_results, load_run, merge_runs
 from leaderboard._samples import viewer_data
 from leaderboard._tables import (
@@ -53,7 +53,7 @@ def read_runs(paths: Sequence[Path], with_samples: bool = True) -> list[Run]:
     files = find_results(paths)
     runs = [
         load_run(path, with_samples)
-        for path in tqdm(files, desc="results", unit="file", disable=len(files) < 5)
+        for path in tqdm(files, desc="results", unit="file", disable=len(files) < 50)
     ]
     check_versions(runs)
     return runs
@@ -78,6 +78,7 @@ def rebuild_command(paths: Sequence[Path], options: BuildOptions) -> str:
     """The ``python -m leaderboard build`` command of this build (output: ``{folder}``)."""
     parts = ["python", "-m", "leaderboard", "build", *(os.path.abspath(p) for p in paths)]
     parts += ["--title", options.title, "--baseline-compressor", options.baseline_compressor]
+    parts += ["--normalise-to", options.normalise_to]
     parts += ["--metric-style", options.metric_style, "--max-samples", str(options.max_samples)]
     return shlex.join(parts) + " --out {folder}"
 
@@ -123,6 +124,7 @@ def _write_exports(runs: Sequence[Run], options: BuildOptions, out: Path) -> lis
                         "row": run.key.to_json(),
                         "date": run.date,
                         "lm_eval_version": run.lm_eval_version,
+                        "limit": run.limit,
                     }
                     for run in runs
                 ],
@@ -137,6 +139,7 @@ def _write_exports(runs: Sequence[Run], options: BuildOptions, out: Path) -> lis
             title=options.title,
             tables=tables,
             plots=all_plots(rows, names),
+            plot_notes=plot_notes(rows),
             samples=viewer_data(rows, names, options.max_samples),
             sample_limit=options.max_samples,
             runs=[str(run.path) for run in runs],

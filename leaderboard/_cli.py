@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from bench._errors import add_debug_flag, run_cli
+from bench._help import HelpFormatter
 from leaderboard._build import BuildOptions, build, read_runs
 from leaderboard._check import (
     compare,
@@ -19,6 +20,7 @@ from leaderboard._check import (
 )
 from leaderboard._errors import LeaderboardError
 from leaderboard._export import write_atomic
+from leaderboard._folders import run_folder_name
 from leaderboard._metrics import METRIC_STYLES
 
 EXIT_OK, EXIT_REGRESSION, EXIT_UNUSABLE = 0, 1, 2
@@ -28,6 +30,7 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m leaderboard",
         description="Leaderboard of lm-eval runs of compressbench tasks.",
+        formatter_class=HelpFormatter,
     )
     add_debug_flag(parser)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -35,6 +38,7 @@ def _parser() -> argparse.ArgumentParser:
 
     b = sub.add_parser(
         "build",
+        formatter_class=HelpFormatter,
         help="write tables, plots and index.html",
         description="Read lm-eval runs and write leaderboard.md, <table>.csv, "
         "<table>.tex, leaderboard.json and a self-contained index.html.",
@@ -46,8 +50,16 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument(
         "--baseline-compressor",
         default="none",
-        help="compressor (name or full label such as 'truncate (rate=0.5)') that the "
-        "delta table subtracts, per base model (default: none)",
+        help="row that the delta table subtracts, per base model: a label as the tables show "
+        "it ('truncate (rate=0.5)', 'hf (stock lm-eval)') or a compressor or lm-eval backend "
+        "name ('truncate', 'hf') that selects one row (default: none)",
+    )
+    b.add_argument(
+        "--normalise-to",
+        default="none",
+        help="row that the normalised table divides by, per base model, named as for "
+        "--baseline-compressor (default: none; without a none row, the model's stock "
+        "lm-eval run)",
     )
     b.add_argument(
         "--metric-style",
@@ -65,6 +77,7 @@ def _parser() -> argparse.ArgumentParser:
 
     c = sub.add_parser(
         "check",
+        formatter_class=HelpFormatter,
         help="compare runs with a committed baseline file",
         description="Exit 0 when no metric dropped by more than the tolerance, "
         "1 with a table of regressions otherwise, 2 on unusable input.",
@@ -90,12 +103,24 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="do not fail when a baseline metric is absent from the runs",
     )
-    c.add_argument("--junit", type=Path, help="also write the result as JUnit XML to this file")
+    c.add_argument("--junit", type=Path,
+                   help="also write the result as JUnit XML to this file (default: none)")
     c.add_argument(
         "--update",
         action="store_true",
         help="write the runs' metrics as the new baseline file and exit 0",
     )
+
+    f = sub.add_parser(
+        "run-folder",
+        formatter_class=HelpFormatter,
+        help="print a run folder name for lm_eval --output_path",
+        description="Print a folder name made of the base model, the compressor and its "
+        "settings, for lm_eval --output_path runs/NAME/results.json (results_<date>.json and "
+        "the samples then land directly in runs/NAME).",
+    )
+    f.add_argument("--model", default="compressed", help="lm-eval --model (default compressed)")
+    f.add_argument("--model_args", required=True, help="lm-eval --model_args")
     return parser
 
 
@@ -104,6 +129,7 @@ def _build(args: argparse.Namespace) -> int:
         out=args.out,
         title=args.title,
         baseline_compressor=args.baseline_compressor,
+        normalise_to=args.normalise_to,
         metric_style=args.metric_style,
         max_samples=args.max_samples,
     )
@@ -143,4 +169,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _run(argv: Sequence[str]) -> int:
     args = _parser().parse_args(argv)
+    if args.command == "run-folder":
+        print(run_folder_name(args.model, args.model_args))
+        return EXIT_OK
     return _build(args) if args.command == "build" else _check(args)

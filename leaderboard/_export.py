@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from bench._atomic import atomic_write_bytes
-from leaderboard._tables import Table
+from leaderboard._tables import Cell, Table
 
 
 def write_atomic(path: Path, data: str | bytes) -> None:
@@ -44,22 +44,39 @@ def to_markdown(tables: Sequence[Table], title: str) -> str:
     for table in tables:
         parts += [f"## {_md_escape(table.title)}", ""]
         parts.append("| " + " | ".join(_md_escape(c) for c in table.columns) + " |")
-        parts.append(
-            "|" + "|".join("---" if i < 2 else "---:" for i in range(len(table.columns))) + "|"
-        )
+        parts.append("|" + "|".join("---:" if n else "---" for n in numeric_columns(table)) + "|")
         for row in table.rows:
             parts.append("| " + " | ".join(_md_escape(cell.display) for cell in row) + " |")
         parts += [""] + [f"{_md_escape(note)}" for note in table.notes] + [""]
     return "\n".join(parts)
 
 
+def numeric_columns(table: Table) -> list[bool]:
+    """Per column, whether it holds numbers (right-aligned); label columns never do."""
+    return [
+        i >= 2 and not any(isinstance(row[i].value, str) for row in table.rows)
+        for i in range(len(table.columns))
+    ]
+
+
 def to_csv(table: Table) -> str:
-    """One table as CSV with full-precision values."""
+    """One table as CSV with full-precision values; a column with standard errors is
+    followed by ``<column> stderr``."""
+    with_errors = [any(row[i].stderr is not None for row in table.rows)
+                   for i in range(len(table.columns))]
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(table.columns)
+    header: list[str] = []
+    for title, errors in zip(table.columns, with_errors, strict=True):
+        header += [title, f"{title} stderr"] if errors else [title]
+    writer.writerow(header)
     for row in table.rows:
-        writer.writerow(["" if cell.value is None else cell.value for cell in row])
+        line: list[object] = []
+        for cell, errors in zip(row, with_errors, strict=True):
+            line.append("" if cell.value is None else cell.value)
+            if errors:
+                line.append("" if cell.stderr is None else cell.stderr)
+        writer.writerow(line)
     return buffer.getvalue()
 
 
@@ -76,6 +93,7 @@ _LATEX_SPECIAL = {
     "^": r"\textasciicircum{}",
     "<": r"\textless{}",
     ">": r"\textgreater{}",
+    "±": r"\ensuremath{\pm}",
     "\n": " ",
     "\r": " ",
 }
@@ -89,7 +107,7 @@ def latex_escape(text: str) -> str:
 
 def to_latex(table: Table) -> str:
     """One table as a LaTeX ``tabular`` (booktabs)."""
-    spec = "ll" + "r" * (len(table.columns) - 2)
+    spec = "".join("r" if numeric else "l" for numeric in numeric_columns(table))
     lines = [f"% {latex_escape(table.title)}", f"\\begin{{tabular}}{{{spec}}}", r"\toprule"]
     lines.append(" & ".join(latex_escape(c) for c in table.columns) + r" \\")
     lines.append(r"\midrule")
@@ -105,9 +123,18 @@ def table_json(table: Table) -> dict[str, Any]:
         "name": table.name,
         "title": table.title,
         "columns": table.columns,
-        "rows": [[{"value": c.value, "display": c.display} for c in row] for row in table.rows],
+        "rows": [[_cell_json(c) for c in row] for row in table.rows],
         "notes": table.notes,
     }
+
+
+def _cell_json(cell: Cell) -> dict[str, Any]:
+    data: dict[str, Any] = {"value": cell.value, "display": cell.display}
+    if cell.stderr is not None:
+        data["stderr"] = cell.stderr
+    if cell.hint:
+        data["hint"] = cell.hint
+    return data
 
 
 def dumps(data: Any) -> str:

@@ -34,6 +34,7 @@ def render_html(
     runs: Sequence[str],
     versions: Mapping[str, str],
     lm_eval_versions: Sequence[str],
+    plot_notes: Sequence[str] = (),
 ) -> str:
     """Render the page with autoescaping and strict undefined variables."""
     env = Environment(
@@ -47,6 +48,7 @@ def render_html(
         title=title,
         tables=tables,
         plots=plots,
+        plot_notes=plot_notes,
         samples_json=script_json(list(samples)),
         sample_count=len(samples),
         sample_limit=sample_limit,

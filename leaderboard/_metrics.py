@@ -35,6 +35,10 @@ METRIC_STYLES: dict[str, MetricNames] = {
     "squad": MetricNames("squad_f1", "squad_exact_match", "rouge_l_f", "bleu"),
     "500x": MetricNames("f1_500x", "exact_match_500x", "rouge_l_f_500x", "bleu_500x"),
 }
+# Every metric name that is a score (as opposed to an efficiency number), in either style.
+SCORE_METRICS = frozenset(
+    name for names in METRIC_STYLES.values() for name in vars(names).values()
+)
 
 # (metric, column title, how per-sample values combine): efficiency columns.
 EFFICIENCY: tuple[tuple[str, str, str], ...] = (

@@ -1,21 +1,43 @@
-"""Plots of score vs compression and vs context length, as base64 PNG (matplotlib, Agg)."""
+"""Plots of score vs compression and vs context length, as base64 PNG (matplotlib, Agg).
+
+Each plot has a legend outside its axes, grouped by compressor family (one marker per
+family), plain ratio ticks (1×, 2×, 4×, ...) and error bars of one standard error.
+"""
 
 from __future__ import annotations
 
 import base64
 import io
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+import math
+import textwrap
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 
 import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
+from matplotlib.artist import Artist
+from matplotlib.axes import Axes
 from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+from matplotlib.ticker import FixedLocator, FuncFormatter, NullLocator
 
+from leaderboard._families import (
+    FAMILY_MARKERS,
+    FAMILY_ORDER,
+    FAMILY_TITLES,
+    curve_key,
+    family,
+)
 from leaderboard._metrics import QA_TASKS, REGENERATION_TASKS, MetricNames
-from leaderboard._runs import TaskResult
-from leaderboard._tables import Rows, efficiency_values
+from leaderboard._runs import RowKey, TaskResult
+from leaderboard._tables import Rows, ScoreColumn, efficiency_values, score
+
+DPI = 100
+PANEL_SIZE = (4.0, 3.3)  # inches per panel
+LEGEND_INCHES = 2.7  # width of the legend column right of the panels
+LEGEND_WIDTH = 34  # characters per legend line before wrapping
 
 
 @dataclass(frozen=True)
@@ -28,84 +50,242 @@ class Plot:
     png_base64: str
 
 
-def _render(fig: Figure) -> str:
+@dataclass
+class Series:
+    """Points of one legend entry, ``(x, y, standard error of y)``, and the base model
+    (``group``) it belongs to."""
+
+    label: str
+    family: str
+    group: str
+    colour: str = "black"
+    points: list[tuple[float, float, float | None]] = field(default_factory=list)
+
+
+def render(fig: Figure) -> str:
+    """The figure as base64 PNG, cropped to its artists (nothing clipped), then closed."""
     buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=110, bbox_inches="tight", metadata={"Software": None})
+    fig.savefig(buffer, format="png", dpi=DPI, bbox_inches="tight", pad_inches=0.1,
+                metadata={"Software": None})
     plt.close(fig)
     return base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
-def _mean_score(
-    results: Mapping[str, TaskResult], tasks: Iterable[str], metric: str
-) -> float | None:
-    values = [
-        results[t].metrics[metric] * 100
-        for t in tasks
-        if t in results and metric in results[t].metrics
-    ]
-    return sum(values) / len(values) if values else None
+def _order(key: RowKey) -> tuple[str, int, str]:
+    return key.model_label, FAMILY_ORDER.index(family(key)), key.title
 
 
-def score_vs_compression(rows: Rows, names: MetricNames) -> Plot | None:
+def colours(keys: Iterable[RowKey]) -> dict[RowKey, str]:
+    """One colour per key (row or curve), the same in every panel of a figure."""
+    ordered = sorted(set(keys), key=_order)
+    cmap = plt.get_cmap("tab10" if len(ordered) <= 10 else "tab20")
+    size = 10 if len(ordered) <= 10 else 20
+    return {key: matplotlib.colors.to_hex(cmap(i % size)) for i, key in enumerate(ordered)}
+
+
+def new_series(key: RowKey, colour: str) -> Series:
+    """An empty series for a row or curve."""
+    return Series(key.title, family(key), key.model_label, colour)
+
+
+def _blank() -> Artist:
+    return Line2D([], [], linestyle="none")
+
+
+def add_legend(fig: Figure, series: Sequence[Series]) -> None:
+    """One legend right of the axes: the entries under a bold header per base model (when
+    there are several), then a key of the family markers; long labels wrapped."""
+    ordered = sorted(series, key=lambda s: (s.group, FAMILY_ORDER.index(s.family), s.label))
+    groups = list(dict.fromkeys(s.group for s in ordered))
+    handles: list[Artist] = []
+    labels: list[str] = []
+    headers: list[str] = []
+
+    def header(text: str) -> None:
+        handles.append(_blank())
+        labels.append(textwrap.fill(text, LEGEND_WIDTH))
+        headers.append(labels[-1])
+
+    for group in groups:
+        if len(groups) > 1:
+            header(group)
+        for item in (s for s in ordered if s.group == group):
+            handles.append(Line2D([], [], color=item.colour, marker=FAMILY_MARKERS[item.family],
+                                  linestyle="-" if len(item.points) > 1 else "none"))
+            labels.append(textwrap.fill(item.label, LEGEND_WIDTH, subsequent_indent="  "))
+    header("marker: compressor family")
+    for name in FAMILY_ORDER:
+        if any(s.family == name for s in ordered):
+            handles.append(Line2D([], [], color="grey", marker=FAMILY_MARKERS[name],
+                                  linestyle="none"))
+            labels.append(FAMILY_TITLES[name])
+    legend = fig.legend(handles, labels, loc="outside right center", frameon=False,
+                        fontsize=8, handlelength=1.8)
+    for text in legend.get_texts():
+        if text.get_text() in headers:
+            text.set_fontweight("bold")
+
+
+def draw(ax: Axes, item: Series, markersize: float = 6.0) -> None:
+    """Points (joined when there are several) with one-standard-error bars."""
+    points = sorted(item.points)
+    xs = [x for x, _y, _e in points]
+    ys = [y for _x, y, _e in points]
+    errors = [math.nan if e is None else e for _x, _y, e in points]
+    ax.errorbar(xs, ys, yerr=errors, color=item.colour, marker=FAMILY_MARKERS[item.family],
+                markersize=markersize, linestyle="-" if len(points) > 1 else "none",
+                linewidth=1.2, capsize=2, elinewidth=0.8)
+
+
+def draw_all(ax: Axes, series: Sequence[Series]) -> None:
+    """Every series; a marker that later ones cover is drawn larger, so that rows with the
+    same numbers (e.g. none and a stock lm-eval run) stay visible as nested markers."""
+    places = [{(x, round(y, 6)) for x, y, _e in item.points} for item in series]
+    for i, item in enumerate(series):
+        covered_by = sum(1 for later in places[i + 1:] if later & places[i])
+        draw(ax, item, markersize=6.0 + 3.0 * covered_by)
+
+
+def ratio_axis(ax: Axes, values: Sequence[float]) -> None:
+    """A log2 axis with plain ticks 1×, 2×, 4×, ... covering ``values``."""
+    low = 2.0 ** math.floor(math.log2(min(values)))
+    high = 2.0 ** math.ceil(math.log2(max(values)))
+    if high <= low:
+        high = low * 2
+    ticks = [low * 2.0**i for i in range(round(math.log2(high / low)) + 1)]
+    ax.set_xscale("log", base=2)
+    ax.set_xlim(low / 1.2, high * 1.2)
+    ax.xaxis.set_major_locator(FixedLocator(ticks))
+    ax.xaxis.set_minor_locator(NullLocator())
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda x, _pos: f"{x:g}×"))
+
+
+def _compression(tasks: Mapping[str, TaskResult], key: RowKey) -> float | None:
+    ratio = efficiency_values(tasks).get("compression_ratio")
+    if ratio:
+        return 1.0 / ratio
+    return 1.0 if key.stock else None  # a stock lm-eval run sees the whole context
+
+
+def compression_series(rows: Rows, column: ScoreColumn) -> list[Series]:
+    """One series per curve (rows that differ only in their budget): (compression, score)."""
+    palette = colours(curve_key(key) for key in rows)
+    by_curve: dict[RowKey, Series] = {}
+    for key, tasks in rows.items():
+        x = _compression(tasks, key)
+        y, error = score(tasks, column)
+        if x is None or y is None:
+            continue
+        curve = curve_key(key)
+        item = by_curve.setdefault(curve, new_series(curve, palette[curve]))
+        item.points.append((x, y, error))
+    return list(by_curve.values())
+
+
+def figure_score_vs_compression(rows: Rows, names: MetricNames) -> Figure | None:
     """Mean QA F1 and mean Rouge-L-F against the achieved compression (original/compressed)."""
-    panels: list[tuple[str, Iterable[str], str]] = [
-        ("QA mean F1", QA_TASKS, names.f1),
-        ("Regeneration mean Rouge-L-F", REGENERATION_TASKS, names.rouge),
+    panels = [
+        ("QA", "mean F1 (x100)", ScoreColumn("QA F1", names.f1, tuple(QA_TASKS), "questions")),
+        ("Regeneration", "mean Rouge-L-F (x100)",
+         ScoreColumn("Rouge-L-F", names.rouge, tuple(REGENERATION_TASKS), "texts")),
     ]
-    points: dict[str, list[tuple[str, float, float]]] = {}
-    for title, tasks, metric in panels:
-        for key in rows:
-            ratio = efficiency_values(rows[key]).get("compression_ratio")
-            score = _mean_score(rows[key], tasks, metric)
-            if ratio and score is not None:
-                points.setdefault(title, []).append(
-                    (f"{key.model_label}: {key.label}", 1.0 / ratio, score)
-                )
-    if not points:
+    drawn = [(t, y, s) for t, y, c in panels if (s := compression_series(rows, c))]
+    if not drawn:
         return None
-    fig, axes = plt.subplots(1, len(points), figsize=(5.5 * len(points), 4), squeeze=False)
-    for ax, (title, items) in zip(axes[0], points.items(), strict=True):
-        for label, x, y in items:
-            ax.scatter([x], [y])
-            ax.annotate(label, (x, y), fontsize=7, xytext=(3, 3), textcoords="offset points")
-        ax.set_xscale("log")
-        ax.set_xlabel("achieved compression (original / compressed tokens, log)")
-        ax.set_ylabel(f"{title} (x100)")
+    width, height = PANEL_SIZE
+    fig, axes = plt.subplots(1, len(drawn), figsize=(width * len(drawn) + LEGEND_INCHES, height),
+                             squeeze=False, layout="constrained")
+    legend: dict[tuple[str, str], Series] = {}
+    for ax, (title, ylabel, series) in zip(axes[0], drawn, strict=True):
+        draw_all(ax, series)
+        for item in series:
+            legend.setdefault((item.group, item.label), item)
+        ratio_axis(ax, [x for item in series for x, _y, _e in item.points])
+        ax.set_xlabel("compression (original / compressed tokens)")
+        ax.set_ylabel(ylabel)
         ax.set_title(title)
         ax.grid(True, alpha=0.3)
-    alt = "; ".join(
-        f"{label}: {x:.1f}x, {y:.1f}" for items in points.values() for label, x, y in items
-    )
-    return Plot("score_vs_compression", "Score vs compression", alt, _render(fig))
+    add_legend(fig, list(legend.values()))
+    return fig
 
 
-def score_vs_length(rows: Rows, names: MetricNames) -> Plot | None:
-    """Rouge-L-F of regeneration per context length, one line per row."""
-    fig, ax = plt.subplots(figsize=(6.5, 4))
-    alt_parts = []
-    for key, results in rows.items():
-        xs, ys = [], []
+def length_series(rows: Rows, names: MetricNames) -> list[Series]:
+    """One series per row: (context length, Rouge-L-F) over the lengths it ran."""
+    palette = colours(rows)
+    series = []
+    for key, tasks in rows.items():
+        item = new_series(key, palette[key])
         for task, length in REGENERATION_TASKS.items():
-            if task in results and names.rouge in results[task].metrics:
-                xs.append(length)
-                ys.append(results[task].metrics[names.rouge] * 100)
-        if xs:
-            label = f"{key.model_label}: {key.label}"
-            ax.plot(xs, ys, marker="o", label=label)
-            alt_parts.append(
-                label + " " + ", ".join(f"{x}: {y:.1f}" for x, y in zip(xs, ys, strict=True))
-            )
-    if not alt_parts:
-        plt.close(fig)
+            y, error = score(tasks, ScoreColumn("", names.rouge, (task,), "texts"))
+            if y is not None:
+                item.points.append((float(length), y, error))
+        if item.points:
+            series.append(item)
+    return series
+
+
+def lengths_present(rows: Rows) -> list[int]:
+    """The regeneration lengths that any row ran."""
+    return [n for task, n in REGENERATION_TASKS.items() if any(task in t for t in rows.values())]
+
+
+def figure_score_vs_length(rows: Rows, names: MetricNames) -> Figure | None:
+    """Rouge-L-F of regeneration per context length, over the lengths present (two or more)."""
+    lengths = lengths_present(rows)
+    series = length_series(rows, names)
+    if len(lengths) < 2 or not series:
         return None
+    fig, ax = plt.subplots(figsize=(PANEL_SIZE[0] + LEGEND_INCHES, PANEL_SIZE[1]),
+                           layout="constrained")
+    draw_all(ax, series)
+    ax.xaxis.set_major_locator(FixedLocator(lengths))
+    ax.xaxis.set_minor_locator(NullLocator())
+    ax.set_xlim(lengths[0] - 0.08 * (lengths[-1] - lengths[0]),
+                lengths[-1] + 0.08 * (lengths[-1] - lengths[0]))
     ax.set_xlabel("context length (target-model tokens)")
     ax.set_ylabel(f"Rouge-L-F ({names.rouge}, x100)")
     ax.set_title("Regeneration vs context length")
     ax.grid(True, alpha=0.3)
-    ax.legend(fontsize=7)
-    return Plot("score_vs_length", "Score vs context length", "; ".join(alt_parts), _render(fig))
+    add_legend(fig, series)
+    return fig
+
+
+def _alt(series: Sequence[Series], unit: str) -> str:
+    return "; ".join(
+        f"{item.group} / {item.label}: "
+        + ", ".join(f"{x:g}{unit} {y:.1f}" for x, y, _e in sorted(item.points))
+        for item in series
+    )
+
+
+def score_vs_compression(rows: Rows, names: MetricNames) -> Plot | None:
+    """The score-vs-compression plot, rendered."""
+    fig = figure_score_vs_compression(rows, names)
+    if fig is None:
+        return None
+    column = ScoreColumn("QA F1", names.f1, tuple(QA_TASKS), "questions")
+    alt = "QA mean F1 by compression: " + _alt(compression_series(rows, column), "×")
+    return Plot("score_vs_compression", "Score vs compression", alt, render(fig))
+
+
+def score_vs_length(rows: Rows, names: MetricNames) -> Plot | None:
+    """The score-vs-length plot, rendered."""
+    fig = figure_score_vs_length(rows, names)
+    if fig is None:
+        return None
+    alt = "Rouge-L-F by context length: " + _alt(length_series(rows, names), " tokens")
+    return Plot("score_vs_length", "Score vs context length", alt, render(fig))
 
 
 def all_plots(rows: Rows, names: MetricNames) -> list[Plot]:
     """Every plot the data allows."""
     return [p for p in (score_vs_compression(rows, names), score_vs_length(rows, names)) if p]
+
+
+def plot_notes(rows: Rows) -> list[str]:
+    """Why a plot is missing, where the data explains it."""
+    lengths = lengths_present(rows)
+    if len(lengths) == 1:
+        return [f"No score-vs-length plot: the runs hold one regeneration length "
+                f"({lengths[0]} tokens); run two or more compressed_regeneration_* tasks."]
+    return []

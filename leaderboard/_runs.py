@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from bench._errors import format_input_error
+from bench.lmeval.plugin import MODELS as COMPRESSBENCH_MODELS
 from leaderboard._errors import LeaderboardError
 
 RESULTS_RE = re.compile(r"^results_(?P<date>.+)\.json$")
@@ -34,6 +35,7 @@ RUNTIME_KEYS = frozenset(
         "add_bos_token",
         "cache_dir",
         "compress_batch_size",
+        "compression_cache",
         "compressor_device",
         "max_memory_per_gpu",
         "offload_folder",
@@ -42,36 +44,66 @@ RUNTIME_KEYS = frozenset(
 )
 
 
+STOCK_SUFFIX = " (stock lm-eval)"
+# What a row of the compressbench ``compressed_reader`` (no neural model) is called.
+_READER_RE = re.compile(r"^lexical-reader\[(?P<tokenizer>.*)\]$")
+
+
 @dataclass(frozen=True, order=True)
 class RowKey:
-    """Identity of a leaderboard row: base model, compressor and its settings."""
+    """Identity of a leaderboard row: base model, compressor and its settings.
+
+    ``stock`` rows come from a stock lm-eval backend (``--model hf``, ``vllm``, ...) that ran
+    no compressor: their ``compressor`` is the backend's name. ``remark`` qualifies the row for
+    readers (e.g. that ``zero_shot`` equals ``none`` for a target that ignores the
+    instruction); it is not part of the identity.
+    """
 
     model: str
     compressor: str
     settings: tuple[tuple[str, str], ...] = ()
     version: str = ""
+    stock: bool = False
+    remark: str = field(default="", compare=False)
 
     @property
     def label(self) -> str:
-        """Display name of the compressor, e.g. ``500x (num_mem=4)`` (paths shortened)."""
+        """Name of the row's compressor, e.g. ``500x (num_mem=4)`` or ``hf (stock lm-eval)``
+        (paths shortened); ``--baseline-compressor`` accepts it."""
+        name = self.compressor + STOCK_SUFFIX if self.stock else self.compressor
         if not self.settings:
-            return self.compressor
+            return name
         inner = ", ".join(f"{key}={short_name(value)}" for key, value in self.settings)
-        return f"{self.compressor} ({inner})"
+        return f"{name} ({inner})"
+
+    @property
+    def title(self) -> str:
+        """The label as tables show it, with the remark."""
+        return f"{self.label} ({self.remark})" if self.remark else self.label
 
     @property
     def model_label(self) -> str:
-        """Display name of the base model (paths shortened)."""
-        return short_name(self.model)
+        """Display name of the base model: an HF id, or a local model's folder name."""
+        reader = _READER_RE.match(self.model)
+        if reader:
+            return f"lexical reader ({model_name(reader.group('tokenizer'))} tokenizer)"
+        return model_name(self.model)
+
+    def answers_to(self, name: str) -> bool:
+        """Whether ``name`` (a label, or the compressor or backend name) selects this row."""
+        return name in (self.label, self.compressor)
 
     def to_json(self) -> dict[str, Any]:
         """Plain-JSON form of the key."""
         return {
             "model": self.model,
+            "model_label": self.model_label,
             "compressor": self.compressor,
             "settings": dict(self.settings),
             "compressor_version": self.version,
+            "stock_lm_eval": self.stock,
             "label": self.label,
+            "title": self.title,
         }
 
 
@@ -86,6 +118,7 @@ class TaskResult:
     higher_is_better: dict[str, bool]
     n_samples: int | None
     samples: list[dict[str, Any]] = field(default_factory=list)
+    n_available: int | None = None  # documents of the task before ``--limit``
 
 
 @dataclass
@@ -97,6 +130,7 @@ class Run:
     date: str
     lm_eval_version: str
     tasks: dict[str, TaskResult]
+    limit: float | None = None  # lm-eval's ``--limit`` (a count, or a fraction when < 1)
 
 
 def parse_model_args(value: Any, where: str) -> dict[str, str]:
@@ -132,25 +166,32 @@ def row_key(config: Mapping[str, Any], model_name: str, where: str) -> RowKey:
     The compressor's own record (``config.compressbench.compressor``: name, version, settings)
     wins over ``model_args``; without it the compressor is ``model_args.compressor`` (``none``
     when absent) and its settings are the other model arguments that are not runtime options.
+    A stock lm-eval backend run without any compressor is a ``stock`` row named after the
+    backend, so that it never collides with the ``none`` row of the ``compressed`` model.
     """
     args = parse_model_args(config.get("model_args"), where)
-    compressor = args.get("compressor", "none")
+    backend = str(config.get("model") or "")
     settings = {key: value for key, value in args.items() if key not in RUNTIME_KEYS}
-    version = ""
-    base = args.get("pretrained") or model_name or str(config.get("model", "unknown"))
+    base = args.get("pretrained") or model_name or backend or "unknown"
     info = config.get("compressbench")
-    if isinstance(info, Mapping):
-        comp = info.get("compressor")
-        if isinstance(comp, Mapping):
-            compressor = str(comp.get("name", compressor))
-            version = _text(comp.get("version", ""))
-            recorded = comp.get("settings")
-            if isinstance(recorded, Mapping):
-                settings = {str(k): _text(v) for k, v in recorded.items() if v is not None}
-        target = info.get("target")
-        if isinstance(target, Mapping) and target.get("name"):
-            base = str(target["name"])
-    return RowKey(base, compressor, tuple(sorted(_budget_used(settings).items())), version)
+    info = info if isinstance(info, Mapping) else {}
+    comp = info.get("compressor")
+    if not isinstance(comp, Mapping):
+        if "compressor" not in args and backend and backend not in COMPRESSBENCH_MODELS:
+            return RowKey(base, backend, tuple(sorted(settings.items())), stock=True)
+        comp = {}
+    compressor = str(comp.get("name", args.get("compressor", "none")))
+    version = _text(comp.get("version", ""))
+    recorded = comp.get("settings")
+    if isinstance(recorded, Mapping):
+        settings = {str(k): _text(v) for k, v in recorded.items() if v is not None}
+    target = info.get("target")
+    if isinstance(target, Mapping) and target.get("name"):
+        base = str(target["name"])
+    # the lexical reader ignores the task's instruction, which is all zero_shot removes
+    remark = "= none for this target" if compressor == "zero_shot" and info.get("reader") else ""
+    return RowKey(base, compressor, tuple(sorted(_budget_used(settings).items())), version,
+                  remark=remark)
 
 
 def _budget_used(settings: dict[str, str]) -> dict[str, str]:
@@ -166,6 +207,16 @@ _PATH_RE = re.compile(r"(?:/[^/\[\]\s,()]+)+/([^/\[\]\s,()]+)")
 def short_name(text: str) -> str:
     """``text`` with every absolute path shortened to its last component, for display."""
     return _PATH_RE.sub(r"\1", text)
+
+
+def model_name(text: str) -> str:
+    """A model as readers know it: an HF id as is (``org/name``), a local folder by its name
+    (absolute, ``./``, ``../`` or ``~/`` paths; trailing slashes ignored)."""
+    text = text.strip()
+    if text.startswith(("/", "./", "../", "~/")) or text in (".", ".."):
+        text = text.rstrip("/")
+        return text.rsplit("/", 1)[-1] if "/" in text else text
+    return short_name(text)
 
 
 def find_results(paths: Iterable[Path]) -> list[Path]:
@@ -232,20 +283,27 @@ def load_run(path: Path, with_samples: bool = True) -> Run:
             continue
         metrics, stderrs = _metric_values(entry, f"{path}: results.{task}")
         hib = hib_all.get(task) or {}
-        count = (n_samples.get(task) or {}).get("effective")
+        counts = n_samples.get(task) or {}
         tasks[task] = TaskResult(
             task=task,
             version=_text(versions.get(task, "")),
             metrics=metrics,
             stderrs=stderrs,
             higher_is_better={m: bool(hib.get(m, True)) for m in metrics},
-            n_samples=int(count) if isinstance(count, int) else None,
+            n_samples=_count(counts.get("effective")),
+            n_available=_count(counts.get("original")),
         )
         if with_samples and date:
             sample_file = path.with_name(f"samples_{task}_{date}.jsonl")
             if sample_file.is_file():
                 tasks[task].samples = read_samples(sample_file)
-    return Run(path, key, date, str(data.get("lm_eval_version", "")), tasks)
+    limit = config.get("limit")
+    limit = float(limit) if isinstance(limit, int | float) and not isinstance(limit, bool) else None
+    return Run(path, key, date, str(data.get("lm_eval_version", "")), tasks, limit)
+
+
+def _count(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
 _RESULTS_HINT = "run lm_eval again for this results file, or leave its folder out"

@@ -35,9 +35,10 @@ def _gold(doc: dict[str, Any], record: dict[str, Any]) -> str:
 
 
 def _finite(value: Any) -> float | None:
+    """``value`` rounded to 4 significant digits for display, or ``None`` if not a number."""
     if isinstance(value, bool) or not isinstance(value, int | float):
         return None
-    return float(value) if math.isfinite(value) else None
+    return float(f"{value:.4g}") if math.isfinite(value) else None
 
 
 def sample_view(record: dict[str, Any], names: MetricNames) -> dict[str, Any]:
@@ -75,7 +76,7 @@ def viewer_data(rows: Rows, names: MetricNames, limit: int) -> list[dict[str, An
             for record in result.samples[:limit]:
                 out.append(
                     {
-                        "row": f"{key.model_label} / {key.label}",
+                        "row": f"{key.model_label} / {key.title}",
                         "task": task,
                         **sample_view(record, names),
                     }

@@ -6,11 +6,12 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-from leaderboard._errors import LeaderboardError
+from leaderboard._baseline import Baseline, baseline_note, find_baseline
 from leaderboard._metrics import (
     EFFICIENCY,
     QA_TASKS,
     REGENERATION_TASKS,
+    SCORE_METRICS,
     MetricNames,
     normalise,
 )
@@ -28,17 +29,41 @@ EFFICIENCY_COLUMNS = (*EFFICIENCY, *SERVED_EFFICIENCY)
 
 @dataclass(frozen=True)
 class Cell:
-    """A table cell: the value used for sorting and comparing, and its rendering."""
+    """A table cell: the value used for sorting and comparing, its rendering, its standard
+    error (if it has one) and a longer description shown on hover in the page."""
 
     value: float | str | None
     display: str
+    stderr: float | None = None
+    hint: str = ""
 
     @classmethod
-    def number(cls, value: float | None, digits: int = 2, signed: bool = False) -> Cell:
-        """A numeric cell; ``None`` shows as an empty cell."""
+    def number(
+        cls,
+        value: float | None,
+        digits: int = 2,
+        signed: bool = False,
+        stderr: float | None = None,
+        hint: str = "",
+    ) -> Cell:
+        """A numeric cell shown as ``value ± stderr``; ``None`` shows as an empty cell."""
         if value is None or math.isnan(value):
+            return cls(None, "", hint=hint)
+        text = f"{value:+.{digits}f}" if signed else f"{value:.{digits}f}"
+        if stderr is not None and math.isfinite(stderr):
+            return cls(value, f"{text} ± {stderr:.{digits}f}", stderr, hint)
+        return cls(value, text, None, hint)
+
+    @classmethod
+    def count(cls, used: int | None, available: int | None, unit: str) -> Cell:
+        """How many documents a score averages: ``used``, or ``used of available`` when
+        lm-eval's ``--limit`` left some out."""
+        if used is None:
             return cls(None, "")
-        return cls(value, f"{value:+.{digits}f}" if signed else f"{value:.{digits}f}")
+        if available is not None and available > used:
+            return cls(used, f"{used} of {available}",
+                       hint=f"{used} of the task's {available} {unit} (--limit)")
+        return cls(used, str(used), hint=f"{used} {unit}")
 
     @classmethod
     def text(cls, value: str) -> Cell:
@@ -57,12 +82,56 @@ class Table:
     notes: list[str] = field(default_factory=list)
 
 
+@dataclass(frozen=True)
+class ScoreColumn:
+    """A score column: one metric of one task, or its mean over several tasks."""
+
+    title: str
+    metric: str
+    tasks: tuple[str, ...]
+    unit: str
+
+
+@dataclass(frozen=True)
+class CountColumn:
+    """How many questions or texts the scores of one task average."""
+
+    title: str
+    task: str
+    unit: str
+
+
+Column = ScoreColumn | CountColumn
+
+
 def _qa_present(rows: Rows) -> list[str]:
     return [task for task in QA_TASKS if any(task in tasks for tasks in rows.values())]
 
 
 def _regen_present(rows: Rows) -> list[str]:
     return [task for task in REGENERATION_TASKS if any(task in tasks for tasks in rows.values())]
+
+
+def table_columns(rows: Rows, names: MetricNames, counts: bool) -> list[Column]:
+    """F1/EM (and n) per QA benchmark, their means, Rouge-L-F/BLEU (and n) per length."""
+    columns: list[Column] = []
+    qa, regen = _qa_present(rows), _regen_present(rows)
+    for task in qa:
+        bench = QA_TASKS[task]
+        columns += [ScoreColumn(f"{bench} F1", names.f1, (task,), "questions"),
+                    ScoreColumn(f"{bench} EM", names.em, (task,), "questions")]
+        if counts:
+            columns.append(CountColumn(f"{bench} n", task, "questions"))
+    if qa:
+        columns += [ScoreColumn("Avg F1", names.f1, tuple(qa), "questions"),
+                    ScoreColumn("Avg EM", names.em, tuple(qa), "questions")]
+    for task in regen:
+        length = REGENERATION_TASKS[task]
+        columns += [ScoreColumn(f"Rouge-L-F {length}", names.rouge, (task,), "texts"),
+                    ScoreColumn(f"BLEU {length}", names.bleu, (task,), "texts")]
+        if counts:
+            columns.append(CountColumn(f"n {length}", task, "texts"))
+    return columns
 
 
 def _score(tasks: Mapping[str, TaskResult], task: str, metric: str) -> float | None:
@@ -72,72 +141,138 @@ def _score(tasks: Mapping[str, TaskResult], task: str, metric: str) -> float | N
     return result.metrics[metric] * 100.0
 
 
-def _mean(values: Sequence[float | None]) -> float | None:
-    present = [value for value in values if value is not None]
-    return sum(present) / len(present) if present else None
+def _stderr(tasks: Mapping[str, TaskResult], task: str, metric: str) -> float | None:
+    result = tasks.get(task)
+    error = None if result is None else result.stderrs.get(metric)
+    return None if error is None or not math.isfinite(error) else error * 100.0
+
+
+def score(tasks: Mapping[str, TaskResult], column: ScoreColumn) -> tuple[float | None,
+                                                                        float | None]:
+    """The x100 value of ``column`` for one row and its standard error: for a mean over
+    benchmarks, ``sqrt(sum of squared errors) / count`` (their questions are independent)."""
+    present = [t for t in column.tasks if _score(tasks, t, column.metric) is not None]
+    if not present:
+        return None, None
+    values = [_score(tasks, t, column.metric) or 0.0 for t in present]
+    errors = [_stderr(tasks, t, column.metric) for t in present]
+    error = (
+        math.sqrt(sum(e * e for e in errors if e is not None)) / len(present)
+        if all(e is not None for e in errors)
+        else None
+    )
+    return sum(values) / len(values), error
 
 
 def _head(key: RowKey) -> list[Cell]:
-    return [Cell.text(key.model_label), Cell.text(key.label)]
+    return [Cell.text(key.model_label), Cell.text(key.title)]
+
+
+def _cell(tasks: Mapping[str, TaskResult], column: Column) -> Cell:
+    if isinstance(column, CountColumn):
+        result = tasks.get(column.task)
+        if result is None:
+            return Cell(None, "")
+        return Cell.count(result.n_samples, result.n_available, column.unit)
+    value, error = score(tasks, column)
+    used = [tasks[t].n_samples for t in column.tasks if t in tasks]
+    n = sum(u for u in used if u is not None)
+    hint = f"{column.metric}, n = {n} {column.unit}" if n else column.metric
+    if error is not None:
+        hint += f", standard error {error:.2f}"
+    return Cell.number(value, stderr=error, hint=hint)
 
 
 def raw_scores(
     rows: Rows, names: MetricNames
 ) -> tuple[list[str], dict[RowKey, list[float | None]]]:
-    """Column titles and x100 values of the raw table (without the two label columns)."""
-    qa, regen = _qa_present(rows), _regen_present(rows)
-    columns = [f"{QA_TASKS[t]} {m}" for t in qa for m in ("F1", "EM")]
-    if qa:
-        columns += ["Avg F1", "Avg EM"]
-    columns += [f"{m} {REGENERATION_TASKS[t]}" for t in regen for m in ("Rouge-L-F", "BLEU")]
-    values: dict[RowKey, list[float | None]] = {}
-    for key, tasks in rows.items():
-        f1 = [_score(tasks, t, names.f1) for t in qa]
-        em = [_score(tasks, t, names.em) for t in qa]
-        line: list[float | None] = [v for pair in zip(f1, em, strict=True) for v in pair]
-        if qa:
-            line += [_mean(f1), _mean(em)]
-        for task in regen:
-            line += [_score(tasks, task, names.rouge), _score(tasks, task, names.bleu)]
-        values[key] = line
-    return columns, values
+    """Column titles and x100 values of the score columns (without labels and counts)."""
+    columns = [c for c in table_columns(rows, names, counts=False) if isinstance(c, ScoreColumn)]
+    values = {key: [score(tasks, c)[0] for c in columns] for key, tasks in rows.items()}
+    return [c.title for c in columns], values
 
 
 def raw_table(rows: Rows, names: MetricNames) -> Table:
-    """F1/EM per QA benchmark with their means, Rouge-L-F/BLEU per regeneration length."""
-    columns, values = raw_scores(rows, names)
-    table = Table("raw", "Raw scores (x100)", ["Model", "Compressor", *columns])
-    for key, line in values.items():
-        table.rows.append(_head(key) + [Cell.number(v) for v in line])
-    qa = _qa_present(rows)
-    incomplete = [
-        f"{key.model_label} / {key.label}: {', '.join(QA_TASKS[t] for t in qa if t not in tasks)}"
-        for key, tasks in rows.items()
-        if any(t not in tasks for t in qa)
-    ]
-    table.notes.append(
-        f"QA metrics: {names.f1}, {names.em}; regeneration: {names.rouge}, {names.bleu}."
+    """F1/EM per QA benchmark with their means, Rouge-L-F/BLEU per regeneration length, each
+    with its standard error, and how many questions or texts each score averages."""
+    columns = table_columns(rows, names, counts=True)
+    remarks = {key: row_remarks(tasks) for key, tasks in rows.items()}
+    with_notes = any(remarks.values())
+    table = Table(
+        "raw",
+        "Raw scores (x100, ± standard error)",
+        ["Model", "Compressor", *(c.title for c in columns), *(["Notes"] if with_notes else [])],
     )
-    if incomplete:
-        table.notes.append(
-            "Averages are over the benchmarks present; missing: " + "; ".join(incomplete)
-        )
+    for key, tasks in rows.items():
+        cells = _head(key) + [_cell(tasks, column) for column in columns]
+        if with_notes:
+            cells.append(Cell.text("; ".join(remarks[key])))
+        table.rows.append(cells)
+    table.notes += raw_notes(rows, names)
     return table
 
 
-def _baseline_row(rows: Rows, model: str, compressor: str) -> RowKey:
-    matches = [k for k in rows if k.model == model and compressor in (k.compressor, k.label)]
-    if not matches:
-        raise LeaderboardError(
-            f"no baseline for base model {model!r}: add a run with compressor {compressor!r} "
-            f"on {model!r} (e.g. --model_args pretrained={model},compressor={compressor})"
-        )
-    if len(matches) > 1:
-        labels = ", ".join(k.label for k in matches)
-        raise LeaderboardError(
-            f"baseline {compressor!r} of {model!r} is ambiguous ({labels}): name it by its label"
-        )
-    return matches[0]
+ALL_ZERO = "all scores 0: smoke test"
+LIMITED = "--limit: partial data"
+
+
+def row_remarks(tasks: Mapping[str, TaskResult]) -> list[str]:
+    """What a reader must know about a row before comparing its numbers."""
+    remarks = []
+    scores = [
+        value * 100.0
+        for result in tasks.values()
+        for metric, value in result.metrics.items()
+        if metric in SCORE_METRICS
+    ]
+    if scores and all(value == 0 for value in scores):
+        remarks.append(ALL_ZERO)
+    if any(_limited(result) for result in tasks.values()):
+        remarks.append(LIMITED)
+    return remarks
+
+
+def _limited(result: TaskResult) -> bool:
+    return (
+        result.n_samples is not None
+        and result.n_available is not None
+        and result.n_available > result.n_samples
+    )
+
+
+def raw_notes(rows: Rows, names: MetricNames) -> list[str]:
+    """The notes under the raw table."""
+    notes = [
+        f"QA metrics: {names.f1}, {names.em}; regeneration: {names.rouge}, {names.bleu}. "
+        "± is lm-eval's standard error of the mean over the n questions (QA) or texts "
+        "(regeneration) of a cell; averages over benchmarks combine them as "
+        "sqrt(sum of squares) / count."
+    ]
+    if any(_limited(r) for tasks in rows.values() for r in tasks.values()):
+        notes.append(f"'a of b' in an n column ('{LIMITED}'): lm-eval's --limit scored a of "
+                     "the task's b documents; such rows are not comparable with complete ones.")
+    if any(ALL_ZERO in row_remarks(tasks) for tasks in rows.values()):
+        notes.append(f"'{ALL_ZERO}': the model answered nothing right (e.g. a randomly "
+                     "initialised model), so the row only shows that the pipeline runs; it is "
+                     "not a measurement of its compressor.")
+    qa = _qa_present(rows)
+    incomplete = [
+        f"{key.model_label} / {key.title}: {', '.join(QA_TASKS[t] for t in qa if t not in tasks)}"
+        for key, tasks in rows.items()
+        if any(t not in tasks for t in qa)
+    ]
+    if incomplete:
+        notes.append("Averages are over the benchmarks present; missing: " + "; ".join(incomplete))
+    if any(key.remark for key in rows):
+        notes.append("'= none for this target': the target ignores the task instruction (the "
+                     "lexical reader reads only context and question), which is all zero_shot "
+                     "removes, so the row repeats none.")
+    return notes
+
+
+def _baselines(rows: Rows, name: str, flag: str) -> dict[str, Baseline]:
+    models = sorted({key.model for key in rows})
+    return {model: find_baseline(rows, model, name, flag) for model in models}
 
 
 def normalised_table(rows: Rows, names: MetricNames, baseline: str = "none") -> Table | None:
@@ -145,6 +280,7 @@ def normalised_table(rows: Rows, names: MetricNames, baseline: str = "none") -> 
     qa = _qa_present(rows)
     if not qa:
         return None
+    bases = _baselines(rows, baseline, "--normalise-to")
     columns = [f"{QA_TASKS[t]} {m}" for t in qa for m in ("F1", "EM")]
     table = Table(
         "normalised",
@@ -152,7 +288,7 @@ def normalised_table(rows: Rows, names: MetricNames, baseline: str = "none") -> 
         ["Model", "Compressor", *columns, "Avg F1", "Avg EM", "Benchmarks"],
     )
     for key, tasks in rows.items():
-        base = rows[_baseline_row(rows, key.model, baseline)]
+        base = rows[bases[key.model].key]
         cells = _head(key)
         norm = {}
         for metric in (names.f1, names.em):
@@ -164,29 +300,57 @@ def normalised_table(rows: Rows, names: MetricNames, baseline: str = "none") -> 
                 cells.append(Cell.number(norm[metric].ratios.get(task)))
         cells += [Cell.number(norm[names.f1].mean), Cell.number(norm[names.em].mean)]
         used = norm[names.f1].used
-        cells.append(
-            Cell.text("all" if len(used) == len(QA_TASKS) else ", ".join(QA_TASKS[t] for t in used))
-        )
+        cells.append(Cell.text(
+            "all" if len(used) == len(QA_TASKS)
+            else ", ".join(QA_TASKS[t] for t in used) or "none (see notes)"
+        ))
         table.rows.append(cells)
     table.notes.append(
         "Mean of per-benchmark ratios over the benchmarks present in both rows with a non-zero "
-        "baseline score (column 'Benchmarks', by F1)."
+        "baseline score (column 'Benchmarks', by F1); an empty cell has no such score."
     )
+    table.notes += _zero_baseline_notes(rows, bases, names, qa)
+    if note := baseline_note(bases, baseline):
+        table.notes.append(note)
     return table
+
+
+def _zero_baseline_notes(
+    rows: Rows, bases: Mapping[str, Baseline], names: MetricNames, qa: Sequence[str]
+) -> list[str]:
+    notes = []
+    for base in bases.values():
+        tasks = rows[base.key]
+        f1 = [_score(tasks, t, names.f1) for t in qa]
+        if not any(f1):
+            notes.append(
+                f"{base.key.model_label}: no ratios, because its baseline "
+                f"{base.key.label!r} has no non-zero F1 (a model that answers nothing right "
+                "cannot be a reference)."
+            )
+    return notes
 
 
 def delta_table(rows: Rows, names: MetricNames, baseline: str) -> Table:
     """Raw scores minus those of the same base model's ``baseline`` row, in points."""
     columns, values = raw_scores(rows, names)
+    bases = _baselines(rows, baseline, "--baseline-compressor")
     table = Table(
         "delta", f"Difference to {baseline!r} (points)", ["Model", "Compressor", *columns]
     )
     for key, line in values.items():
-        reference = values[_baseline_row(rows, key.model, baseline)]
+        reference = values[bases[key.model].key]
         deltas = [
             None if v is None or r is None else v - r for v, r in zip(line, reference, strict=True)
         ]
         table.rows.append(_head(key) + [Cell.number(d, signed=True) for d in deltas])
+    table.notes.append(
+        "Baseline rows: "
+        + "; ".join(f"{b.key.model_label}: {b.key.label}" for b in bases.values())
+        + "."
+    )
+    if note := baseline_note(bases, baseline):
+        table.notes.append(note)
     return table
 
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -28,8 +30,6 @@ def fixture_sample_count() -> int:
 
 def fixture_score_count() -> int:
     """How many (run, task, score metric) values the committed runs hold."""
-    import json
-
     count = 0
     for path in FIXTURE_RUNS.rglob("results_*.json"):
         data = json.loads(path.read_text(encoding="utf-8"))
@@ -37,3 +37,10 @@ def fixture_score_count() -> int:
             if task in data["results"] and task not in data.get("groups", {}):
                 count += sum(1 for better in metrics.values() if better)
     return count
+
+
+def fixture_results(run: str) -> dict[str, Any]:
+    """The results file of the committed run folder ``run``."""
+    (path,) = (FIXTURE_RUNS / run).rglob("results_*.json")
+    data: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+    return data

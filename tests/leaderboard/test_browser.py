@@ -2,12 +2,16 @@
 
 The page runs its own self-test when opened with ``#selftest``: it clicks every header of the
 first table twice, renders every logged sample (the one with ``<script>`` and ``<img onerror>``
-last) and writes a JSON report into ``<pre id="selftest">``, which ``--dump-dom`` returns.
+last), measures every plot against its box and writes a JSON report into
+``<pre id="selftest">``, which ``--dump-dom`` returns. Screenshots of the page at a wide and a
+narrow window are saved in the test's temporary folder (``page-<width>.png``).
 """
 
 from __future__ import annotations
 
+import base64
 import html
+import io
 import json
 import re
 import shutil
@@ -16,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from PIL import Image, ImageChops
 
 from leaderboard._cli import main
 from tests.leaderboard.conftest import FIXTURE_RUNS, fixture_sample_count
@@ -24,9 +29,11 @@ CHROMIUM = next((p for name in ("chromium", "chromium-browser") if (p := shutil.
 pytestmark = pytest.mark.skipif(
     CHROMIUM is None, reason="no chromium binary (Debian: apt-get install -y chromium)"
 )
+WIDE, NARROW, HEIGHT = 1280, 700, 900
+SCREENSHOT_HEIGHT = 4000
 
 
-def _open(page: Path, profile: Path) -> tuple[dict[str, Any], str, str]:
+def _chromium(page: Path, profile: Path, width: int, height: int, *action: str) -> str:
     assert CHROMIUM is not None
     command = [
         CHROMIUM,
@@ -34,18 +41,32 @@ def _open(page: Path, profile: Path) -> tuple[dict[str, Any], str, str]:
         "--no-sandbox",
         "--disable-gpu",
         "--no-first-run",
+        "--hide-scrollbars",
+        "--force-device-scale-factor=1",
         f"--user-data-dir={profile}",
+        f"--window-size={width},{height}",
         "--enable-logging=stderr",
         "--v=0",
         "--virtual-time-budget=5000",
-        "--dump-dom",
+        *action,
         page.as_uri() + "#selftest",
     ]
     done = subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
     assert done.returncode == 0, done.stderr[-2000:]
-    match = re.search(r'<pre id="selftest"[^>]*data-done="1"[^>]*>(.*?)</pre>', done.stdout, re.S)
-    assert match, f"self-test did not finish: {done.stdout[-2000:]} {done.stderr[-2000:]}"
-    return json.loads(html.unescape(match.group(1))), done.stdout, done.stderr
+    return done.stdout + "\0" + done.stderr
+
+
+def _open(page: Path, profile: Path, width: int = WIDE) -> tuple[dict[str, Any], str, str]:
+    dom, stderr = _chromium(page, profile, width, HEIGHT, "--dump-dom").split("\0", 1)
+    match = re.search(r'<pre id="selftest"[^>]*data-done="1"[^>]*>(.*?)</pre>', dom, re.S)
+    assert match, f"self-test did not finish: {dom[-2000:]} {stderr[-2000:]}"
+    return json.loads(html.unescape(match.group(1))), dom, stderr
+
+
+def _screenshot(page: Path, folder: Path, width: int) -> Image.Image:
+    path = folder / f"page-{width}.png"
+    _chromium(page, folder / f"profile-{width}", width, SCREENSHOT_HEIGHT, f"--screenshot={path}")
+    return Image.open(path).convert("RGB")
 
 
 @pytest.fixture(scope="module")
@@ -60,6 +81,12 @@ def opened(page: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[s
     return _open(page, tmp_path_factory.mktemp("profile"))
 
 
+def _plot_images(page: Path) -> dict[str, Image.Image]:
+    text = page.read_text(encoding="utf-8")
+    found = re.findall(r'id="plot-([a-z_]+)"[^>]*src="data:image/png;base64,([^"]+)"', text)
+    return {f"plot-{name}": Image.open(io.BytesIO(base64.b64decode(data))) for name, data in found}
+
+
 def test_no_console_errors(opened: tuple[dict[str, Any], str, str]) -> None:
     report, _dom, stderr = opened
     assert report["errors"] == []
@@ -67,16 +94,20 @@ def test_no_console_errors(opened: tuple[dict[str, Any], str, str]) -> None:
     assert console == []
 
 
-def test_clicking_a_header_sorts_the_rows(opened: tuple[dict[str, Any], str, str]) -> None:
+def test_clicking_a_header_sorts_the_rows(
+    opened: tuple[dict[str, Any], str, str], page: Path
+) -> None:
     report, _dom, _err = opened
     columns = {c["title"]: c["clicks"] for c in report["columns"]}
-    assert len(columns) == 18  # Model, Compressor, 5 x (F1, EM), Avg F1/EM, 2 x (Rouge, BLEU)
+    board = json.loads((page.parent / "leaderboard.json").read_text(encoding="utf-8"))
+    assert list(columns) == board["tables"][0]["columns"]
     for title, (first, second) in columns.items():
         assert first["direction"] == "ascending" and second["direction"] == "descending"
-        if title in ("Model", "Compressor"):
-            continue
-        assert first["values"] == sorted(first["values"]), title
-        assert second["values"] == sorted(second["values"], reverse=True), title
+        if any(isinstance(v, str) and v for v in first["values"]):
+            continue  # a text column (labels, notes)
+        numbers = [v for v in first["values"] if v != ""]
+        assert first["values"] == sorted(numbers) + [""] * (len(first["values"]) - len(numbers))
+        assert second["values"][: len(numbers)] == sorted(numbers, reverse=True), title
     compressor = columns["Compressor"]
     assert compressor[1]["order"] == list(reversed(compressor[0]["order"]))
     reordered = [t for t, (first, _s) in columns.items() if first["order"] != report["initial"]]
@@ -104,3 +135,45 @@ def test_the_probe_detects_an_unsafe_viewer(page: Path, tmp_path: Path) -> None:
     control.write_text(unsafe, encoding="utf-8")
     report, _dom, _err = _open(control, tmp_path / "profile")
     assert report["pwned"] == "img" and report["context_children"] > 0
+
+
+def test_plots_render_at_natural_size_inside_their_boxes(
+    opened: tuple[dict[str, Any], str, str], page: Path
+) -> None:
+    report, _dom, _err = opened
+    images = _plot_images(page)
+    assert [plot["id"] for plot in report["plots"]] == list(images) and images
+    for plot in report["plots"]:
+        natural = images[plot["id"]].size
+        assert plot["complete"] and (plot["natural_width"], plot["natural_height"]) == natural
+        assert (plot["width"], plot["height"]) == natural, plot  # not scaled down at 1280 px
+        assert plot["box_left"] <= plot["left"] and plot["right"] <= plot["box_right"], plot
+    assert report["page_width"] <= report["viewport_width"]  # wide tables scroll in a box
+
+
+def test_narrow_window_scales_plots_and_never_overflows(page: Path, tmp_path: Path) -> None:
+    report, _dom, _err = _open(page, tmp_path / "profile", width=NARROW)
+    assert report["page_width"] <= report["viewport_width"] <= NARROW
+    for plot in report["plots"]:
+        assert plot["right"] <= plot["box_right"] and plot["width"] < plot["natural_width"]
+        assert plot["height"] / plot["width"] == pytest.approx(
+            plot["natural_height"] / plot["natural_width"], rel=0.02
+        )
+
+
+def test_screenshot_shows_the_plots(
+    opened: tuple[dict[str, Any], str, str], page: Path, tmp_path: Path
+) -> None:
+    report, _dom, _err = opened
+    shot = _screenshot(page, tmp_path, WIDE)
+    assert shot.size == (WIDE, SCREENSHOT_HEIGHT)
+    narrow = _screenshot(page, tmp_path, NARROW)
+    assert narrow.size == (NARROW, SCREENSHOT_HEIGHT)
+    for plot in report["plots"]:
+        image = _plot_images(page)[plot["id"]].convert("RGB")
+        left, top = round(plot["left"]), round(plot["top"])
+        assert top + image.height <= SCREENSHOT_HEIGHT, "plot below the screenshot"
+        shown = shot.crop((left, top, left + image.width, top + image.height))
+        histogram = ImageChops.difference(shown, image).convert("L").histogram()
+        differing = sum(histogram[16:])  # pixels off by more than colour management does
+        assert differing <= image.width * image.height // 100, (plot["id"], differing)

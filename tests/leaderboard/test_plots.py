@@ -1,0 +1,154 @@
+"""The plots as a paper would show them: no overlapping or clipped text, a legend off the
+data, plain ratio ticks, one marker per compressor family, lengths as they were run."""
+
+from __future__ import annotations
+
+import itertools
+import math
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pytest
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+from matplotlib.text import Text
+
+from leaderboard import read_runs
+from leaderboard._families import FAMILY_MARKERS, family
+from leaderboard._metrics import METRIC_STYLES, REGENERATION_TASKS
+from leaderboard._plots import (
+    figure_score_vs_compression,
+    figure_score_vs_length,
+    plot_notes,
+)
+from leaderboard._runs import merge_runs
+from leaderboard._tables import Rows, efficiency_values
+from tests.leaderboard._lmeval_files import write_results
+from tests.leaderboard.conftest import FIXTURE_RUNS
+
+NAMES = METRIC_STYLES["squad"]
+
+
+@pytest.fixture(scope="module")
+def rows() -> Rows:
+    return merge_runs(read_runs([FIXTURE_RUNS], with_samples=False))
+
+
+def _figures(rows: Rows) -> list[Figure]:
+    figures = [figure_score_vs_compression(rows, NAMES), figure_score_vs_length(rows, NAMES)]
+    assert all(fig is not None for fig in figures)
+    return [fig for fig in figures if fig is not None]
+
+
+def _texts(fig: Figure) -> list[Text]:
+    """Every text the figure draws: titles, axis labels, tick labels in view, legends."""
+    fig.canvas.draw()
+    texts: list[Text] = []
+    for ax in fig.axes:
+        texts += [ax.title, ax.xaxis.label, ax.yaxis.label]
+        for axis in (ax.xaxis, ax.yaxis):
+            low, high = sorted(axis.get_view_interval())
+            texts += [
+                label
+                for location, label in zip(
+                    axis.get_majorticklocs(), axis.get_majorticklabels(), strict=True
+                )
+                if low <= location <= high  # labels of ticks out of view are not drawn
+            ]
+    for legend in fig.legends:
+        texts += legend.get_texts()
+    return [t for t in texts if t.get_visible() and t.get_text().strip()]
+
+
+def test_no_text_overlaps_or_leaves_the_figure(rows: Rows) -> None:
+    for fig in _figures(rows):
+        renderer = fig.canvas.get_renderer()  # type: ignore[attr-defined]
+        boxes = [(t.get_text(), t.get_window_extent(renderer)) for t in _texts(fig)]
+        assert len(boxes) > 10
+        for text, box in boxes:
+            assert fig.bbox.contains(box.x0, box.y0) and fig.bbox.contains(box.x1, box.y1), text
+        for (a, box_a), (b, box_b) in itertools.combinations(boxes, 2):
+            assert not box_a.overlaps(box_b), (a, b)
+        plt.close(fig)
+
+
+def test_the_legend_stays_off_the_data(rows: Rows) -> None:
+    for fig in _figures(rows):
+        fig.canvas.draw()
+        renderer = fig.canvas.get_renderer()  # type: ignore[attr-defined]
+        (legend,) = fig.legends
+        for ax in fig.axes:
+            assert not legend.get_window_extent(renderer).overlaps(ax.get_window_extent(renderer))
+            low_x, high_x = sorted(ax.get_xlim())
+            low_y, high_y = sorted(ax.get_ylim())
+            for line in ax.get_lines():
+                points = np.asarray(line.get_xydata(), dtype=float)
+                points = points[~np.isnan(points).any(axis=1)]
+                assert ((low_x <= points[:, 0]) & (points[:, 0] <= high_x)).all(), line
+                assert ((low_y <= points[:, 1]) & (points[:, 1] <= high_y)).all(), line
+        plt.close(fig)
+
+
+def test_compression_ticks_are_plain_powers_of_two(rows: Rows) -> None:
+    fig = figure_score_vs_compression(rows, NAMES)
+    assert fig is not None
+    fig.canvas.draw()
+    compressions = [1 / r for t in rows.values() if (r := efficiency_values(t).get(
+        "compression_ratio"))]
+    for ax in fig.axes:
+        ticks = list(ax.get_xticks())
+        assert [t.get_text() for t in ax.get_xticklabels()] == [f"{t:g}×" for t in ticks]
+        assert all(math.log2(t).is_integer() for t in ticks)
+        assert ticks[0] <= min(compressions) and max(compressions) <= ticks[-1]
+        assert ticks[-1] / ticks[0] < 2 * max(compressions) / min(compressions)
+        assert len(ax.xaxis.get_minorticklocs()) == 0
+    plt.close(fig)
+
+
+def test_one_marker_per_compressor_family(rows: Rows) -> None:
+    fig = figure_score_vs_compression(rows, NAMES)
+    assert fig is not None
+    markers = {
+        line.get_color(): line.get_marker()
+        for ax in fig.axes
+        for line in ax.get_lines()
+        if line.get_marker() not in (None, "None", "", "_")  # "_": error bar caps
+    }
+    families = {family(key) for key in rows}
+    assert len(families) > 1 and len(set(markers.values())) == len(families)
+    assert set(markers.values()) == {FAMILY_MARKERS[f] for f in families}
+    (legend,) = fig.legends
+    entries = [t.get_text() for t in legend.get_texts()]
+    handles = legend.legend_handles
+    by_label = {
+        text: handle.get_marker()
+        for text, handle in zip(entries, handles, strict=True)
+        if isinstance(handle, Line2D) and handle.get_marker() not in (None, "None", "")
+    }
+    for key in rows:
+        curve = key.title if key.compressor != "truncate" else "truncate"
+        assert by_label[curve] == FAMILY_MARKERS[family(key)], curve
+    plt.close(fig)
+
+
+def test_length_plot_spans_the_lengths_that_were_run(rows: Rows) -> None:
+    fig = figure_score_vs_length(rows, NAMES)
+    assert fig is not None
+    (ax,) = fig.axes
+    run = sorted(
+        {REGENERATION_TASKS[t] for tasks in rows.values() for t in tasks if t in REGENERATION_TASKS}
+    )
+    assert len(run) > 1 and list(ax.get_xticks()) == run
+    plotted = {x for line in ax.get_lines() for x in line.get_xdata()}  # type: ignore[union-attr]
+    assert plotted == set(run)
+    plt.close(fig)
+
+
+def test_one_length_gives_no_length_plot_but_a_note(tmp_path: Path) -> None:
+    regeneration = {"compressed_regeneration_96": {"rouge_l_f": 0.5, "bleu": 0.2}}
+    write_results(tmp_path / "a", "pretrained=m,compressor=none", regeneration)
+    rows = merge_runs(read_runs([tmp_path], with_samples=False))
+    assert figure_score_vs_length(rows, NAMES) is None
+    (note,) = plot_notes(rows)
+    assert "one regeneration length (96 tokens)" in note
