@@ -33,9 +33,10 @@ class ModelSize:
 
 MODEL_SIZES = {
     "tiny": ModelSize(),
-    # GPT-2-small-like depth and width; the vocabulary is whatever BPE learns from the texts.
+    # GPT-2-small depth and width. The small vocabulary keeps the tokenizer of the tiny model,
+    # so that the demo data prepared for one serves the other.
     "100m": ModelSize(hidden_size=768, num_layers=12, num_heads=12, num_kv_heads=4,
-                      intermediate_size=3072, vocab_size=4096),
+                      intermediate_size=3072),
 }
 
 

@@ -117,9 +117,9 @@ def _evaluate(lm: Any, tasks: tuple[str, ...], limit: int) -> tuple[dict[str, An
     import lm_eval.evaluator
     from lm_eval.tasks import TaskManager
 
+    start = time.perf_counter()
     manager = TaskManager(include_defaults=False)
     with CallClock(lm_eval.evaluator, "evaluate") as loop:
-        start = time.perf_counter()
         results = lm_eval.evaluator.simple_evaluate(
             model=lm, tasks=list(tasks), task_manager=manager, limit=limit, log_samples=True,
             verbosity="WARNING")
