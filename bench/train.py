@@ -66,7 +66,10 @@ _HELP = {
     "save_every": "write a resumable checkpoint every N steps",
     "keep_checkpoints": "resumable checkpoints kept",
     "max_train_examples": "use only the first N training examples",
-    "progress": "show a progress bar",
+    "progress": "show a progress bar (loss, learning rate, tokens/s and, on GPUs, MFU)",
+    "peak_tflops": "the GPU's dense bf16 peak TFLOP/s for MFU (known GPUs are looked up)",
+    "export_500x_repo": "also write final/pytorch_model.bin in the 500xCompressor code's "
+                        "format (LoRA on q_proj,v_proj only)",
 }
 
 
@@ -147,6 +150,9 @@ def _run(argv: Sequence[str]) -> int:
     result = train(config)
     print(f"trained {config.method} ({config.stage}) for {result.step} steps; "
           f"weights in {result.final_dir}")
+    if result.train_seconds:
+        utilisation = "" if result.mfu is None else f", MFU {result.mfu:.1%}"
+        print(f"throughput: {result.tokens_per_second:.0f} tokens/s{utilisation}")
     return 0
 
 

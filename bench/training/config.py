@@ -54,6 +54,8 @@ class TrainConfig:
     keep_checkpoints: int = 2
     max_train_examples: int | None = None
     progress: bool = True
+    peak_tflops: float | None = None
+    export_500x_repo: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:

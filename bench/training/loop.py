@@ -1,33 +1,56 @@
-"""The training loop (nanoGPT-sized): AdamW, warm-up, accumulation, eval, resumable saves.
+"""The training loop (nanoGPT-sized) on accelerate: one code path for one CPU process, DDP,
+FSDP and DeepSpeed ZeRO-3 (``accelerate launch --config_file configs/accelerate/...``).
 
-The same code runs on one CPU process (tests) and on several GPUs under ``accelerate
-launch``: the :class:`accelerate.Accelerator` handles devices, DDP and bf16 autocast.
+A step takes ``grad_accum`` micro-batches on every process; its loss is the summed token loss
+of all of them divided by the number of target tokens of the whole global batch (counted on
+every process and summed first), so a step computes the same loss and update however the
+global batch is split between processes and accumulation steps.
 """
 
 from __future__ import annotations
 
+import json
 import math
-import random
-import shutil
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from tqdm.auto import tqdm
 
 from bench._atomic import atomic_write_json
 from bench.compressors.soft import checkpoint as ckpt
-from bench.compressors.soft._decode import greedy_generate
 from bench.compressors.soft._encoder import LoraSettings
 from bench.compressors.soft._layout import Layout
-from bench.compressors.soft._model import Example, SoftModel
-from bench.generation import GenerationSettings
+from bench.compressors.soft._model import Example, SoftModel, TrainingBatch
+from bench.training import state as run_state
+from bench.training.batches import DataPosition, micro_batches, training_loader
 from bench.training.config import TrainConfig
 from bench.training.data import load_examples
-from bench.training.state import latest_checkpoint, load_state, save_state
+from bench.training.evaluation import evaluate
+from bench.training.export import check_repo_export, write_500x_repo, write_compressbench
+from bench.training.module import TrainingModule
+from bench.training.strategy import (
+    check_fsdp,
+    gathered_trainable_state,
+    keep_trainable_in_state,
+    load_kwargs,
+    make_accelerator,
+    prepare_deepspeed,
+    save_kwargs,
+)
+from bench.training.throughput import compute_parameters, mfu, peak_tflops
+
+if TYPE_CHECKING:
+    from accelerate import Accelerator
+
+LOG_FILE = "train_log.jsonl"
+# Settings a resumed run may change; every other one must match the checkpoint's.
+RESUMABLE_CHANGES = ("steps", "eval_every", "eval_generate", "save_every", "keep_checkpoints",
+                     "progress", "peak_tflops", "export_500x_repo", "out", "base", "data",
+                     "dev", "dev_size", "init_from")
 
 
 @dataclass
@@ -39,7 +62,14 @@ class TrainResult:
     history: list[dict[str, Any]] = field(default_factory=list)
     train_seconds: float = 0.0
     train_tokens: int = 0
-    """Encoder + decoder tokens processed by this run's steps (all processes)."""
+    """Encoder + memory + decoder tokens of this run's steps (all processes)."""
+    losses: list[float] = field(default_factory=list)
+    """The logged loss of each step of this run."""
+    mfu: float | None = None
+
+    @property
+    def tokens_per_second(self) -> float:
+        return self.train_tokens / self.train_seconds if self.train_seconds else 0.0
 
 
 def model_class(method: str) -> type[SoftModel]:
@@ -50,7 +80,9 @@ def model_class(method: str) -> type[SoftModel]:
 
 
 def load_base(config: TrainConfig, device_is_cuda: bool) -> tuple[Any, Any]:
-    """Tokenizer and frozen base model of the run."""
+    """Tokenizer and frozen base model of the run (meta-device initialisation; under FSDP's
+    memory-efficient loading only the first process reads the weights, under ZeRO-3 they
+    are partitioned as they load)."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     dtype = config.dtype
@@ -58,7 +90,8 @@ def load_base(config: TrainConfig, device_is_cuda: bool) -> tuple[Any, Any]:
         dtype = "bfloat16" if device_is_cuda else "float32"
     tokenizer = AutoTokenizer.from_pretrained(config.base, revision=config.revision)
     model = AutoModelForCausalLM.from_pretrained(config.base, revision=config.revision,
-                                                 dtype=getattr(torch, dtype))
+                                                 dtype=getattr(torch, dtype),
+                                                 low_cpu_mem_usage=True)
     model.requires_grad_(False)
     return tokenizer, model
 
@@ -74,7 +107,8 @@ def build_model(config: TrainConfig, base: Any, tokenizer: Any) -> SoftModel:
         recorded = ckpt.read_config(path)
         ckpt.check_compatible(recorded, path, config.method, base, config.base, config.num_mem)
         _check_same_layout(ckpt.layout_of(recorded), layout, path)
-        ckpt.load_weights(model, path)
+        if model.device.type != "meta":  # FSDP copies the first process's weights
+            ckpt.load_weights(model, path)
     if config.gradient_checkpointing:
         model.encoder.enable_gradient_checkpointing()
     return model
@@ -88,22 +122,6 @@ def _check_same_layout(recorded: Layout, layout: Layout, path: Path) -> None:
                 f"{getattr(recorded, name)}, this run uses {getattr(layout, name)}")
 
 
-def micro_batches(examples: Sequence[Example], batch_size: int, seed: int, start: int,
-                  stride: int = 1, offset: int = 0) -> Iterator[tuple[int, list[Example]]]:
-    """Endless seeded micro-batches ``(index, batch)`` from global index ``start``; process
-    ``offset`` of ``stride`` takes every ``stride``-th one (same order on every process)."""
-    per_epoch = max(1, len(examples) // batch_size)
-    index = start
-    while True:
-        epoch, position = divmod(index, per_epoch)
-        order = list(range(len(examples)))
-        random.Random(seed * 1_000_003 + epoch).shuffle(order)
-        chunk = order[position * batch_size:(position + 1) * batch_size]
-        if index % stride == offset:
-            yield index, [examples[i] for i in chunk]
-        index += 1
-
-
 def clip_examples(examples: Sequence[Example], max_answer: int, tokenizer: Any) -> list[Example]:
     """QA answers cut to ``max_answer`` tokens (regeneration targets follow the context cut)."""
     clipped = []
@@ -114,44 +132,6 @@ def clip_examples(examples: Sequence[Example], max_answer: int, tokenizer: Any) 
             example = Example(example.context, "qa", target, example.question, example.answers)
         clipped.append(example)
     return clipped
-
-
-@torch.no_grad()
-def evaluate(model: SoftModel, dev: Sequence[Example], batch_size: int, n_generate: int,
-             max_new_tokens: int) -> dict[str, float]:
-    """Dev loss (token-weighted over batches) and, on the first examples, generation metrics:
-    Rouge-L-F (rouge_score) for regeneration, SQuAD F1 for QA."""
-    from bench.metrics import rouge_l_f, squad_f1
-
-    was_training = model.training
-    model.eval()
-    total, count = 0.0, 0
-    for start in range(0, len(dev), batch_size):
-        batch = dev[start:start + batch_size]
-        total += float(model.loss(batch)) * len(batch)
-        count += len(batch)
-    scores: list[float] = []
-    shown = list(dev[:n_generate])
-    eos = [model.ids.eos]
-    for start in range(0, len(shown), batch_size):
-        batch = shown[start:start + batch_size]
-        memory = model.encode([e.context for e in batch])
-        items = [model.decoder_input(memory, row, e.kind, model.prompt_ids(e.kind, e.question))
-                 for row, e in enumerate(batch)]
-        limit = max_new_tokens if batch[0].kind == "qa" else model.max_context_tokens
-        outputs = greedy_generate(model.base, model.tokenizer, items,
-                                  GenerationSettings(max_new_tokens=limit), eos)
-        for example, output in zip(batch, outputs, strict=True):
-            if example.kind == "qa":
-                scores.append(squad_f1(output.text, list(example.answers or (example.target,))))
-            else:
-                scores.append(rouge_l_f(output.text, example.target))
-    model.train(was_training)
-    metric = "rouge_l_f" if dev and dev[0].kind == "regeneration" else "squad_f1"
-    result = {"dev_loss": total / max(count, 1)}
-    if scores:
-        result[metric] = sum(scores) / len(scores)
-    return result
 
 
 def _schedule(config: TrainConfig) -> Any:
@@ -167,107 +147,205 @@ def _schedule(config: TrainConfig) -> Any:
     return factor
 
 
-def _save(model: SoftModel, path: Path, config: TrainConfig, optimizer: Any, scheduler: Any,
-          scalars: dict[str, Any]) -> None:
-    with ckpt.atomic_directory(path) as tmp:
-        ckpt.write_weights(model, tmp, ckpt.model_config(model, config.base, config.as_json()))
-        save_state(tmp, optimizer, scheduler, scalars)
+def train_step(accelerator: Accelerator, module: Any, optimizer: Any,
+               micro: Sequence[TrainingBatch], max_grad_norm: float) -> tuple[float, int]:
+    """One optimizer step over this process's micro-batches; returns the step's loss (summed
+    token loss of the global batch / its target tokens) and its tokens (all processes)."""
+    counts = torch.tensor([sum(b.target_tokens for b in micro), sum(b.tokens for b in micro)],
+                          dtype=torch.long, device=accelerator.device)
+    targets, tokens = (int(n) for n in accelerator.reduce(counts, reduction="sum").tolist())
+    if targets == 0:
+        raise ValueError("a global batch without target tokens; check the training data")
+    # accelerate (or DeepSpeed) divides by the accumulation steps, DDP/FSDP/ZeRO average
+    # the gradients of the processes: undo both so that the gradient is sum / targets.
+    scale = accelerator.num_processes * len(micro) / targets
+    local = torch.zeros((), dtype=torch.float64, device=accelerator.device)
+    for batch in micro:
+        with accelerator.accumulate(module):
+            summed = module(batch)
+            accelerator.backward(summed * scale)
+            if accelerator.sync_gradients and max_grad_norm > 0:
+                accelerator.clip_grad_norm_(module.parameters(), max_grad_norm)
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+        local += summed.detach().double()
+    return float(accelerator.reduce(local, reduction="sum")) / targets, tokens
 
 
-def _prune(out: Path, keep: int) -> None:
-    done = sorted(p for p in out.glob("checkpoint-*") if p.is_dir())
-    for old in done[:-keep] if keep > 0 else []:
-        shutil.rmtree(old, ignore_errors=True)
+def _check_resumable(directory: Path, recorded: dict[str, Any], config: TrainConfig,
+                     processes: int) -> None:
+    where = directory / run_state.STATE_FILE
+    if recorded.get("processes") != processes:
+        raise ValueError(f"{where}: written by {recorded.get('processes')} processes, this run "
+                         f"has {processes}; resume with the same number or use another --out")
+    current = config.as_json()
+    for name, value in recorded.get("config", {}).items():
+        if name not in RESUMABLE_CHANGES and current.get(name) != value:
+            raise ValueError(f"{where}: trained with {name}={value!r}, this run has "
+                             f"{current.get(name)!r}; resume with the same settings or use "
+                             "another --out")
 
 
-def train(config: TrainConfig) -> TrainResult:
+@dataclass
+class _Run:
+    """The prepared objects of one run and what it has logged."""
+
+    config: TrainConfig
+    accelerator: Accelerator
+    module: Any
+    soft: SoftModel
+    out: Path
+    history: list[dict[str, Any]]
+    dev: list[Example]
+
+    @property
+    def main(self) -> bool:
+        return bool(self.accelerator.is_main_process)
+
+    def log_eval(self, step: int) -> None:
+        config = self.config
+        record = {"step": step, **evaluate(self.accelerator, self.module, self.soft, self.dev,
+                                           config.batch_size, config.eval_generate,
+                                           config.max_answer_tokens)}
+        self.history.append(record)
+        if self.main:
+            atomic_write_json(self.out / "metrics.json", self.history)
+            tqdm.write(f"step {step}: " + ", ".join(
+                f"{k}={v:.4g}" for k, v in record.items() if k != "step"))
+
+    def log_step(self, record: dict[str, Any]) -> None:
+        if self.main:
+            with (self.out / LOG_FILE).open("a", encoding="utf-8") as handle:
+                handle.write(json.dumps(record) + "\n")
+
+    def save(self, step: int, scalars: dict[str, Any]) -> None:
+        """Every process writes its part of ``checkpoint-<step>`` (see :mod:`.state`)."""
+        accelerator, out = self.accelerator, self.out
+        staging = run_state.staging_dir(out, step)
+        if self.main:
+            staging.mkdir(parents=True, exist_ok=True)
+        accelerator.wait_for_everyone()
+        accelerator.save_state(str(staging), **save_kwargs(accelerator))
+        weights = gathered_trainable_state(accelerator, self.module)
+        accelerator.wait_for_everyone()
+        if self.main:
+            write_compressbench(staging, weights, self.soft, self.config.base,
+                                self.config.as_json())
+            atomic_write_json(staging / run_state.STATE_FILE, scalars)
+            run_state.publish(staging, run_state.checkpoint_dir(out, step))
+            run_state.prune(out, self.config.keep_checkpoints)
+        accelerator.wait_for_everyone()
+
+    def export_final(self) -> Path:
+        weights = gathered_trainable_state(self.accelerator, self.module)
+        final = self.out / "final"
+        if self.main:
+            with ckpt.atomic_directory(final) as tmp:
+                write_compressbench(tmp, weights, self.soft, self.config.base,
+                                    self.config.as_json())
+                if self.config.export_500x_repo:
+                    write_500x_repo(tmp, weights)
+        self.accelerator.wait_for_everyone()
+        return final
+
+
+def _resume(run: _Run, processes: int) -> int:
+    """Load the newest checkpoint, if any; returns its step."""
+    out, accelerator = run.out, run.accelerator
+    if run.main:
+        out.mkdir(parents=True, exist_ok=True)
+        run_state.remove_staging(out)
+    accelerator.wait_for_everyone()
+    resume = run_state.latest_checkpoint(out)
+    if resume is None:
+        return 0
+    recorded = run_state.read_trainer_state(resume)
+    _check_resumable(resume, recorded, run.config, processes)
+    accelerator.load_state(str(resume), **load_kwargs(accelerator))
+    run.history[:] = recorded["history"]
+    step = int(recorded["step"])
+    log = out / LOG_FILE
+    if run.main and log.is_file():
+        kept = [line for line in log.read_text(encoding="utf-8").splitlines()
+                if line and json.loads(line)["step"] <= step]
+        log.write_text("".join(line + "\n" for line in kept), encoding="utf-8")
+    return step
+
+
+def train(config: TrainConfig, accelerator: Accelerator | None = None) -> TrainResult:
     """Run (or resume) one training stage; returns the final checkpoint directory."""
-    from accelerate import Accelerator
-    from accelerate.utils import DistributedDataParallelKwargs, set_seed
+    from accelerate.utils import set_seed
 
-    cuda = torch.cuda.is_available()
-    bf16 = cuda and config.dtype in ("auto", "bfloat16")
-    accelerator = Accelerator(
-        gradient_accumulation_steps=config.grad_accum,
-        mixed_precision="bf16" if bf16 else "no",
-        kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)],
-    )
-    set_seed(config.seed)
-    out = Path(config.out)
+    if config.export_500x_repo:
+        check_repo_export(config.method, tuple(config.lora_targets))
+    accelerator = accelerator or make_accelerator(config)
+    set_seed(config.seed, device_specific=True)
+    cuda = accelerator.device.type == "cuda"
     tokenizer, base = load_base(config, cuda)
-    model = build_model(config, base, tokenizer)
+    soft = build_model(config, base, tokenizer)
+    parameters = compute_parameters(base)
     train_set, dev_set = load_examples(config.data, config.kind, config.dev, config.dev_size,
                                        config.seed, config.max_train_examples)
     train_set = clip_examples(train_set, config.max_answer_tokens, tokenizer)
     dev_set = clip_examples(dev_set, config.max_answer_tokens, tokenizer)
-    params = list(model.encoder.trainable_parameters().values())
-    optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
+    module = TrainingModule(soft)
+    check_fsdp(accelerator)
+    prepare_deepspeed(accelerator, config, module, module.external_parameters())
+    optimizer = torch.optim.AdamW([p for p in module.parameters() if p.requires_grad],
+                                  lr=config.lr, weight_decay=config.weight_decay)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _schedule(config))
-    model, optimizer = accelerator.prepare(model, optimizer)
-    inner: SoftModel = accelerator.unwrap_model(model)
-
-    step, micro, history = 0, 0, []
-    resume = latest_checkpoint(out)
-    if resume is not None:
-        scalars = load_state(resume, optimizer, scheduler)
-        ckpt.load_weights(inner, resume)
-        step, micro, history = scalars["step"], scalars["micro"], scalars["history"]
-    main = accelerator.is_main_process
-
-    def log_eval() -> None:
-        if main:
-            record = {"step": step, **evaluate(inner, dev_set, config.batch_size,
-                                               config.eval_generate, config.max_answer_tokens)}
-            history.append(record)
-            atomic_write_json(out / "metrics.json", history)
-            tqdm.write(f"step {step}: " + ", ".join(f"{k}={v:.4g}" for k, v in record.items()
-                                                    if k != "step"))
-        accelerator.wait_for_everyone()
-
-    if resume is None and config.eval_every > 0:
-        log_eval()
-    model.train()
-    batches = micro_batches(train_set, config.batch_size, config.seed, micro,
-                            accelerator.num_processes, accelerator.process_index)
+    processes = accelerator.num_processes
+    loader, sampler = training_loader(train_set, soft, config.batch_size, config.seed,
+                                      config.batch_size * config.grad_accum * processes)
+    module, optimizer, loader, scheduler = accelerator.prepare(module, optimizer, loader,
+                                                               scheduler)
+    keep_trainable_in_state(accelerator, module)
+    position = DataPosition()
+    accelerator.register_for_checkpointing(position)
+    run = _Run(config, accelerator, module, soft, Path(config.out), [], dev_set)
+    step = _resume(run, processes)
+    if step == 0 and config.eval_every > 0:
+        run.log_eval(0)
+    peak = config.peak_tflops or (peak_tflops(torch.cuda.get_device_name()) if cuda else None)
+    result = TrainResult(run.out / "final", step, run.history)
+    module.train()
+    batches = micro_batches(accelerator, loader, sampler, position)
     bar = tqdm(total=config.steps, initial=step, desc=f"{config.stage} {config.method}",
-               disable=not (main and config.progress))
-    started = time.perf_counter()
-    train_seconds, train_tokens = 0.0, 0
+               disable=not (run.main and config.progress))
     while step < config.steps:
-        micro, batch = next(batches)
-        micro += accelerator.num_processes
         began = time.perf_counter()
-        with accelerator.accumulate(model):
-            loss = model(batch)
-            accelerator.backward(loss)
-            if accelerator.sync_gradients and config.max_grad_norm > 0:
-                accelerator.clip_grad_norm_(params, config.max_grad_norm)
-            optimizer.step()
-            optimizer.zero_grad(set_to_none=True)
+        micro = [next(batches) for _ in range(config.grad_accum)]
+        loss, tokens = train_step(accelerator, module, optimizer, micro, config.max_grad_norm)
+        scheduler.step()
         if cuda:
             torch.cuda.synchronize()
-        train_seconds += time.perf_counter() - began
-        train_tokens += inner.last_batch_tokens * accelerator.num_processes
-        if not accelerator.sync_gradients:
-            continue
-        scheduler.step()
+        seconds = time.perf_counter() - began
         step += 1
+        if not math.isfinite(loss):
+            raise FloatingPointError(f"training loss became {loss} at step {step}")
+        result.losses.append(loss)
+        result.train_seconds += seconds
+        result.train_tokens += tokens
+        record: dict[str, Any] = {"step": step, "loss": loss, "lr": scheduler.get_last_lr()[0],
+                                  "tokens": tokens, "seconds": seconds,
+                                  "tokens_per_s": tokens / seconds}
+        if peak:
+            record["mfu"] = mfu(record["tokens_per_s"], parameters, processes, peak)
+        run.log_step(record)
         bar.update(1)
-        value = float(loss.detach())
-        bar.set_postfix(loss=f"{value:.3f}", lr=f"{scheduler.get_last_lr()[0]:.2e}")
-        if not math.isfinite(value):
-            raise FloatingPointError(f"training loss became {value} at step {step}")
+        shown = {"loss": f"{loss:.3f}", "lr": f"{record['lr']:.2e}",
+                 "tok/s": f"{record['tokens_per_s']:.0f}"}
+        if peak:
+            shown["mfu"] = f"{record['mfu']:.1%}"
+        bar.set_postfix(shown)
         if config.eval_every > 0 and step % config.eval_every == 0:
-            log_eval()
-        if main and (step % config.save_every == 0 or step == config.steps):
-            scalars = {"step": step, "micro": micro, "history": history,
-                       "seconds": time.perf_counter() - started}
-            _save(inner, out / f"checkpoint-{step:07d}", config, optimizer, scheduler, scalars)
-            _prune(out, config.keep_checkpoints)
-        accelerator.wait_for_everyone()
+            run.log_eval(step)
+        if step % config.save_every == 0 or step == config.steps:
+            run.save(step, {"step": step, "history": run.history, "processes": processes,
+                            "config": config.as_json()})
     bar.close()
-    final = out / "final"
-    if main:
-        ckpt.save_checkpoint(inner, final, config.base, config.as_json())
-    accelerator.wait_for_everyone()
-    return TrainResult(final, step, history, train_seconds, train_tokens)
+    if peak and result.train_seconds:
+        result.mfu = mfu(result.tokens_per_second, parameters, processes, peak)
+    result.final_dir = run.export_final()
+    result.step = step
+    return result

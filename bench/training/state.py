@@ -1,70 +1,60 @@
-"""Resumable training state without pickles: tensors in safetensors, scalars in JSON.
+"""Resumable checkpoints: ``OUT/checkpoint-<step>/`` holds the accelerate state
+(``accelerator.save_state``: trained weights, optimizer, scheduler, every process's RNG
+states, the data position), the evaluation export (``soft_config.json`` +
+``soft_weights.safetensors``) and ``trainer_state.json`` (step, metrics history), written last.
 
-``optimizer.safetensors`` holds the optimizer's per-parameter tensors (``state.<i>.<name>``)
-and the RNG states; ``trainer_state.json`` holds the step, the micro-batch position, the
-optimizer's param groups and the scheduler's scalars.
+Every process writes into ``OUT/.checkpoint-<step>.tmp``; the main process renames it into
+place once all have finished, so a run killed while saving leaves no half checkpoint (stale
+staging folders are removed at the next start).
 """
 
 from __future__ import annotations
 
 import json
+import os
+import shutil
 from pathlib import Path
 from typing import Any
 
-import torch
-
-from bench._atomic import atomic_path, atomic_write_json
-
-OPTIMIZER_FILE = "optimizer.safetensors"
 STATE_FILE = "trainer_state.json"
+PREFIX = "checkpoint-"
 
 
-def save_state(directory: Path, optimizer: torch.optim.Optimizer,
-               scheduler: torch.optim.lr_scheduler.LRScheduler, scalars: dict[str, Any]) -> None:
-    """Write optimizer, scheduler, RNG and loop state into ``directory``."""
-    from safetensors.torch import save_file
-
-    state = optimizer.state_dict()
-    tensors: dict[str, torch.Tensor] = {}
-    for index, values in state["state"].items():
-        for name, value in values.items():
-            tensor = value if isinstance(value, torch.Tensor) else torch.tensor(value)
-            tensors[f"state.{index}.{name}"] = tensor.detach().cpu().contiguous()
-    tensors["rng.torch"] = torch.get_rng_state()
-    if torch.cuda.is_available():
-        tensors["rng.cuda"] = torch.cuda.get_rng_state()
-    with atomic_path(directory / OPTIMIZER_FILE) as tmp:
-        save_file(tensors, str(tmp))
-    scheduler_state = {k: v for k, v in scheduler.state_dict().items() if k != "lr_lambdas"}
-    atomic_write_json(directory / STATE_FILE, {
-        **scalars,
-        "param_groups": state["param_groups"],
-        "scheduler": scheduler_state,
-    })
+def checkpoint_dir(out: Path, step: int) -> Path:
+    return out / f"{PREFIX}{step:07d}"
 
 
-def load_state(directory: Path, optimizer: torch.optim.Optimizer,
-               scheduler: torch.optim.lr_scheduler.LRScheduler) -> dict[str, Any]:
-    """Restore what :func:`save_state` wrote; returns the loop scalars."""
-    from safetensors.torch import load_file
-
-    scalars: dict[str, Any] = json.loads((directory / STATE_FILE).read_text(encoding="utf-8"))
-    tensors = load_file(str(directory / OPTIMIZER_FILE))
-    per_param: dict[int, dict[str, torch.Tensor]] = {}
-    for key, value in tensors.items():
-        if key.startswith("state."):
-            _, index, name = key.split(".", 2)
-            per_param.setdefault(int(index), {})[name] = value
-    optimizer.load_state_dict({"state": per_param, "param_groups": scalars.pop("param_groups")})
-    scheduler.load_state_dict({**scheduler.state_dict(), **scalars.pop("scheduler")})
-    torch.set_rng_state(tensors["rng.torch"])
-    if "rng.cuda" in tensors and torch.cuda.is_available():
-        torch.cuda.set_rng_state(tensors["rng.cuda"])
-    return scalars
+def staging_dir(out: Path, step: int) -> Path:
+    return out / f".{PREFIX}{step:07d}.tmp"
 
 
 def latest_checkpoint(out: Path) -> Path | None:
     """The newest complete ``checkpoint-*`` directory under ``out``."""
-    candidates = sorted(p for p in out.glob("checkpoint-*")
+    candidates = sorted(p for p in out.glob(f"{PREFIX}*")
                         if p.is_dir() and (p / STATE_FILE).is_file())
     return candidates[-1] if candidates else None
+
+
+def remove_staging(out: Path) -> None:
+    """Remove staging folders left by a run that was killed while saving."""
+    for stale in out.glob(f".{PREFIX}*.tmp"):
+        shutil.rmtree(stale, ignore_errors=True)
+
+
+def read_trainer_state(directory: Path) -> dict[str, Any]:
+    state: dict[str, Any] = json.loads((directory / STATE_FILE).read_text(encoding="utf-8"))
+    return state
+
+
+def publish(staging: Path, final: Path) -> None:
+    """Move a complete staging folder to its final name (replacing an older one)."""
+    if final.exists():
+        shutil.rmtree(final)
+    os.replace(staging, final)
+
+
+def prune(out: Path, keep: int) -> None:
+    """Keep the newest ``keep`` checkpoints."""
+    done = sorted(p for p in out.glob(f"{PREFIX}*") if p.is_dir())
+    for old in done[:-keep] if keep > 0 else []:
+        shutil.rmtree(old, ignore_errors=True)

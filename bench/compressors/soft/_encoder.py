@@ -81,11 +81,12 @@ class SoftEncoder(nn.Module):
         self.num_mem = num_mem
         embedding = input_embedding(model).weight
         generator = torch.Generator().manual_seed(seed)
-        scale = float(embedding.detach().float().std())
-        hidden = embedding.shape[1]
-        init = torch.randn(num_mem + 1, hidden, generator=generator) * scale
-        self.memory = nn.Parameter(init[:num_mem].to(embedding.device))
-        self.trigger = nn.Parameter(init[num_mem:].to(embedding.device)) if with_trigger else None
+        hidden = int(getattr(embedding, "ds_shape", embedding.shape)[1])
+        init = torch.randn(num_mem + 1, hidden, generator=generator) * _embedding_std(embedding)
+        # Separate storage: checkpoint writers refuse (or drop) tensors that share memory.
+        self.memory = nn.Parameter(init[:num_mem].clone().to(embedding.device))
+        self.trigger = (nn.Parameter(init[num_mem:].clone().to(embedding.device))
+                        if with_trigger else None)
 
     @property
     def base(self) -> PreTrainedModel:
@@ -140,11 +141,18 @@ class SoftEncoder(nn.Module):
 
     def encode(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None
                ) -> EncoderOutput:
+        """Encode contexts followed by the memory slots (see :meth:`forward`)."""
+        output: EncoderOutput = self(input_ids, attention_mask)
+        return output
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None
+                ) -> EncoderOutput:
         """Encode contexts ``[batch, length]`` followed by the memory slots.
 
         With ``attention_mask`` (1 on real tokens, left padding) padded positions are masked
         and the positions count real tokens only; without it every id is attended and the
-        positions run ``0 .. length+k-1``.
+        positions run ``0 .. length+k-1``. The memory is read here, inside ``forward``, so that
+        sharded strategies (FSDP, DeepSpeed ZeRO-3) gather it for the call.
         """
         embedding = input_embedding(self.base)
         embeds = embedding(input_ids)
@@ -175,6 +183,19 @@ class SoftEncoder(nn.Module):
             next_positions=[int(n) + 1 for n in memory_positions[:, -1].tolist()],
             memory_positions=[[int(p) for p in row] for row in memory_positions.tolist()],
         )
+
+
+def _embedding_std(weight: torch.Tensor) -> float:
+    """Std of the input embedding: gathered first when DeepSpeed ZeRO-3 partitioned it; 1.0 on
+    the meta device (FSDP's memory-efficient loading, which then copies rank 0's values)."""
+    if weight.is_meta:
+        return 1.0
+    if hasattr(weight, "ds_id"):
+        import deepspeed
+
+        with deepspeed.zero.GatheredParameters([weight]):
+            return float(weight.detach().float().std())
+    return float(weight.detach().float().std())
 
 
 def _replay_with_state(encoder: SoftEncoder, function: Callable[..., Any], *args: Any,

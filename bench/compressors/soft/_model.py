@@ -8,7 +8,7 @@ decoder; this class builds the encoder ids and the training rows of the model's 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 import torch.nn.functional as F
@@ -58,6 +58,40 @@ class TrainingIds:
     labels: list[int]
 
 
+@dataclass(frozen=True)
+class TrainingBatch:
+    """A tokenised batch (:meth:`SoftModel.training_batch`, e.g. a DataLoader's collate).
+
+    ``encoder_ids`` ``[batch, length]`` (left-padded with ``encoder_mask`` in the compressbench
+    layout; ``encoder_mask`` is None in the reference layout), each row's decoder token ids
+    and kind, and ``labels`` ``[batch, longest decoder input]`` (one per decoder input
+    position, right-padded with -100; ``input_lengths`` says where each row's end).
+    ``target_tokens`` counts the labels that are targets; ``tokens`` the encoder inputs, memory
+    slots and decoder inputs of the batch.
+    """
+
+    kinds: tuple[str, ...]
+    decoder_ids: tuple[tuple[int, ...], ...]
+    input_lengths: tuple[int, ...]
+    encoder_ids: torch.Tensor
+    encoder_mask: torch.Tensor | None
+    labels: torch.Tensor
+    target_tokens: int
+    tokens: int
+
+    def __len__(self) -> int:
+        return len(self.kinds)
+
+    def to(self, device: torch.device | str, non_blocking: bool = False) -> TrainingBatch:
+        """The batch with its tensors on ``device``."""
+        mask = self.encoder_mask
+        return replace(self,
+                       encoder_ids=self.encoder_ids.to(device, non_blocking=non_blocking),
+                       encoder_mask=None if mask is None else mask.to(
+                           device, non_blocking=non_blocking),
+                       labels=self.labels.to(device, non_blocking=non_blocking))
+
+
 class SoftModel(nn.Module):
     """Encoder + method-specific decoder interface over one frozen base model."""
 
@@ -76,7 +110,6 @@ class SoftModel(nn.Module):
         self.seed = seed
         self.layout = layout or Layout()
         self.encoder = SoftEncoder(model, num_mem, lora, self.uses_trigger, seed)
-        self.last_batch_tokens = 0
 
     @property
     def base(self) -> PreTrainedModel:
@@ -174,34 +207,69 @@ class SoftModel(nn.Module):
         skipped = self.decoder_prefix_length(example.kind) + len(prompt) - 1
         return TrainingIds(encoder, [*prompt, *target[:-1]], [IGNORE] * skipped + target)
 
+    def training_batch(self, examples: Sequence[Example]) -> TrainingBatch:
+        """Tokenise and pad ``examples`` (CPU tensors; no parameter is read)."""
+        if not examples:
+            raise ValueError("a training batch needs at least one example")
+        rows = [self.training_ids(example) for example in examples]
+        encoder_rows = [row.encoder_ids for row in rows]
+        cpu = torch.device("cpu")
+        mask: torch.Tensor | None = None
+        if self.layout.is_reference:
+            if len({len(row) for row in encoder_rows}) != 1:
+                raise ValueError("reference-layout encoder rows must all have one length")
+            ids = torch.tensor(encoder_rows, dtype=torch.long)
+        else:
+            ids, mask = pad_left(encoder_rows, self.ids.pad, cpu)
+        width = max(len(row.labels) for row in rows)
+        labels = torch.full((len(rows), width), IGNORE, dtype=torch.long)
+        for index, row in enumerate(rows):
+            labels[index, :len(row.labels)] = torch.tensor(row.labels, dtype=torch.long)
+        tokens = sum(len(row.encoder_ids) + self.num_mem + len(row.labels) for row in rows)
+        return TrainingBatch(
+            kinds=tuple(example.kind for example in examples),
+            decoder_ids=tuple(tuple(row.decoder_ids) for row in rows),
+            input_lengths=tuple(len(row.labels) for row in rows),
+            encoder_ids=ids, encoder_mask=mask, labels=labels,
+            target_tokens=int((labels != IGNORE).sum()), tokens=tokens)
+
     def forward(self, examples: Sequence[Example]) -> torch.Tensor:
         """The training loss (see :meth:`loss`); ``forward`` so that DDP wrappers work."""
         return self.loss(examples)
 
+    def summed_loss(self, batch: TrainingBatch) -> torch.Tensor:
+        """The summed token cross-entropy of ``batch`` over its targets (``loss`` divides it
+        by ``batch.target_tokens``; training divides by the targets of the global batch).
+        The encoder runs through its ``forward``, where the memory is read."""
+        memory = self.encoder(batch.encoder_ids.to(self.device), None if batch.encoder_mask
+                              is None else batch.encoder_mask.to(self.device))
+        items = [self.decoder_input(memory, index, kind, ids)
+                 for index, (kind, ids) in enumerate(zip(batch.kinds, batch.decoder_ids,
+                                                         strict=True))]
+        for index, (item, length) in enumerate(zip(items, batch.input_lengths, strict=True)):
+            if item.input_length != length:
+                raise ValueError(f"row {index}: {length} labels for {item.input_length} "
+                                 "decoder inputs")
+        return decoder_loss_sum(self.base, items, batch.labels)
+
     def loss(self, examples: Sequence[Example]) -> torch.Tensor:
         """Mean token cross-entropy over every labelled decoder position of the batch."""
-        rows = [self.training_ids(example) for example in examples]
-        memory = self.encode_ids([row.encoder_ids for row in rows])
-        items = [self.decoder_input(memory, index, example.kind, row.decoder_ids)
-                 for index, (example, row) in enumerate(zip(examples, rows, strict=True))]
-        encoder_tokens = sum(len(row.encoder_ids) + self.num_mem for row in rows)
-        self.last_batch_tokens = encoder_tokens + sum(item.input_length for item in items)
-        return decoder_loss(self.base, items, [row.labels for row in rows])
+        batch = self.training_batch(examples)
+        return self.summed_loss(batch) / batch.target_tokens
 
 
-def decoder_loss(model: PreTrainedModel, items: Sequence[DecoderItem],
-                          labels: Sequence[Sequence[int]]) -> torch.Tensor:
-    """Mean cross-entropy of ``labels`` (one per input position of each item; -100 ignored)
-    against the decoder's logits at those positions: no shift inside the loss.
+def decoder_loss_sum(model: PreTrainedModel, items: Sequence[DecoderItem],
+                     labels: torch.Tensor) -> torch.Tensor:
+    """Summed cross-entropy of ``labels`` ``[batch, width]`` (one per input position of each
+    item, right-padded with -100; -100 ignored) against the decoder's logits at those
+    positions: no shift inside the loss.
 
     Rows are right-padded and masked; every item must have the same memory length.
     """
     embedding = input_embedding(model)
     device = embedding.weight.device
     rows: list[torch.Tensor] = []
-    for item, row_labels in zip(items, labels, strict=True):
-        if len(row_labels) != item.input_length:
-            raise ValueError(f"{len(row_labels)} labels for {item.input_length} decoder inputs")
+    for item in items:
         parts = []
         if item.embeds is not None:
             parts.append(item.embeds.to(embedding.weight.dtype))
@@ -213,15 +281,14 @@ def decoder_loss(model: PreTrainedModel, items: Sequence[DecoderItem],
     batch = len(rows)
     inputs = rows[0].new_zeros(batch, length, rows[0].shape[1])
     mask = torch.zeros(batch, length, dtype=torch.long, device=device)
-    label_t = torch.full((batch, length), IGNORE, dtype=torch.long, device=device)
     position_t = torch.zeros(batch, length, dtype=torch.long, device=device)
-    for i, (item, row, row_labels) in enumerate(zip(items, rows, labels, strict=True)):
+    for i, (item, row) in enumerate(zip(items, rows, strict=True)):
         size = row.shape[0]
         inputs[i, :size] = row
         mask[i, :size] = 1
-        label_t[i, :size] = torch.tensor(list(row_labels), dtype=torch.long, device=device)
         start = item.position_offset
         position_t[i, :size] = torch.arange(start, start + size, device=device)
+    label_t = labels[:, :length].to(device)
     cache = None
     if items[0].keys:
         keys = [torch.stack([item.keys[layer] for item in items])
@@ -233,5 +300,7 @@ def decoder_loss(model: PreTrainedModel, items: Sequence[DecoderItem],
     out = model(inputs_embeds=inputs, attention_mask=mask, position_ids=position_t,
                 past_key_values=cache, use_cache=False)
     logits = out.logits.float()
-    return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), label_t.reshape(-1),
-                           ignore_index=IGNORE)
+    summed: torch.Tensor = F.cross_entropy(logits.reshape(-1, logits.shape[-1]),
+                                           label_t.reshape(-1), ignore_index=IGNORE,
+                                           reduction="sum")
+    return summed

@@ -1,0 +1,176 @@
+"""What differs between one process, DDP, FSDP and DeepSpeed ZeRO-3 (all through accelerate).
+
+The strategy comes from ``accelerate launch --config_file configs/accelerate/...``; this module
+creates the :class:`accelerate.Accelerator`, adjusts the DeepSpeed config to the run, keeps the
+frozen base weights out of DDP/single-process checkpoints and gathers the trained tensors of a
+sharded model on the main process (every process must call :func:`gathered_trainable_state`).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import torch
+from torch import nn
+
+from bench.training.config import TrainConfig
+
+if TYPE_CHECKING:
+    from accelerate import Accelerator
+
+ACCELERATE_WEIGHTS = "model.safetensors"
+
+
+def make_accelerator(config: TrainConfig) -> Accelerator:
+    """The accelerator of the run: bf16 autocast on CUDA unless the launch config says
+    otherwise; the scheduler steps once per optimizer step."""
+    from accelerate import Accelerator
+    from accelerate.utils import DistributedDataParallelKwargs
+
+    mixed = os.environ.get("ACCELERATE_MIXED_PRECISION")
+    if mixed is None:
+        bf16 = torch.cuda.is_available() and config.dtype in ("auto", "bfloat16")
+        mixed = "bf16" if bf16 else "no"
+    # Some trained tensors get no gradient: the last layer's query LoRA in 500x (only keys
+    # and values leave the encoder), the regeneration trigger in ICAE fine-tuning.
+    unused = not (config.method == "icae" and config.stage == "pretrain")
+    return Accelerator(gradient_accumulation_steps=config.grad_accum, mixed_precision=mixed,
+                       step_scheduler_with_optimizer=False,
+                       kwargs_handlers=[DistributedDataParallelKwargs(
+                           find_unused_parameters=unused)])
+
+
+def is_deepspeed(accelerator: Accelerator) -> bool:
+    from accelerate.utils import DistributedType
+
+    return bool(accelerator.distributed_type == DistributedType.DEEPSPEED)
+
+
+def is_fsdp(accelerator: Accelerator) -> bool:
+    from accelerate.utils import DistributedType
+
+    return bool(accelerator.distributed_type == DistributedType.FSDP)
+
+
+def zero_stage(accelerator: Accelerator) -> int:
+    """The DeepSpeed ZeRO stage (0 without DeepSpeed)."""
+    if not is_deepspeed(accelerator):
+        return 0
+    plugin = accelerator.state.deepspeed_plugin
+    return int(plugin.deepspeed_config.get("zero_optimization", {}).get("stage", 0))
+
+
+def is_sharded(accelerator: Accelerator) -> bool:
+    """Whether parameters are gathered collectively in forward (FSDP, ZeRO-3): then every
+    process must run the same sequence of forward calls."""
+    return is_fsdp(accelerator) or zero_stage(accelerator) == 3
+
+
+def check_fsdp(accelerator: Accelerator) -> None:
+    """FSDP must shard the model as one unit: 500x hands each layer's memory keys/values to
+    the decoder without passing the layer's output, where per-layer units would gather the
+    layer for the backward pass."""
+    if is_fsdp(accelerator) and accelerator.state.fsdp_plugin.auto_wrap_policy is not None:
+        raise ValueError("FSDP config: fsdp_auto_wrap_policy must be NO_WRAP (the soft model is "
+                         "sharded as one unit); use configs/accelerate/fsdp.yaml, or DeepSpeed "
+                         "ZeRO-3 to gather the weights module by module")
+
+
+def prepare_deepspeed(accelerator: Accelerator, config: TrainConfig, module: nn.Module,
+                      external: list[nn.Parameter]) -> None:
+    """Fill the DeepSpeed config's gradient clipping from the run and register parameters
+    that a module's forward reads although another module owns them (ZeRO-3)."""
+    if not is_deepspeed(accelerator):
+        return
+    ds_config = accelerator.state.deepspeed_plugin.deepspeed_config
+    clipping = ds_config.get("gradient_clipping", "auto")
+    if clipping == "auto":
+        ds_config["gradient_clipping"] = config.max_grad_norm
+    elif float(clipping) != config.max_grad_norm:
+        raise ValueError(f"DeepSpeed config: gradient_clipping is {clipping} but "
+                         f"--max-grad-norm is {config.max_grad_norm}; set it to \"auto\"")
+    if zero_stage(accelerator) == 3:
+        import deepspeed
+
+        for parameter in external:
+            deepspeed.zero.register_external_parameter(module, parameter)
+
+
+def save_kwargs(accelerator: Accelerator) -> dict[str, Any]:
+    """Arguments of ``accelerator.save_state``: DeepSpeed leaves the frozen base out."""
+    return {"exclude_frozen_parameters": True} if is_deepspeed(accelerator) else {}
+
+
+def load_kwargs(accelerator: Accelerator) -> dict[str, Any]:
+    """Arguments of ``accelerator.load_state`` matching :func:`save_kwargs`."""
+    return {"load_module_strict": False} if is_deepspeed(accelerator) else {}
+
+
+def keep_trainable_in_state(accelerator: Accelerator, model: nn.Module) -> None:
+    """Without FSDP/DeepSpeed, ``save_state`` writes only the trained tensors (not the
+    frozen base model) and ``load_state`` reads exactly those back."""
+    if is_fsdp(accelerator) or is_deepspeed(accelerator):
+        return
+    trainable = {name for name, p in model.named_parameters() if p.requires_grad}
+
+    def drop_frozen(models: list[nn.Module], weights: list[dict[str, Any]], _: str) -> None:
+        for state in weights:
+            for key in [key for key in state if key not in trainable]:
+                del state[key]
+
+    def load_trainable(models: list[nn.Module], input_dir: str) -> None:
+        from safetensors.torch import load_file
+
+        file = Path(input_dir) / ACCELERATE_WEIGHTS
+        for wrapped in models:
+            state = load_file(str(file))  # copied onto the parameters by load_state_dict
+            if set(state) != trainable:
+                missing = sorted(trainable - set(state))
+                extra = sorted(set(state) - trainable)
+                raise ValueError(f"{file}: holds other tensors than this run trains (missing "
+                                 f"{missing[:3]}, unexpected {extra[:3]}); resume with the "
+                                 "settings it was written with")
+            wrapped.load_state_dict(state, strict=False)
+        models.clear()
+
+    accelerator.register_save_state_pre_hook(drop_frozen)
+    accelerator.register_load_state_pre_hook(load_trainable)
+
+
+def gathered_trainable_state(accelerator: Accelerator, model: nn.Module
+                             ) -> dict[str, torch.Tensor]:
+    """Full CPU copies of every trainable parameter of the prepared ``model`` by name (names
+    as in the unwrapped module). Every process must call this; only the main process gets
+    the tensors (the others get an empty dict)."""
+    if zero_stage(accelerator) == 3:
+        return _gathered_zero3(accelerator, model)
+    from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
+
+    inner = accelerator.unwrap_model(model) if not is_fsdp(accelerator) else model
+    options = StateDictOptions(full_state_dict=True, cpu_offload=True,
+                               ignore_frozen_params=True)
+    state = get_model_state_dict(inner, options=options)
+    if not accelerator.is_main_process:
+        return {}
+    return {_clean(key): value.detach().cpu().clone() for key, value in state.items()
+            if isinstance(value, torch.Tensor)}
+
+
+def _gathered_zero3(accelerator: Accelerator, model: nn.Module) -> dict[str, torch.Tensor]:
+    import deepspeed
+
+    inner = accelerator.unwrap_model(model)
+    named = [(name, p) for name, p in inner.named_parameters() if p.requires_grad]
+    with deepspeed.zero.GatheredParameters([p for _, p in named], modifier_rank=None):
+        if not accelerator.is_main_process:
+            return {}
+        return {name: p.detach().cpu().clone() for name, p in named}
+
+
+def _clean(name: str) -> str:
+    """A parameter name without the wrappers' prefixes (DDP, FSDP1, torch.compile)."""
+    for wrapper in ("_fsdp_wrapped_module.", "_orig_mod.", "_checkpoint_wrapped_module."):
+        name = name.replace(wrapper, "")
+    return name.removeprefix("module.")

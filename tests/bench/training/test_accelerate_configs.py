@@ -1,0 +1,117 @@
+"""The shipped ``configs/accelerate/*.yaml`` go through accelerate's own launch parsers and
+give the plugins the training code expects (FSDP as one unit, ZeRO-3 with every ``auto``
+value filled from the run)."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bench.training.config import TrainConfig
+from bench.training.strategy import check_fsdp
+
+CONFIGS = Path(__file__).resolve().parents[3] / "configs" / "accelerate"
+
+
+def _launch_env(name: str) -> dict[str, str]:
+    """The environment ``accelerate launch --config_file`` gives the training processes."""
+    from accelerate.commands.launch import _validate_launch_command, launch_command_parser
+    from accelerate.utils.launch import prepare_deepspeed_cmd_env, prepare_multi_gpu_env
+
+    args = launch_command_parser().parse_args(
+        ["--config_file", str(CONFIGS / f"{name}.yaml"), "-m", "bench.train"])
+    args, _, _ = _validate_launch_command(args)
+    if name.startswith("deepspeed"):
+        args.deepspeed_fields_from_accelerate_config = []
+        _, env = prepare_deepspeed_cmd_env(args)
+        return dict(env)
+    return dict(prepare_multi_gpu_env(args))
+
+
+def _apply(env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> None:
+    for key, value in env.items():
+        if key.startswith(("ACCELERATE", "FSDP")):
+            monkeypatch.setenv(key, value)
+
+
+@pytest.mark.parametrize(("name", "kind"), [("ddp", "MULTI_GPU"), ("fsdp", "FSDP"),
+                                            ("deepspeed_zero3", "DEEPSPEED")])
+def test_config_files_parse(name: str, kind: str) -> None:
+    from accelerate.commands.config.config_args import load_config_from_file
+
+    config = load_config_from_file(str(CONFIGS / f"{name}.yaml"))
+    assert str(config.distributed_type).endswith(kind)
+    assert config.mixed_precision == "bf16"
+    assert _launch_env(name)["ACCELERATE_MIXED_PRECISION"] == "bf16"
+
+
+def test_fsdp_config_shards_the_model_as_one_unit(monkeypatch: pytest.MonkeyPatch) -> None:
+    from accelerate import FullyShardedDataParallelPlugin
+
+    _apply(_launch_env("fsdp"), monkeypatch)
+    plugin = FullyShardedDataParallelPlugin()
+    assert plugin.fsdp_version == 2
+    assert plugin.auto_wrap_policy is None
+    assert plugin.cpu_ram_efficient_loading
+
+    class Stand:
+        distributed_type = "FSDP"
+
+    accelerator: Any = Stand()
+    accelerator.state = type("State", (), {"fsdp_plugin": plugin})()
+    monkeypatch.setattr("bench.training.strategy.is_fsdp", lambda _: True)
+    check_fsdp(accelerator)
+    plugin.auto_wrap_policy = object()
+    with pytest.raises(ValueError, match="NO_WRAP"):
+        check_fsdp(accelerator)
+
+
+def _filled_zero3(monkeypatch: pytest.MonkeyPatch, config: TrainConfig,
+                  processes: int) -> dict[str, Any]:
+    """The DeepSpeed config as accelerate fills it for ``config`` (see its _prepare_deepspeed)."""
+    from accelerate.utils import DeepSpeedPlugin
+
+    env = _launch_env("deepspeed_zero3")
+    _apply(env, monkeypatch)
+    plugin = DeepSpeedPlugin()
+    assert plugin.zero3_init_flag
+    assert plugin.deepspeed_config["zero_optimization"]["stage"] == 3
+    plugin.deepspeed_config["gradient_clipping"] = config.max_grad_norm
+    plugin.deepspeed_config_process(must_match=True, **{
+        "train_micro_batch_size_per_gpu": config.batch_size,
+        "train_batch_size": config.batch_size * config.grad_accum * processes,
+        "gradient_accumulation_steps": config.grad_accum,
+        "bf16.enabled": True,
+    })
+    filled: dict[str, Any] = plugin.deepspeed_config
+    return filled
+
+
+def test_zero3_config_has_no_auto_value_left(monkeypatch: pytest.MonkeyPatch) -> None:
+    config = TrainConfig(stage="pretrain", method="500x", base="b", data="d", out="o",
+                         batch_size=2, grad_accum=3, max_grad_norm=0.5)
+    filled = _filled_zero3(monkeypatch, config, processes=8)
+    assert "auto" not in json.dumps(filled)
+    assert (filled["train_micro_batch_size_per_gpu"], filled["train_batch_size"],
+            filled["gradient_accumulation_steps"], filled["gradient_clipping"]) == (2, 48, 3, 0.5)
+    shipped = json.loads((CONFIGS / "deepspeed_zero3.json").read_text())
+    # The trigger and memory (k x hidden, 1 x hidden) stay whole on every process.
+    assert shipped["zero_optimization"]["stage3_param_persistence_threshold"] >= 4 * 8192
+
+
+@pytest.mark.skipif(importlib.util.find_spec("deepspeed") is None,
+                    reason="deepspeed is not installed (pip install 'compressbench[deepspeed]')")
+def test_zero3_config_passes_deepspeed_validation(monkeypatch: pytest.MonkeyPatch) -> None:
+    from deepspeed.runtime.config import DeepSpeedConfig
+
+    config = TrainConfig(stage="pretrain", method="500x", base="b", data="d", out="o",
+                         batch_size=2, grad_accum=2)
+    filled = _filled_zero3(monkeypatch, config, processes=1)
+    parsed = DeepSpeedConfig(filled)
+    assert parsed.zero_optimization_stage == 3
+    assert (parsed.train_batch_size, parsed.gradient_accumulation_steps) == (4, 2)
+    assert parsed.bfloat16_config.enabled

@@ -1,0 +1,158 @@
+"""Training on several CPU processes (torchrun, gloo) with the real tiny Llama.
+
+One step's global batch of 4 examples is split as 1 process x 4, 1 process x 2 x 2
+accumulation steps, 2 DDP processes x 2 and 2 FSDP processes x 2: the same examples reach the
+same step and the loss is normalised by the global batch's target tokens, so the updates agree
+up to float32 summation order (the tolerance below: per-element gradient sums over a different
+batch shape and an all-reduce differ in the last bits; Adam divides by the running RMS, so
+such differences stay at a few ulps of the weights over 4 steps).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+
+from bench.train import build_parser, config_from_args
+
+RUNNER = Path(__file__).with_name("run_training.py")
+REPO = Path(__file__).resolve().parents[3]
+WEIGHTS_ATOL = 1e-6
+LOSS_RTOL = 1e-6
+
+pytestmark = [pytest.mark.slow,
+              pytest.mark.skipif(not torch.distributed.is_gloo_available(),
+                                 reason="torch without the gloo backend")]
+
+
+def _write_config(folder: Path, data: Path, base: Path, **overrides: Any) -> Path:
+    args = build_parser().parse_args([
+        "pretrain", "--preset", "tiny-cpu", "--method", "500x", "--base", str(base),
+        "--data", str(data), "--out", str(folder / "out"), "--no-progress"])
+    values = config_from_args(args).as_json()
+    values.update({"steps": 4, "eval_every": 0, "save_every": 100, "lora_dropout": 0.0,
+                   **overrides})
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "config.json"
+    path.write_text(json.dumps(values))
+    return path
+
+
+def _command(processes: int, config: Path, port: int, *extra: str) -> list[str]:
+    return [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(processes),
+            "--master_port", str(port), str(RUNNER), str(config), *extra]
+
+
+def _environment() -> dict[str, str]:
+    return {**os.environ, "ACCELERATE_USE_CPU": "1", "OMP_NUM_THREADS": "1",
+            "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "PYTHONPATH": str(REPO)}
+
+
+def _run(processes: int, config: Path, port: int, *extra: str) -> Path:
+    done = subprocess.run(_command(processes, config, port, *extra), env=_environment(),
+                          cwd=REPO, capture_output=True, text=True, timeout=900, check=False)
+    assert done.returncode == 0, done.stderr[-4000:]
+    return config.parent / "out"
+
+
+def _weights(out: Path) -> dict[str, torch.Tensor]:
+    from safetensors.torch import load_file
+
+    return load_file(str(out / "final" / "soft_weights.safetensors"))
+
+
+def _losses(out: Path) -> list[float]:
+    lines = (out / "train_log.jsonl").read_text().splitlines()
+    return [float(json.loads(line)["loss"]) for line in lines]
+
+
+def _max_diff(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> float:
+    assert a.keys() == b.keys()
+    return max(float((a[key] - b[key]).abs().max()) for key in a)
+
+
+@pytest.fixture(scope="module")
+def one_batch_of_four(story_corpus: Path, stories: Path, tmp_path_factory: pytest.TempPathFactory
+                      ) -> Path:
+    folder = tmp_path_factory.mktemp("batch4")
+    return _run(1, _write_config(folder, story_corpus, stories, batch_size=4), 29701)
+
+
+@pytest.mark.parametrize(("name", "processes", "settings", "extra"), [
+    ("accumulated", 1, {"batch_size": 2, "grad_accum": 2}, ()),
+    ("ddp", 2, {"batch_size": 2}, ()),
+    ("fsdp", 2, {"batch_size": 2}, ("--fsdp",)),
+])
+def test_split_global_batch_gives_the_same_update(
+        one_batch_of_four: Path, story_corpus: Path, stories: Path, tmp_path: Path, name: str,
+        processes: int, settings: dict[str, int], extra: tuple[str, ...]) -> None:
+    port = {"accumulated": 29711, "ddp": 29712, "fsdp": 29713}[name]
+    out = _run(processes, _write_config(tmp_path, story_corpus, stories, **settings), port,
+               *extra)
+    reference, split = _weights(one_batch_of_four), _weights(out)
+    difference = _max_diff(reference, split)
+    print(f"{name}: max |weight diff| vs 1 x 4 = {difference:.3g}")
+    assert difference <= WEIGHTS_ATOL
+    assert _losses(out) == pytest.approx(_losses(one_batch_of_four), rel=LOSS_RTOL)
+    moved = _max_diff(reference, _initial_weights(stories))
+    assert moved > 100 * WEIGHTS_ATOL  # the four steps did change the weights
+
+
+def _initial_weights(stories: Path) -> dict[str, torch.Tensor]:
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from bench.compressors.soft import checkpoint as ckpt
+    from bench.compressors.soft._encoder import LoraSettings
+    from bench.compressors.soft.five_hundred_x import KVSoftModel
+    from bench.training.config import preset_values
+
+    tiny = preset_values("tiny-cpu", "pretrain")
+    model = KVSoftModel(AutoModelForCausalLM.from_pretrained(str(stories)),
+                        AutoTokenizer.from_pretrained(str(stories)), tiny["num_mem"],
+                        LoraSettings(tiny["lora_r"], tiny["lora_alpha"], 0.0), seed=0)
+    return ckpt.weights_state(model)
+
+
+def _wait_for_step(log: Path, step: int, process: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + 600
+    while time.monotonic() < deadline:
+        if log.is_file() and any(json.loads(line)["step"] >= step
+                                 for line in log.read_text().splitlines() if line):
+            return
+        assert process.poll() is None, "the run ended before it could be killed"
+        time.sleep(0.02)
+    raise AssertionError(f"step {step} not reached")
+
+
+def test_killed_run_resumes_to_the_same_weights(story_corpus: Path, stories: Path,
+                                                tmp_path: Path) -> None:
+    settings = {"batch_size": 2, "steps": 10, "save_every": 3, "lora_dropout": 0.1}
+    straight = _run(2, _write_config(tmp_path / "straight", story_corpus, stories, **settings),
+                    29721)
+    config = _write_config(tmp_path / "killed", story_corpus, stories, **settings)
+    out = config.parent / "out"
+    process = subprocess.Popen(_command(2, config, 29722), env=_environment(), cwd=REPO,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                               start_new_session=True)
+    try:
+        _wait_for_step(out / "train_log.jsonl", 5, process)
+    finally:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+    assert not (out / "final").exists()
+    saved = sorted(p.name for p in out.glob("checkpoint-*"))
+    assert saved and set(saved) <= {"checkpoint-0000003", "checkpoint-0000006"}
+    resumed = _run(2, config, 29723)
+    assert _max_diff(_weights(straight), _weights(resumed)) == 0.0
+    assert _losses(resumed) == _losses(straight)
+    assert sorted(p.name for p in resumed.glob("checkpoint-*")) == [
+        "checkpoint-0000009", "checkpoint-0000010"]
