@@ -1,50 +1,103 @@
-"""``python -m bench``: ``eval`` (lm-eval with the project's models and tasks) and ``demo``."""
+"""``python -m bench`` (installed as the console script ``compressbench``): ``eval`` (lm-eval
+with the compressbench models and tasks), ``tasks`` (list them) and ``demo``."""
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
+from pathlib import Path
+
+from bench._errors import InputError, add_debug_flag, run_cli
+from bench._help import HelpFormatter
+
+_HELP_FLAGS = ("-h", "--help")
+
+
+def _program() -> str:
+    name = os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else ""
+    return "compressbench" if name == "compressbench" else "python -m bench"
 
 
 def _eval(argv: Sequence[str]) -> int:
     """Run the lm-eval CLI with the ``compressed`` models and ``compressed_*`` tasks."""
+    if any(flag in argv for flag in _HELP_FLAGS) and argv[:1] != ["ls"]:
+        from bench.lmeval.eval_help import eval_help
+
+        sys.stdout.write(eval_help())
+        return 0
+    from bench.lmeval.cli_errors import user_facing
     from bench.lmeval.plugin import register
 
     register()
     from lm_eval.__main__ import cli_evaluate
 
-    sys.argv = ["lm_eval", *argv]
-    cli_evaluate()
+    sys.argv = ["lm_eval", *(argument for argument in argv if argument != "--debug")]
+    try:
+        cli_evaluate()
+    except ValueError as error:
+        shown = user_facing(error)
+        if isinstance(shown, InputError) and shown is not error:
+            raise shown from error
+        raise
     return 0
 
 
 def _parser() -> argparse.ArgumentParser:
+    program = _program()
     parser = argparse.ArgumentParser(
-        prog="python -m bench",
-        description="compressbench: benchmark harness for LLM prompt compression.",
+        prog=program, formatter_class=HelpFormatter,
+        description="compressbench: benchmark harness for LLM prompt compression. "
+                    "`python -m bench` and the console script `compressbench` are the same "
+                    "command.",
     )
-    commands = parser.add_subparsers(dest="command", required=True)
+    add_debug_flag(parser)
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     commands.add_parser(
         "eval", add_help=False,
-        help="lm-eval with the compressed models and tasks registered; takes lm_eval's flags "
-             "(python -m bench eval --help lists them)")
+        help=f"lm-eval with the compressed models and tasks registered; takes lm_eval's flags "
+             f"({program} eval --help explains the models, the compressors and their options)")
+    tasks = commands.add_parser(
+        "tasks", formatter_class=HelpFormatter,
+        help="list the compressbench lm-eval tasks and whether their data is prepared",
+        description="List the compressbench lm-eval tasks and groups, the prepared benchmark "
+                    "each task reads and whether the data directory holds it.")
+    tasks.add_argument("--data", type=Path, default=None,
+                       help="data directory to check (default: $COMPRESSBENCH_DATA or the "
+                            "user cache directory)")
     from bench.demo import add_arguments
 
-    add_arguments(commands.add_parser(
-        "demo", help="offline end-to-end demo: bundled data, a tiny local model, several "
-                     "compressors, lm-eval results and the leaderboard tables"))
+    demo = commands.add_parser(
+        "demo", formatter_class=HelpFormatter,
+        help="offline end-to-end demo: bundled data, a tiny local model, several "
+             "compressors, lm-eval results and the leaderboard",
+        description="Offline end-to-end demo on bundled data: prepares the benchmarks with a "
+                    "tiny locally built model, evaluates several compressors through lm-eval "
+                    "and builds the leaderboard; prints where each part is written.")
+    add_arguments(demo)
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    arguments = list(sys.argv[1:] if argv is None else argv)
-    if arguments[:1] == ["eval"]:
-        return _eval(arguments[1:])
+def _run(argv: Sequence[str]) -> int:
+    arguments = list(argv)
+    command = [argument for argument in arguments if argument != "--debug"][:1]
+    if command == ["eval"]:
+        return _eval(arguments[arguments.index("eval") + 1:])
     options = _parser().parse_args(arguments)
+    if options.command == "tasks":
+        from bench.lmeval.task_list import format_task_list
+
+        print(format_task_list(options.data))
+        return 0
     from bench.demo import run_demo
 
     return run_demo(options)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``python -m bench`` and ``compressbench``; bad input is one line."""
+    return run_cli(_run, argv)
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import io
 import json
 import time
 from dataclasses import dataclass
@@ -43,16 +44,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "it is slow and answers noise, it only shows the path works)")
     parser.add_argument("--skip-neural", action="store_true",
                         help="skip the runs with the tiny neural model")
+    parser.add_argument("--prepare-only", action="store_true",
+                        help="only build the tiny model and prepare the data, print where "
+                             "they are and stop (for the README's offline commands)")
 
 
-def _bundled(name: str) -> Path:
+def bundled_path(name: str) -> Path:
+    """A file of the bundled demo data (``demo_qa.jsonl``, ``demo_regeneration.jsonl``)."""
     return Path(str(files("bench.demo_data").joinpath(name)))
 
 
 def _demo_texts() -> list[str]:
     texts = []
     for name in ("demo_qa.jsonl", "demo_regeneration.jsonl"):
-        for line in _bundled(name).read_text(encoding="utf-8").splitlines():
+        for line in bundled_path(name).read_text(encoding="utf-8").splitlines():
             record = json.loads(line)
             texts.append(record.get("context") or record.get("text") or "")
             texts.extend(qa["question"] for qa in record.get("qas", []))
@@ -78,9 +83,9 @@ def prepare_demo_data(model_dir: Path, data_dir: Path) -> None:
     from bench.prepare.cli import prepare_benchmark, prepare_regeneration_from_texts
 
     for benchmark in QA_BENCHMARKS:
-        prepare_benchmark(benchmark, _bundled("demo_qa.jsonl"), data_dir, str(model_dir),
+        prepare_benchmark(benchmark, bundled_path("demo_qa.jsonl"), data_dir, str(model_dir),
                           subset=benchmark, show_progress=False)
-    lines = _bundled("demo_regeneration.jsonl").read_text(encoding="utf-8").splitlines()
+    lines = bundled_path("demo_regeneration.jsonl").read_text(encoding="utf-8").splitlines()
     prepare_regeneration_from_texts([json.loads(line) for line in lines], data_dir,
                                     str(model_dir), DEMO_LENGTHS, source_name="demo",
                                     show_progress=False)
@@ -118,20 +123,90 @@ def run_demo(options: argparse.Namespace) -> int:
     out: Path = options.out.resolve()
     started = time.perf_counter()
     _quiet_libraries()
-    _, data_dir = prepare_demo(out)
+    model_dir, data_dir = prepare_demo(out)
+    print(describe_model(model_dir))
+    print(describe_data(data_dir))
+    if options.prepare_only:
+        return 0
     os.environ["COMPRESSBENCH_DATA"] = str(data_dir)
     # Runs name the model by its path relative to ``out`` so that results (and the committed
     # baseline they are checked against) do not depend on where the demo was run.
     with contextlib.chdir(out):
         for run in demo_runs(Path("model"), options.neural_limit, options.skip_neural):
-            print(f"[demo] {run.label}: lm-eval --model {run.model} "
-                  f"--tasks {','.join(run.tasks)}")
-            run_lm_eval(run.model, run.compressor_args, run.tasks, Path("runs") / run.label,
-                        limit=run.limit)
+            print(f"[demo] run {run.label}: lm-eval --model {run.model} "
+                  f"--model_args {run.compressor_args} --tasks {','.join(run.tasks)}"
+                  + (f" --limit {run.limit}" if run.limit is not None else ""), flush=True)
+            results = run_lm_eval(run.model, run.compressor_args, run.tasks,
+                                  Path("runs") / run.label, limit=run.limit)
+            print(f"[demo]   scored {describe_counts(results)}", flush=True)
     print_leaderboard(out / "runs", out / "leaderboard")
-    print(f"[demo] done in {time.perf_counter() - started:.0f} s; lm-eval results in "
-          f"{out / 'runs'}, leaderboard in {out / 'leaderboard' / 'index.html'}")
+    print(f"[demo] done in {time.perf_counter() - started:.0f} s")
+    print(describe_outputs(out, options.skip_neural))
     return 0
+
+
+def describe_model(model_dir: Path) -> str:
+    """Where the demo's model is and what it is."""
+    config = json.loads((model_dir / "config.json").read_text(encoding="utf-8"))
+    return (f"[demo] model: {model_dir}\n"
+            f"[demo]   a randomly initialised (seed 0) {config.get('model_type', '?')} with "
+            f"{config.get('num_hidden_layers')} layers, hidden size "
+            f"{config.get('hidden_size')} and a {config.get('vocab_size')}-token BPE "
+            "tokenizer trained on the bundled texts; built here, nothing downloaded")
+
+
+def describe_data(data_dir: Path) -> str:
+    """Where the prepared data is, from which files, and how many questions and texts."""
+    counts = []
+    for benchmark in (*QA_BENCHMARKS, "regeneration"):
+        manifest_path = data_dir / benchmark / "manifest.json"
+        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+        rows = manifest.get("output", {}).get("rows")
+        unit = "texts" if benchmark == "regeneration" else "questions"
+        counts.append(f"{benchmark} {rows} {unit}")
+    sources = ", ".join(str(bundled_path(name))
+                        for name in ("demo_qa.jsonl", "demo_regeneration.jsonl"))
+    return (f"[demo] data: {data_dir} (COMPRESSBENCH_DATA for lm-eval)\n"
+            f"[demo]   {', '.join(counts)}\n"
+            f"[demo]   prepared from the bundled {sources}; each QA set is a few questions "
+            "on short invented texts, named after the benchmark whose format it imitates")
+
+
+def describe_counts(results: dict[str, object]) -> str:
+    """``45 questions (5 tasks), 12 texts`` from lm-eval's ``n-samples``."""
+    samples = results.get("n-samples")
+    if not isinstance(samples, dict) or not samples:
+        return "no samples"
+    questions = texts = qa_tasks = 0
+    for task, count in samples.items():
+        effective = int(count.get("effective", 0)) if isinstance(count, dict) else 0
+        if str(task).startswith("compressed_regeneration"):
+            texts += effective
+        else:
+            questions += effective
+            qa_tasks += 1
+    parts = [f"{questions} questions ({qa_tasks} QA tasks)"] if qa_tasks else []
+    if texts:
+        parts.append(f"{texts} regeneration texts")
+    return ", ".join(parts)
+
+
+def describe_outputs(out: Path, skip_neural: bool) -> str:
+    """Where the runs and the page are, and how to read them."""
+    lines = [
+        f"[demo] runs: {out / 'runs'} (one lm-eval output folder per run)",
+        f"[demo] page: {out / 'leaderboard' / 'index.html'} (tables also as Markdown, CSV, "
+        f"LaTeX and JSON in {out / 'leaderboard'})",
+        "[demo] the reader rows answer with a lexical extractive reader, so they rank the "
+        "compressors by what survives of the context; with about ten questions per set the "
+        "standard errors are wide",
+    ]
+    if not skip_neural:
+        lines.append("[demo] the tiny-llama rows are a smoke test of the neural path: a "
+                     "randomly initialised model answers noise and scores about 0")
+    lines.append("[demo] next: the README's 'Evaluating offline' runs bench.prepare, lm_eval "
+                 "and leaderboard build on this model and data")
+    return "\n".join(lines)
 
 
 def _quiet_libraries() -> None:
@@ -149,7 +224,8 @@ def print_leaderboard(runs: Path, out: Path) -> None:
     """Build the leaderboard from ``runs`` and print its raw and normalised tables."""
     from leaderboard.__main__ import main as leaderboard_main  # type: ignore[attr-defined]
 
-    leaderboard_main(["build", str(runs), "--out", str(out)])
+    with contextlib.redirect_stdout(io.StringIO()):  # the list of files it wrote
+        leaderboard_main(["build", str(runs), "--out", str(out)])
     for name in ("raw.md", "normalised.md"):
         path = out / name
         if path.is_file():

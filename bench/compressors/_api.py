@@ -5,9 +5,10 @@ from __future__ import annotations
 import dataclasses
 import importlib
 from collections.abc import Callable, Mapping, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass
 from importlib.metadata import entry_points
-from typing import TYPE_CHECKING, Any, Protocol, TypeVar, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar, cast, runtime_checkable
 
 from bench.generation import DecoderPrompt, GenerationOutput, GenerationSettings
 from bench.records import CompressedContext
@@ -149,6 +150,36 @@ def build_compressor(name: str, target: TargetModel, options: Mapping[str, Any])
 
 OptionsT = TypeVar("OptionsT")
 
+_probing_options: ContextVar[bool] = ContextVar("compressbench_probing_options", default=False)
+
+
+class OptionsDeclared(Exception):
+    """Raised by :func:`parse_options` while a factory is probed for its options type."""
+
+    def __init__(self, options_type: type) -> None:
+        super().__init__(options_type.__name__)
+        self.options_type = options_type
+
+
+def options_type_of(name: str) -> type | None:
+    """The options dataclass that compressor ``name``'s factory hands to :func:`parse_options`.
+
+    The factory is called with no options and a target without tokenizer; it stops at
+    ``parse_options`` (which every factory calls before loading anything), so nothing is
+    built. None when the factory fails or returns before declaring its options.
+    """
+    factory = get_compressor_factory(name)
+    token = _probing_options.set(True)
+    try:
+        factory(TargetModel(name="", tokenizer=cast(Any, None)), {})
+    except OptionsDeclared as declared:
+        return declared.options_type
+    except Exception:
+        return None
+    finally:
+        _probing_options.reset(token)
+    return None
+
 
 def parse_options(
     options_type: type[OptionsT], options: Mapping[str, Any], method: str
@@ -158,6 +189,8 @@ def parse_options(
     Unknown keys are an error naming the accepted ones (nothing is silently ignored); values
     are converted to the annotated field type.
     """
+    if _probing_options.get():
+        raise OptionsDeclared(options_type)
     fields = {f.name: f for f in dataclasses.fields(options_type)}  # type: ignore[arg-type]
     unknown = sorted(set(options) - set(fields))
     if unknown:

@@ -5,8 +5,8 @@ registry as lazy ``module:Class`` entries, the way lm-eval lists its own built-i
 module (torch, transformers, the compressors) is imported only when that model is asked for;
 and it adds the project's task folder to every ``TaskManager`` as soon as ``lm_eval.tasks`` is
 imported. :func:`install_autoload` is run by the ``.pth`` file that the wheel installs: for a
-process started as ``lm_eval``/``lm-eval`` (or with ``COMPRESSBENCH_LM_EVAL=1``, needed under
-``python -m lm_eval``) it calls :func:`register` right after ``lm_eval._cli`` (the CLI package
+process started as ``lm_eval``/``lm-eval`` or ``python -m lm_eval`` (or with
+``COMPRESSBENCH_LM_EVAL=1``) it calls :func:`register` right after ``lm_eval._cli`` (the CLI package
 that ``lm_eval.__main__`` imports first) has been imported, before the CLI parses its arguments.
 ``COMPRESSBENCH_LM_EVAL=0`` turns the autoload off, even for ``lm_eval``.
 """
@@ -25,6 +25,7 @@ from typing import Any
 AUTOLOAD_ENV = "COMPRESSBENCH_LM_EVAL"
 _CLI_MODULE = "lm_eval._cli"
 _TASKS_MODULE = "lm_eval.tasks"
+_LM_EVAL_MODULES = ("lm_eval", "lm_eval.__main__")
 MODELS = {
     "compressed": "bench.lmeval.compressed_model:CompressedLM",
     "compressed_reader": "bench.lmeval.reader_model:CompressedReaderLM",
@@ -114,8 +115,34 @@ def install_autoload() -> None:
     if switch == "0":
         return
     program = os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else ""
-    if program in ("lm_eval", "lm-eval") or switch == "1":
-        _after_import(_CLI_MODULE, lambda _cli: register())
+    if program in ("lm_eval", "lm-eval") or _running_lm_eval_module() or switch == "1":
+        _after_import(_CLI_MODULE, _register_for_cli)
+
+
+def _running_lm_eval_module() -> bool:
+    """``python -m lm_eval`` (also as started by torchrun or accelerate launch).
+
+    While ``.pth`` files run, ``sys.argv[0]`` is only ``"-m"``; ``sys.orig_argv`` still holds
+    the interpreter's options and the module name.
+    """
+    arguments = iter(list(getattr(sys, "orig_argv", []))[1:])
+    for argument in arguments:
+        if argument in ("-W", "-X", "--check-hash-based-pycs"):
+            next(arguments, None)  # the option's value
+        elif argument == "-m":
+            return next(arguments, "") in _LM_EVAL_MODULES
+        elif argument.startswith("-m"):
+            return argument[2:] in _LM_EVAL_MODULES
+        elif argument == "-c" or not argument.startswith("-"):
+            return False  # a command or a script, not a module
+    return False
+
+
+def _register_for_cli(_cli: ModuleType) -> None:
+    from bench.lmeval.cli_errors import install_excepthook
+
+    register()
+    install_excepthook()
 
 
 def task_include_path() -> Path:

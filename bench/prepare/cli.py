@@ -31,6 +31,7 @@ from transformers import PreTrainedTokenizerBase
 
 from bench._atomic import sha256_file
 from bench._errors import add_debug_flag, run_cli
+from bench._help import HelpFormatter
 from bench.prepare.cut import load_tokenizer
 from bench.prepare.data_dir import data_root
 from bench.prepare.hf_mrqa import HF_DATASET, HF_SUBSETS, load_hf_mrqa
@@ -299,6 +300,7 @@ def _regeneration_card(manifest: Mapping[str, Any]) -> str:
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m bench.prepare",
+        formatter_class=HelpFormatter,
         description="Prepare a benchmark into OUT/<benchmark>/test.parquet with a README card "
         "and manifest.json.",
     )
@@ -323,7 +325,8 @@ def _parser() -> argparse.ArgumentParser:
         "--tokenizer",
         default="meta-llama/Meta-Llama-3-8B-Instruct",
         help="target model tokenizer (hub name or local folder) used to count and cut tokens "
-        "(default: the paper's Llama-3-8B-Instruct)",
+        "(default: meta-llama/Meta-Llama-3-8B-Instruct, the paper's target: gated on the hub; "
+        "offline, give the target model's local folder)",
     )
     parser.add_argument(
         "--max-context-tokens",
@@ -341,7 +344,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--subset",
         default=None,
-        help="QA from a file: keep only contexts whose 'benchmark' field equals this",
+        help="QA from a file: keep only contexts whose 'benchmark' field equals this "
+        "(default: all contexts)",
     )
     parser.add_argument(
         "--keep-markup",

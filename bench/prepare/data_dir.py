@@ -33,7 +33,8 @@ def benchmark_dir(benchmark: str, root: Path | None = None) -> Path:
 def prepare_hint(benchmark: str) -> str:
     """The command that prepares ``benchmark``, with the data directory as ``{parent}``."""
     source = "ARXIV_CORPUS_DIR" if benchmark == "regeneration" else "SOURCE"
-    return f"python -m bench.prepare {benchmark} --source {source} --out {{parent}}"
+    return (f"python -m bench.prepare {benchmark} --source {source} --tokenizer TARGET_MODEL "
+            f"--out {{parent}}")
 
 
 class MissingBenchmarkError(FileNotFoundError):
@@ -44,7 +45,8 @@ class MissingBenchmarkError(FileNotFoundError):
             f"prepared benchmark {benchmark!r} not found at {path} (data directory from "
             f"${DATA_ENV} or the default cache); prepare it with: "
             f"{fill_rebuild(prepare_hint(benchmark), path)} "
-            f"(or run `python -m bench demo` to prepare the bundled demo data)"
+            f"(or point ${DATA_ENV} at a prepared data directory, e.g. the demo's: "
+            f"`python -m bench demo --out DIR` prepares DIR/data)"
         )
 
 

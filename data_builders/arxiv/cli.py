@@ -9,6 +9,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from bench._errors import InputError, add_debug_flag, run_cli
+from bench._help import HelpFormatter
 from data_builders._io import BadRecordError
 from data_builders.arxiv.api import DEFAULT_API_URL, ApiFetchError, ApiSettings
 from data_builders.arxiv.build import build
@@ -121,6 +122,7 @@ def make_parser() -> argparse.ArgumentParser:
     """The argument parser (every flag documented in ``--help``)."""
     p = argparse.ArgumentParser(
         prog="python -m bench.build_arxiv",
+        formatter_class=HelpFormatter,
         description="Build the Arxiv Corpus: train = papers submitted before --train-before; "
         "dev/test = papers submitted on/after --after (and before --before). The FIRST "
         "version's submission date decides the split. Writes train/dev/test.parquet, "
@@ -145,7 +147,8 @@ def make_parser() -> argparse.ArgumentParser:
         "--train-after",
         type=_date,
         default=None,
-        help="optional start of train, inclusive (limits API downloads)",
+        help="optional start of train, inclusive (limits API downloads; default: none, from "
+        "the earliest paper)",
     )
     p.add_argument(
         "--categories",
@@ -160,7 +163,8 @@ def make_parser() -> argparse.ArgumentParser:
         "arxiv-metadata-oai-snapshot.json (plain or gzip); jsonl: records with a "
         "'published' v1 timestamp (plain or gzip)",
     )
-    p.add_argument("--input", type=Path, default=None, help="input file for snapshot/jsonl")
+    p.add_argument("--input", type=Path, default=None,
+                   help="input file for snapshot/jsonl (default: none; needed by those sources)")
     p.add_argument(
         "--skip-bad",
         action="store_true",
@@ -171,7 +175,7 @@ def make_parser() -> argparse.ArgumentParser:
         "--tokenizer",
         default="gpt2",
         help="Hugging Face tokenizer name or local path for n_tokens and the "
-        "length groups (default gpt2)",
+        "length groups (default gpt2, a hub id: offline, give a local tokenizer folder)",
     )
     p.add_argument(
         "--lengths",

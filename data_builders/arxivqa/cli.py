@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from bench._errors import add_debug_flag, run_cli
+from bench._help import HelpFormatter
 from data_builders._secrets import MIN_SECRET_LENGTH, masked_output, register_secret
 from data_builders.arxivqa.build import IncompleteError, generate
 from data_builders.arxivqa.card import estimated_cost
@@ -21,6 +22,7 @@ def make_parser() -> argparse.ArgumentParser:
     """The argument parser (every flag documented in ``--help``)."""
     p = argparse.ArgumentParser(
         prog="python -m bench.build_arxivqa",
+        formatter_class=HelpFormatter,
         description="Generate ArxivQA: extractive QA pairs for each abstract of a corpus split "
         "by an LLM behind any OpenAI-compatible endpoint. Answers are cached per request "
         "(model + prompt hash) in OUT/cache, so an interrupted run resumes where it stopped.",
@@ -85,19 +87,22 @@ def make_parser() -> argparse.ArgumentParser:
         help="first retry wait in seconds, doubled each time; a Retry-After header "
         "overrides it (default 2)",
     )
-    p.add_argument("--temperature", type=float, default=0.0, help="sampling temperature (0)")
-    p.add_argument("--max-tokens", type=int, default=2048, help="max tokens per reply (2048)")
+    p.add_argument("--temperature", type=float, default=0.0,
+                   help="sampling temperature (default 0)")
+    p.add_argument("--max-tokens", type=int, default=2048,
+                   help="max tokens per reply (default 2048)")
     p.add_argument(
         "--price-input",
         type=float,
         default=None,
-        help="USD per million prompt tokens, for the cost estimate",
+        help="USD per million prompt tokens, for the cost estimate (default: none, no estimate)",
     )
     p.add_argument(
         "--price-output",
         type=float,
         default=None,
-        help="USD per million completion tokens, for the cost estimate",
+        help="USD per million completion tokens, for the cost estimate (default: none, no "
+        "estimate)",
     )
     add_debug_flag(p)
     return p

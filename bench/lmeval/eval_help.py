@@ -1,0 +1,140 @@
+"""``python -m bench eval --help``: the compressbench models, the compressors and their
+options (read from the compressor registry, so plug-ins appear too), then lm-eval's flags."""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import textwrap
+from typing import Any
+
+from bench._help import default_text
+from bench.compressors import ENTRY_POINT_GROUP, available_compressors, get_compressor_factory
+from bench.compressors._api import options_type_of
+from bench.lmeval.plugin import MODELS
+from bench.lmeval.task_list import read_tasks
+
+__all__ = ["MODEL_HELP", "compressors_help", "eval_help"]
+
+WIDTH = 96
+MODEL_HELP = {
+    "compressed": (
+        "pretrained=HF_ID_OR_PATH,compressor=NAME[,OPTION=VALUE...]",
+        "compresses the context of each request, then answers with the Hugging Face causal "
+        "LM through lm-eval's hf backend; keys of that backend (dtype, revision, device, "
+        "max_length, ...) go to it; compression_cache=off|DIR (default: the user cache "
+        "directory)",
+    ),
+    "compressed_reader": (
+        "tokenizer=HF_ID_OR_PATH,compressor=NAME[,OPTION=VALUE...]",
+        "answers with a non-neural lexical extractive reader (rates counted in tokenizer's "
+        "tokens): meaningful scores on a CPU without a trained model",
+    ),
+    "compressed_completions": (
+        "model=NAME,base_url=URL/v1/completions,tokenizer=HF_ID|tiktoken:ENCODING,"
+        "compressor=NAME[,...]",
+        "a served model behind an OpenAI-compatible completions endpoint (lm-eval's "
+        "local-completions); hard compressors only; the key is read from api_key_env "
+        "(default OPENAI_API_KEY)",
+    ),
+    "compressed_chat_completions": (
+        "model=NAME,base_url=URL/v1/chat/completions,tokenizer=...,compressor=NAME[,...]",
+        "as compressed_completions, through the chat endpoint (lm-eval's "
+        "local-chat-completions)",
+    ),
+}
+EXAMPLE = (
+    "python -m bench eval --model compressed --tasks compressed_squad "
+    "--model_args pretrained=compressbench-demo/model,compressor=truncate,rate=0.5 "
+    "--output_path runs/ --log_samples"
+)
+
+
+def _plain(text: str) -> str:
+    """Docstring text as help text: reST markup dropped, whitespace collapsed."""
+    text = re.sub(r"\s*\(see :class:`[^`]+`\)", "", text)
+    text = re.sub(r":\w+:`~?([^`]+)`", r"\1", text)
+    return " ".join(text.replace("``", "").split())
+
+
+def _wrap(text: str, indent: str) -> list[str]:
+    return textwrap.wrap(text, WIDTH, initial_indent=indent, subsequent_indent=indent,
+                         break_on_hyphens=False) or [indent.rstrip()]
+
+
+def _option_line(spec: dataclasses.Field[Any]) -> str:
+    kind = str(spec.type).replace(" | None", "")
+    if spec.default is not dataclasses.MISSING:
+        default = "none" if spec.default is None else default_text(spec.default)
+    else:
+        default = "required"
+    return f"{spec.name} ({kind}, default {default})"
+
+
+def _compressor_lines(name: str) -> list[str]:
+    factory = get_compressor_factory(name)
+    lines = [f"  {name}"]
+    summary = _plain((factory.__doc__ or "").strip().split("\n\n")[0])
+    if summary:
+        lines += _wrap(summary, "      ")
+    options_type = options_type_of(name)
+    if options_type is None:
+        lines += _wrap("options: not declared through parse_options; see the compressor's "
+                       "own documentation", "      ")
+        return lines
+    specs = dataclasses.fields(options_type)
+    listed = ", ".join(_option_line(spec) for spec in specs) if specs else "none"
+    lines += _wrap(f"options: {listed}", "      ")
+    doc = _plain(options_type.__doc__ or "")
+    if specs and doc and not doc.startswith(f"{options_type.__name__}("):
+        lines += _wrap(doc, "        ")
+    return lines
+
+
+def compressors_help() -> str:
+    """Every registered compressor with its summary and options, one block each."""
+    lines = [f"compressors (compressor=NAME, then OPTION=VALUE; built in, or plug-ins of the "
+             f"entry-point group {ENTRY_POINT_GROUP}):"]
+    for name in available_compressors():
+        lines += _compressor_lines(name)
+    return "\n".join(lines)
+
+
+def _models_help() -> str:
+    lines = ["models (--model NAME --model_args ...):"]
+    for name in MODELS:
+        arguments, text = MODEL_HELP[name]
+        lines.append(f"  {name}")
+        lines += _wrap(arguments, "      ")
+        lines += _wrap(text, "      ")
+    lines += _wrap("--model hf (lm-eval's own backend) runs the same tasks uncompressed.", "  ")
+    return "\n".join(lines)
+
+
+def lm_eval_flags_help() -> str:
+    """lm-eval's ``run`` options, without its examples of unrelated tasks."""
+    from lm_eval._cli.harness import HarnessCLI
+
+    run = HarnessCLI()._subparsers.choices["run"]
+    run.prog = "python -m bench eval"
+    run.epilog = None
+    run.description = None
+    return str(run.format_help())
+
+
+def eval_help() -> str:
+    """The whole ``python -m bench eval --help`` text."""
+    intro = (
+        "usage: python -m bench eval --model MODEL --model_args ARGS --tasks TASKS "
+        "[lm-eval flags]\n\n"
+        "lm-eval's run command with the compressbench models and tasks registered; the same "
+        "as the stock `lm_eval` (or `compressbench eval`) with the same flags.\n\n"
+        f"example:\n  {EXAMPLE}\n"
+    )
+    groups = [f"{entry.name} ({', '.join(entry.members)})" for entry in read_tasks()
+              if entry.is_group]
+    tasks = (f"tasks: {'; '.join(groups)}; `python -m bench tasks` lists them with the data "
+             "each needs.")
+    parts = [intro, _models_help(), compressors_help(), "\n".join(_wrap(tasks, "")),
+             "lm-eval flags:\n" + lm_eval_flags_help()]
+    return "\n\n".join(part.rstrip("\n") for part in parts) + "\n"

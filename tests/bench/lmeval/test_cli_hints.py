@@ -1,0 +1,76 @@
+"""Hints in lm-eval-side errors are right: the suggested commands work, and ``python -m lm_eval``
+loads the plug-in like ``lm_eval``."""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bench.demo import bundled_path
+from bench.lmeval import plugin
+from bench.lmeval.cli_errors import TASKS_HINT
+from bench.prepare.cli import main as prepare_main
+from bench.prepare.data_dir import MissingBenchmarkError, verified_benchmark_dir
+
+REPO = Path(__file__).resolve().parents[3]
+
+
+def test_the_missing_benchmark_command_prepares_it(tmp_path: Path, tiny_model_dir: Path):
+    root = tmp_path / "data"
+    with pytest.raises(MissingBenchmarkError) as caught:
+        verified_benchmark_dir("squad", root)
+    message = str(caught.value)
+    command = re.search(r"prepare it with: (python -m bench\.prepare [^(]*?) \(", message)
+    assert command is not None, message
+    words = shlex.split(command.group(1))
+    assert words[:3] == ["python", "-m", "bench.prepare"]
+    filled = [{"SOURCE": str(bundled_path("demo_qa.jsonl")),
+               "TARGET_MODEL": str(tiny_model_dir)}.get(word, word) for word in words[3:]]
+    assert prepare_main([*filled, "--quiet"]) == 0
+    assert verified_benchmark_dir("squad", root) == root / "squad"
+    assert "python -m bench demo --out DIR` prepares DIR/data" in message
+
+
+@pytest.mark.parametrize(("orig_argv", "expected"), [
+    (["python", "-m", "lm_eval", "--tasks", "x"], True),
+    (["python", "-u", "-X", "utf8", "-m", "lm_eval"], True),
+    (["python", "-mlm_eval"], True),
+    (["python", "-m", "lm_eval.__main__"], True),
+    (["python", "-m", "bench", "eval"], False),
+    (["python", "script.py", "-m", "lm_eval"], False),
+    (["python", "-c", "pass", "-m", "lm_eval"], False),
+])
+def test_python_dash_m_lm_eval_is_recognised(monkeypatch: pytest.MonkeyPatch,
+                                             orig_argv: list[str], expected: bool):
+    monkeypatch.setattr(sys, "orig_argv", orig_argv)
+    assert plugin._running_lm_eval_module() is expected
+
+
+def test_python_dash_m_lm_eval_loads_the_plugin_and_names_where_tasks_are_listed(
+        tmp_path: Path):
+    env = {k: v for k, v in os.environ.items() if k not in ("COMPRESSBENCH_LM_EVAL",
+                                                           "COMPRESSBENCH_DEBUG")}
+    env.update(HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1")
+    done = subprocess.run(
+        [sys.executable, "-m", "lm_eval", "run", "--tasks", "compressed_sqad", "--model", "hf",
+         "--model_args", "pretrained=unused"],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600, check=False)
+    assert done.returncode == 1
+    assert done.stderr.splitlines()[-1] == (
+        f"error: Tasks not found: compressed_sqad; {TASKS_HINT}")
+    assert "Traceback" not in done.stderr
+
+
+def test_the_tasks_hint_names_a_command_that_exists(capsys: pytest.CaptureFixture[str]):
+    command = re.search(r"`python -m bench (\w+)`", TASKS_HINT)
+    assert command is not None
+    from bench.__main__ import main
+
+    assert main([command.group(1)]) == 0
+    assert "compressed_squad" in capsys.readouterr().out
