@@ -8,24 +8,30 @@ with ``--model_args pretrained=BASE,compressor=METHOD,checkpoint=OUT/final``.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
+import textwrap
 from collections.abc import Sequence
-from dataclasses import fields
+from dataclasses import MISSING, Field, fields
 from pathlib import Path
 from typing import Any
 
 from bench._errors import InputError, add_debug_flag, run_cli
+from bench._help import RawHelpFormatter, default_text
 from bench.compressors.soft._layout import DECODER_POSITIONS, LAYOUTS
-from bench.training.config import METHODS, PRESETS, STAGES, TrainConfig, preset_values
+from bench.training.config import (
+    DTYPES,
+    METHODS,
+    PRESETS,
+    SCHEDULES,
+    STAGES,
+    TrainConfig,
+    preset_values,
+)
 
 _HELP = {
     "method": "soft compression method: 500x (KV memory) or icae (embedding memory; the "
               "500xCompressor code's ICAE baseline, i.e. compressor icae,variant=500x-baseline)",
     "base": "base LM (hub id or local folder); frozen decoder and the encoder's base",
-    "data": "pretrain: Arxiv Corpus folder (train.parquet/dev.parquet with `text`) or a "
-            "parquet file; finetune: MRQA .jsonl(.gz) or a folder with train/dev/test.parquet "
-            "holding context, question, answers",
     "out": "output folder: checkpoint-*/ (resumable), final/, metrics.json",
     "num_mem": "memory slots k",
     "layout": "encoder/decoder layout: reference (the 500xCompressor code's: no BOS, EOS "
@@ -34,11 +40,11 @@ _HELP = {
     "context_length": "reference layout: fixed encoder length the context is EOS-padded to "
                       "(training also cuts contexts to it)",
     "decoder_positions": "500x, compressbench layout: decoder tokens continue after the memory "
-                         "positions (continue, default) or restart at k (restart)",
+                         "positions (continue) or restart at k (restart)",
     "max_qa_len": "reference layout, finetune: question + answer ids are EOS-padded to this",
-    "loss_on_padding": "reference layout, pretrain: every EOS pad of the context is a target "
-                       "(default, as the reference); --no-loss-on-padding scores the real "
-                       "tokens and one EOS",
+    "loss_on_padding": "reference layout, pretrain: every EOS pad of the context is a target, "
+                       "as in the reference; --no-loss-on-padding scores the real tokens and "
+                       "one EOS",
     "revision": "base model revision (branch, tag or commit) to load and record",
     "dev": "explicit dev file (else dev.parquet beside the data, else a seeded hold-out)",
     "init_from": "start from these trained weights (e.g. the pretrain run's final/ folder)",
@@ -73,33 +79,104 @@ _HELP = {
 }
 
 
+_STAGE_HELP = {
+    "pretrain": "regeneration pretraining: the decoder learns to rebuild the context from "
+                "the memory (data: an Arxiv Corpus folder or a parquet file with `text`)",
+    "finetune": "QA fine-tuning: the decoder answers a question from the memory (data: an "
+                "MRQA .jsonl(.gz) or a folder with train/dev/test.parquet; start from the "
+                "pretrain run with --init-from)",
+}
+_STAGE_DATA = {
+    "pretrain": "Arxiv Corpus folder (train.parquet/dev.parquet with `text`) or a parquet file",
+    "finetune": "MRQA .jsonl(.gz) or a folder with train/dev/test.parquet holding context, "
+                "question, answers",
+}
+_CHOICES = {"method": METHODS, "layout": LAYOUTS, "decoder_positions": DECODER_POSITIONS,
+            "schedule": SCHEDULES, "dtype": DTYPES}
+_REQUIRED = ("base", "data", "out")
+
+
 def build_parser() -> argparse.ArgumentParser:
+    """``pretrain`` and ``finetune`` sub-commands, each with its own help and preset values."""
     parser = argparse.ArgumentParser(prog="python -m bench.train", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("stage", choices=STAGES, help="pretrain (regeneration) or finetune (QA)")
+                                     formatter_class=RawHelpFormatter,
+                                     epilog="Each stage has its own help: python -m bench.train "
+                                            "pretrain --help, python -m bench.train finetune "
+                                            "--help (defaults and preset values).")
+    add_debug_flag(parser)
+    stages = parser.add_subparsers(dest="stage", required=True, metavar="{pretrain,finetune}")
+    for stage in STAGES:
+        sub = stages.add_parser(stage, help=_STAGE_HELP[stage],
+                                description=f"{stage}: {_STAGE_HELP[stage]}.",
+                                epilog=preset_table(stage), formatter_class=RawHelpFormatter)
+        _add_stage_flags(sub, stage)
+        add_debug_flag(sub)
+    return parser
+
+
+def _add_stage_flags(parser: argparse.ArgumentParser, stage: str) -> None:
     parser.add_argument("--preset", choices=sorted(PRESETS),
-                        help="named settings (flags given explicitly override them)")
+                        help="named settings, listed below (flags given explicitly override "
+                             "them; default: none, the defaults shown per flag)")
     for spec in fields(TrainConfig):
         if spec.name in ("stage", "extra"):
             continue
         flag = "--" + spec.name.replace("_", "-")
+        text = _STAGE_DATA[stage] if spec.name == "data" else _HELP[spec.name]
+        if spec.name not in _REQUIRED:
+            text = f"{text} ({_default_and_presets(spec, stage)})"
+        text = text.replace("%", "%%")
         kind = str(spec.type)
         if "bool" in kind:
             parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=None,
-                                help=_HELP[spec.name])
+                                help=text)
             continue
         convert: Any = str
         if kind.startswith("int"):
             convert = int
         elif kind.startswith("float"):
             convert = float
-        choices = {"method": METHODS, "layout": LAYOUTS,
-                   "decoder_positions": DECODER_POSITIONS}.get(spec.name)
-        parser.add_argument(flag, type=convert, default=None, choices=choices,
-                            required=spec.name in ("base", "data", "out"),
-                            help=_HELP[spec.name])
-    add_debug_flag(parser)
-    return parser
+        parser.add_argument(flag, type=convert, default=None, choices=_CHOICES.get(spec.name),
+                            required=spec.name in _REQUIRED, help=text)
+
+
+def _field_default(spec: Field[Any]) -> Any:
+    if spec.default is not MISSING:
+        return spec.default
+    return spec.default_factory() if spec.default_factory is not MISSING else None
+
+
+def _default_and_presets(spec: Field[Any], stage: str) -> str:
+    """``default: X`` and the value each preset sets for ``stage``, where it sets one."""
+    default = _field_default(spec)
+    if spec.name == "method":
+        shown = "none: give it or a preset"
+    elif spec.name == "decoder_positions":
+        shown = "continue with --layout compressbench"
+    elif default is None:
+        shown = "none"
+    else:
+        shown = default_text(default)
+    presets = [f"{name} {default_text(PRESETS[name][stage][spec.name])}"
+               for name in sorted(PRESETS) if spec.name in PRESETS[name][stage]]
+    return f"default: {shown}" + (f"; presets: {', '.join(presets)}" if presets else "")
+
+
+def preset_table(stage: str) -> str:
+    """Every preset's settings for ``stage``, in flag order, wrapped under its name."""
+    order = [spec.name for spec in fields(TrainConfig)]
+    lines = [f"presets for {stage} (flags given explicitly override them):"]
+    for name in sorted(PRESETS):
+        settings = PRESETS[name][stage]
+        # A no-break space keeps each flag on the line of its value.
+        values = " ".join(f"--{key.replace('_', '-')}\N{NO-BREAK SPACE}"
+                          f"{default_text(settings[key])}"
+                          for key in sorted(settings, key=order.index))
+        lines.append(f"  {name}:")
+        lines += [line.replace("\N{NO-BREAK SPACE}", " ") for line in textwrap.wrap(
+            values, width=88, initial_indent="    ", subsequent_indent="    ",
+            break_on_hyphens=False)]
+    return "\n".join(lines)
 
 
 def config_from_args(args: argparse.Namespace) -> TrainConfig:
@@ -124,21 +201,32 @@ def main(argv: Sequence[str] | None = None) -> int:
     return run_cli(_run, argv, failures=(OSError,))
 
 
-def _looks_local(name: str) -> bool:
-    return name.startswith((".", "~", os.sep)) or name.count("/") > 1
-
-
 def _check_local_paths(config: TrainConfig) -> None:
-    """Name a missing local --base/--init-from/--data before any model is loaded."""
+    """Name a missing --base/--init-from/--data, or a --base the hub cannot give, before
+    any model is loaded."""
+    from bench.hub import looks_like_local_path
+
     for flag, value, hint in (
         ("--base", config.base, "give a local model folder or a hub id"),
         ("--init-from", config.init_from, "give the folder of trained weights (final/)"),
         ("--data", config.data, "give a corpus folder, a parquet or an MRQA file"),
     ):
-        if value and (_looks_local(str(value)) or flag == "--data"):
+        if value and (looks_like_local_path(str(value)) or flag != "--base"):
             path = Path(str(value)).expanduser()
             if not path.exists():
                 raise InputError("no such file or folder", path, field=flag, hint=hint)
+    _check_base(config.base, config.revision)
+
+
+def _check_base(base: str, revision: str | None) -> None:
+    """A hub id given as --base must be cached or reachable (its config is loaded, not yet
+    its weights)."""
+    from transformers import AutoConfig
+
+    from bench.hub import load_from_hub
+
+    load_from_hub(lambda: AutoConfig.from_pretrained(base, revision=revision), base,
+                  "base model", "--base", revision=revision)
 
 
 def _run(argv: Sequence[str]) -> int:

@@ -10,6 +10,8 @@ if TYPE_CHECKING:
 
 STAGES = ("pretrain", "finetune")
 METHODS = ("500x", "icae")
+SCHEDULES = ("constant", "linear")
+DTYPES = ("auto", "float32", "bfloat16")
 
 
 @dataclass(frozen=True)
@@ -66,9 +68,9 @@ class TrainConfig:
         if self.decoder_positions is not None and self.method != "500x":
             raise ValueError("decoder_positions applies to method 500x only")
         self.layout_settings()
-        if self.schedule not in ("constant", "linear"):
+        if self.schedule not in SCHEDULES:
             raise ValueError(f"schedule must be 'constant' or 'linear', got {self.schedule!r}")
-        if self.dtype not in ("auto", "float32", "bfloat16"):
+        if self.dtype not in DTYPES:
             raise ValueError(f"dtype must be auto, float32 or bfloat16, got {self.dtype!r}")
         for name in ("num_mem", "steps", "batch_size", "grad_accum", "lora_r"):
             if getattr(self, name) < 1:
