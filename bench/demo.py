@@ -21,6 +21,7 @@ from importlib.resources import files
 from pathlib import Path
 
 QA_BENCHMARKS = ("arxivqa", "squad", "relation_extraction", "hotpotqa", "race")
+MODEL_FOLDER = "tiny-llama-random-init"  # the model's name in the tables
 DEMO_LENGTHS = (96,)
 
 
@@ -70,7 +71,7 @@ def prepare_demo(out: Path) -> tuple[Path, Path]:
     """Tiny model and prepared data under ``out``; reused when already there."""
     from bench.tiny import build_tiny_model
 
-    model_dir = out / "model"
+    model_dir = out / MODEL_FOLDER
     if not (model_dir / "config.json").is_file():
         build_tiny_model(_demo_texts(), model_dir, seed=0)
     data_dir = out / "data"
@@ -114,6 +115,14 @@ def demo_runs(model_dir: Path, neural_limit: int, skip_neural: bool) -> list[Dem
     return runs
 
 
+def run_output_path(run: DemoRun) -> Path:
+    """``runs/<model>__<compressor>_<settings>/results.json``: lm-eval writes the results and
+    samples straight into that folder (see ``python -m leaderboard run-folder``)."""
+    from leaderboard import run_folder_name
+
+    return Path("runs") / run_folder_name(run.model, run.compressor_args) / "results.json"
+
+
 def run_demo(options: argparse.Namespace) -> int:
     """Prepare, evaluate, tabulate; prints the tables and where everything was written."""
     import os
@@ -132,12 +141,12 @@ def run_demo(options: argparse.Namespace) -> int:
     # Runs name the model by its path relative to ``out`` so that results (and the committed
     # baseline they are checked against) do not depend on where the demo was run.
     with contextlib.chdir(out):
-        for run in demo_runs(Path("model"), options.neural_limit, options.skip_neural):
+        for run in demo_runs(Path(MODEL_FOLDER), options.neural_limit, options.skip_neural):
             print(f"[demo] run {run.label}: lm-eval --model {run.model} "
                   f"--model_args {run.compressor_args} --tasks {','.join(run.tasks)}"
                   + (f" --limit {run.limit}" if run.limit is not None else ""), flush=True)
             results = run_lm_eval(run.model, run.compressor_args, run.tasks,
-                                  Path("runs") / run.label, limit=run.limit)
+                                  run_output_path(run), limit=run.limit)
             print(f"[demo]   scored {describe_counts(results)}", flush=True)
     print_leaderboard(out / "runs", out / "leaderboard")
     print(f"[demo] done in {time.perf_counter() - started:.0f} s")
