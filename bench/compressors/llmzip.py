@@ -48,24 +48,22 @@ class Llmzip:
 
     name = NAME
     version = "1"
+    # The code depends on the model's weights, which the cache key does not cover; every run
+    # codes and checks its samples again.
+    cacheable = False
 
     def __init__(self, target: TargetModel, options: LlmzipOptions) -> None:
         if target.model is None:
             raise ValueError("llmzip needs a neural target model: it codes the context with "
                              "that model's next-token probabilities")
-        from bench.compressors._llmzip_codec import LlmzipCodec
+        from bench.compressors._llmzip_codec import LlmzipCodec, coder_name
 
         self.target = target
         self.codec: LlmzipCodec = LlmzipCodec(target.model, target.tokenizer, options.window)
+        self._coder = coder_name()
 
     def settings(self) -> dict[str, Any]:
-        """The code depends on the model's weights and dtype: both are named here, so the
-        compression cache never hands one model's code length to another."""
-        from bench.compressors._llmzip_codec import coder_name
-
-        model = self.codec.model
-        return {"window": self.codec.window, "coder": coder_name(), "model": self.target.name,
-                "dtype": str(next(model.parameters()).dtype).removeprefix("torch.")}
+        return {"window": self.codec.window}
 
     def compress(self, requests: Sequence[CompressionRequest]) -> list[CompressedContext]:
         return [self._compress_one(request.context) for request in requests]
@@ -85,6 +83,7 @@ class Llmzip:
         stats = CompressionStats(n_tokens, n_tokens, encoded - began, requested_rate=None,
                                  compressed_bits=float(code.bits))
         extra = {"bits_per_token": code.bits / n_tokens if n_tokens else 0.0,
+                 "coder": self._coder,
                  "decode_seconds": decode_seconds, "code_words": len(code.words),
                  "tokenizer_round_trip": code.edit_bytes == 0, "edit_bytes": code.edit_bytes}
         return CompressedText(decoded, stats, extra=extra)

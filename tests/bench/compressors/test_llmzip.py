@@ -180,11 +180,14 @@ def test_a_decoded_text_that_differs_fails_the_compression(
         compressor.compress([CompressionRequest(demo_texts()[0])])
 
 
-def test_settings_name_the_model_the_window_and_the_coder(stories: TargetModel) -> None:
+def test_settings_window_and_no_cache(stories: TargetModel) -> None:
     compressor = build_compressor("llmzip", stories, {"window": 64})
-    settings = compressor.settings()
-    assert settings["window"] == 64 and settings["model"] == stories.name
-    assert settings["dtype"] == "float32" and settings["coder"].startswith("constriction")
+    assert compressor.settings() == {"window": 64}
+    assert build_compressor("llmzip", stories, {}).settings() == {
+        "window": stories.model.config.max_position_embeddings}  # type: ignore[union-attr]
+    assert getattr(compressor, "cacheable", True) is False
+    (result,) = compressor.compress([CompressionRequest("Lily ran.")])
+    assert result.extra["coder"].startswith("constriction")
     with pytest.raises(ValueError, match="window"):
         build_compressor("llmzip", stories, {"window": 100000})
     with pytest.raises(ValueError, match="neural target model"):
