@@ -13,6 +13,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from bench.compressors.soft._model import Example, SoftModel, TrainingBatch
@@ -86,8 +87,11 @@ def training_loader(examples: Sequence[Example], model: SoftModel, batch_size: i
                     seed: int, global_batch: int) -> tuple[DataLoader[Example], EpochSampler]:
     """The DataLoader of micro-batches (to be prepared by accelerate) and its sampler."""
     sampler = EpochSampler(len(examples), seed, global_batch)
+    # Its own generator: starting an iterator must not draw from the global RNG, or a
+    # resumed run (which starts one after restoring the RNG) would drop out differently.
     loader = DataLoader(Examples(examples), batch_size=batch_size, sampler=sampler,
-                        collate_fn=Collator(model), drop_last=True)
+                        collate_fn=Collator(model), drop_last=True,
+                        generator=torch.Generator().manual_seed(seed))
     return loader, sampler
 
 
