@@ -1,8 +1,9 @@
 """One-line errors under lm-eval's command line.
 
 The project's own errors for bad input (a benchmark that is not prepared, a hub id that
-cannot be loaded, an unknown compressor) and lm-eval's "Tasks not found" end with one line
-``error: ...`` on stderr, the latter with where the compressbench tasks are listed.
+cannot be loaded, an unknown compressor), lm-eval's "Tasks not found" (with where the
+compressbench tasks are listed) and a hub load of lm-eval's own backends that failed (with
+how to give local folders) end with one line ``error: ...`` on stderr.
 ``COMPRESSBENCH_DEBUG=1`` shows the traceback instead. Other exceptions keep their traceback.
 """
 
@@ -13,9 +14,10 @@ from types import TracebackType
 
 from bench._errors import InputError, debug_requested, one_line
 
-__all__ = ["TASKS_HINT", "install_excepthook", "user_facing"]
+__all__ = ["HUB_HINT", "TASKS_HINT", "install_excepthook", "user_facing"]
 
 TASKS_HINT = "`python -m bench tasks` lists the compressbench tasks and the data each needs"
+HUB_HINT = "offline? pass local folders in --model_args (pretrained=..., tokenizer=...)"
 _PROJECT_PACKAGES = ("bench.", "data_builders.", "leaderboard.")
 _INPUT_KINDS = (ValueError, OSError, LookupError)
 
@@ -26,7 +28,21 @@ def user_facing(error: BaseException) -> BaseException | None:
         return InputError(one_line(error), hint=TASKS_HINT)
     if isinstance(error, _INPUT_KINDS) and type(error).__module__.startswith(_PROJECT_PACKAGES):
         return error
+    if isinstance(error, OSError) and _raised_by_the_hub_client(error):
+        # lm-eval's own backends (--model hf) loading a hub id that the hub cannot give
+        first_line = str(error).strip().splitlines()[0].rstrip(".") if str(error).strip() else ""
+        return InputError(f"could not load from the Hugging Face hub: {first_line}",
+                          hint=HUB_HINT)
     return None
+
+
+def _raised_by_the_hub_client(error: BaseException) -> bool:
+    cause: BaseException | None = error
+    while cause is not None:
+        if type(cause).__module__.startswith("huggingface_hub"):
+            return True
+        cause = cause.__cause__ or cause.__context__
+    return False
 
 
 def install_excepthook() -> None:

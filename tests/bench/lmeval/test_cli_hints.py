@@ -74,3 +74,26 @@ def test_the_tasks_hint_names_a_command_that_exists(capsys: pytest.CaptureFixtur
 
     assert main([command.group(1)]) == 0
     assert "compressed_squad" in capsys.readouterr().out
+
+
+def _raised_from(error: BaseException, cause: BaseException) -> BaseException:
+    try:
+        raise error from cause
+    except BaseException as raised:
+        return raised
+
+
+def test_a_failed_hub_load_of_lm_evals_backends_is_one_line_naming_model_args():
+    from huggingface_hub.errors import LocalEntryNotFoundError
+
+    from bench.lmeval.cli_errors import HUB_HINT, user_facing
+
+    cause = LocalEntryNotFoundError("Cannot find the requested files in the disk cache")
+    error = _raised_from(OSError("We couldn't connect to the hub.\nCheck your connection."), cause)
+    shown = user_facing(error)
+    assert shown is not None
+    assert str(shown) == ("could not load from the Hugging Face hub: We couldn't connect to "
+                          f"the hub; {HUB_HINT}")
+    assert user_facing(OSError("disk full")) is None
+    missing = MissingBenchmarkError("squad", Path("/nowhere/squad"))
+    assert user_facing(missing) is missing
