@@ -1,4 +1,4 @@
-"""Plots of score vs compression and vs context length, as base64 PNG (matplotlib, Agg).
+"""Plots of score vs compression, vs context length and vs bits, as base64 PNG (matplotlib, Agg).
 
 Each plot has a legend outside its axes, grouped by compressor family (one marker per
 family), plain ratio ticks (1×, 2×, 4×, ...) and error bars of one standard error.
@@ -23,6 +23,7 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.ticker import FixedLocator, FuncFormatter, NullLocator
 
+from leaderboard._bits import FLOOR_COMPRESSOR, bits_per_token
 from leaderboard._families import (
     FAMILY_MARKERS,
     FAMILY_ORDER,
@@ -277,9 +278,85 @@ def score_vs_length(rows: Rows, names: MetricNames) -> Plot | None:
     return Plot("score_vs_length", "Score vs context length", alt, render(fig))
 
 
+def bits_series(rows: Rows, column: ScoreColumn) -> list[Series]:
+    """One series per curve: (compressed bits per original token on the column's tasks,
+    score)."""
+    palette = colours(curve_key(key) for key in rows)
+    by_curve: dict[RowKey, Series] = {}
+    for key, tasks in rows.items():
+        x = bits_per_token(tasks, column.tasks)
+        y, error = score(tasks, column)
+        if not x or y is None:
+            continue
+        curve = curve_key(key)
+        item = by_curve.setdefault(curve, new_series(curve, palette[curve]))
+        item.points.append((x, y, error))
+    return list(by_curve.values())
+
+
+def bits_floors(rows: Rows, tasks: Sequence[str]) -> dict[str, float]:
+    """Per base model, llmzip's bits per token on ``tasks``: the lossless floor."""
+    floors: dict[str, float] = {}
+    for key, results in rows.items():
+        value = bits_per_token(results, tasks)
+        if key.compressor == FLOOR_COMPRESSOR and not key.stock and value:
+            floors[key.model_label] = min(value, floors.get(key.model_label, value))
+    return floors
+
+
+def _bits_panels(names: MetricNames) -> list[tuple[str, str, ScoreColumn]]:
+    return [
+        ("QA", "mean F1 (x100)", ScoreColumn("QA F1", names.f1, tuple(QA_TASKS), "questions")),
+        ("Regeneration", "mean Rouge-L-F (x100)",
+         ScoreColumn("Rouge-L-F", names.rouge, tuple(REGENERATION_TASKS), "texts")),
+    ]
+
+
+def figure_score_vs_bits(rows: Rows, names: MetricNames) -> Figure | None:
+    """Mean QA F1 and mean Rouge-L-F against the compressed form's bits per original token,
+    with the lossless floor (llmzip on the same texts) as a dashed line per base model."""
+    drawn = [(t, y, c, s) for t, y, c in _bits_panels(names) if (s := bits_series(rows, c))]
+    if not drawn:
+        return None
+    width, height = PANEL_SIZE
+    fig, axes = plt.subplots(1, len(drawn), figsize=(width * len(drawn) + LEGEND_INCHES, height),
+                             squeeze=False, layout="constrained")
+    legend: dict[tuple[str, str], Series] = {}
+    for ax, (title, ylabel, column, series) in zip(axes[0], drawn, strict=True):
+        draw_all(ax, series)
+        for item in series:
+            legend.setdefault((item.group, item.label), item)
+        for floor in bits_floors(rows, column.tasks).values():
+            ax.axvline(floor, color="0.35", linestyle="--", linewidth=1.0)
+        ax.set_xscale("log")
+        ax.set_xlabel("bits per original token (dashed: lossless floor)")
+        ax.set_ylabel(ylabel)
+        ax.set_title(title)
+        ax.grid(True, alpha=0.3)
+    add_legend(fig, list(legend.values()))
+    return fig
+
+
+def score_vs_bits(rows: Rows, names: MetricNames) -> Plot | None:
+    """The score-vs-bits plot, rendered."""
+    fig = figure_score_vs_bits(rows, names)
+    if fig is None:
+        return None
+    column = _bits_panels(names)[0][2]
+    floors = "; ".join(f"{model}: {value:.3g}"
+                       for model, value in bits_floors(rows, column.tasks).items())
+    alt = ("QA mean F1 by bits per original token: "
+           + _alt(bits_series(rows, column), " bits/token")
+           + (f". Lossless floor (llmzip): {floors}" if floors else ""))
+    return Plot("score_vs_bits", "Score vs bits per original token (dashed: the lossless floor)",
+                alt, render(fig))
+
+
 def all_plots(rows: Rows, names: MetricNames) -> list[Plot]:
     """Every plot the data allows."""
-    return [p for p in (score_vs_compression(rows, names), score_vs_length(rows, names)) if p]
+    plots = (score_vs_compression(rows, names), score_vs_length(rows, names),
+             score_vs_bits(rows, names))
+    return [p for p in plots if p]
 
 
 def plot_notes(rows: Rows) -> list[str]:

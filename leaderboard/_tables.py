@@ -7,6 +7,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from leaderboard._baseline import Baseline, baseline_note, find_baseline
+from leaderboard._bits import bits_per_token, floor_bits, has_bits
 from leaderboard._metrics import (
     EFFICIENCY,
     QA_TASKS,
@@ -401,4 +402,26 @@ def efficiency_table(rows: Rows) -> Table | None:
             "Served prompt/completion tokens: the usage the API server reported per answer "
             "(an equal share when one call answered several prompts); answer s = call latency."
         )
+    if has_bits(rows):
+        add_bits_columns(table, rows)
     return table
+
+
+BITS_COLUMNS = ("bits / original token", "floor: llmzip bits / token", "x floor")
+
+
+def add_bits_columns(table: Table, rows: Rows) -> None:
+    """Bits per original token, the lossless floor on the same texts, and their ratio."""
+    table.columns += BITS_COLUMNS
+    for cells, (key, tasks) in zip(table.rows, rows.items(), strict=True):
+        bits, floor = bits_per_token(tasks), floor_bits(rows, key)
+        cells += [Cell.number(bits, 3), Cell.number(floor, 3),
+                  Cell.number(bits / floor if bits is not None and floor else None, 2)]
+    table.notes.append(
+        "Bits / original token: the compressed form's size (compressed_bits: llmzip's code "
+        "for llmzip, the llmzip code length of the kept text for hard methods, every stored "
+        "value at its dtype's width for soft ones) summed over samples / their original target "
+        "tokens. Floor: the same base model's llmzip row on the same tasks, i.e. the texts "
+        "coded losslessly (the physical limit for carrying them whole); x floor below 1 means "
+        "the compressed form cannot hold all of the text."
+    )
