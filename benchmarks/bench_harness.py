@@ -299,13 +299,14 @@ def batch_invariance(model_dir: Path, limit: int) -> dict[int, tuple[float, list
 
 def build_inputs(work: Path, size: str) -> tuple[Path, Path]:
     """A random Llama of ``size`` and the demo data in its tokens, reused when already built."""
-    from bench.demo import _demo_texts, prepare_demo
+    from bench.demo import _demo_texts, prepare_demo_data
     from bench.tiny import build_model_of_size
 
-    folder = work / size
-    if not (folder / "model" / "config.json").is_file():
-        build_model_of_size(_demo_texts(), folder / "model", size, seed=0)
-    return prepare_demo(folder)
+    model_dir, data_dir = work / size / "model", work / size / "data"
+    if not (model_dir / "config.json").is_file():
+        build_model_of_size(_demo_texts(), model_dir, size, seed=0)
+    prepare_demo_data(model_dir, data_dir)
+    return model_dir, data_dir
 
 
 def parameter_count(model_dir: Path) -> int:
