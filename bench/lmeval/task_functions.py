@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import metrics
+from bench._errors import InputError
 from bench.harness import sample_log
 from bench.prepare.data_dir import benchmark_dir, verified_benchmark_dir
 
@@ -47,11 +48,13 @@ def load_regeneration(length: int = 96, **_metadata: Any) -> Any:
     dataset = datasets.Dataset(table).filter(lambda row: row["length"] == int(length))
     if len(dataset) == 0:
         present = sorted(set(table.column("length").to_pylist()))
-        raise ValueError(
-            f"no regeneration texts of {length} tokens in {benchmark_dir('regeneration')} "
-            f"(prepared lengths: {present}); prepare them with `python -m bench.prepare "
-            f"regeneration --source CORPUS_DIR --lengths ...` or run only "
-            f"compressed_regeneration_<L> for prepared lengths")
+        folder = benchmark_dir("regeneration")
+        lengths = ",".join(str(n) for n in sorted({*present, int(length)}))
+        raise InputError(
+            f"no regeneration texts of {length} tokens (prepared lengths: {present})", folder,
+            hint=f"prepare them with: python -m bench.prepare regeneration --source "
+                 f"CORPUS_DIR --lengths {lengths} --tokenizer TARGET_MODEL --out "
+                 f"{folder.parent}; or run only compressed_regeneration_<L> of prepared lengths")
     dataset = dataset.map(
         lambda row: {
             "kind": "regeneration",

@@ -97,3 +97,15 @@ def test_a_failed_hub_load_of_lm_evals_backends_is_one_line_naming_model_args():
     assert user_facing(OSError("disk full")) is None
     missing = MissingBenchmarkError("squad", Path("/nowhere/squad"))
     assert user_facing(missing) is missing
+
+
+def test_a_missing_regeneration_length_names_the_command_that_adds_it(data_env: Path):
+    from bench._errors import InputError
+    from bench.lmeval import task_functions
+
+    with pytest.raises(InputError) as caught:
+        task_functions.load_regeneration(length=480)
+    hint = caught.value.hint or ""
+    assert hint.startswith("prepare them with: python -m bench.prepare regeneration ")
+    assert "--lengths 96,480 " in hint and f"--out {data_env};" in hint
+    assert "--tokenizer TARGET_MODEL" in hint
