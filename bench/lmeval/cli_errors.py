@@ -28,12 +28,25 @@ def user_facing(error: BaseException) -> BaseException | None:
         return InputError(one_line(error), hint=TASKS_HINT)
     if isinstance(error, _INPUT_KINDS) and type(error).__module__.startswith(_PROJECT_PACKAGES):
         return error
+    if isinstance(error, ValueError) and _raised_in_project(error):
+        return error  # the project reports bad input as ValueError with a one-line message
     if isinstance(error, OSError) and _raised_by_the_hub_client(error):
         # lm-eval's own backends (--model hf) loading a hub id that the hub cannot give
         first_line = str(error).strip().splitlines()[0].rstrip(".") if str(error).strip() else ""
         return InputError(f"could not load from the Hugging Face hub: {first_line}",
                           hint=HUB_HINT)
     return None
+
+
+def _raised_in_project(error: BaseException) -> bool:
+    """Whether the innermost frame of ``error``'s traceback is the project's code."""
+    traceback = error.__traceback__
+    if traceback is None:
+        return False
+    while traceback.tb_next is not None:
+        traceback = traceback.tb_next
+    module = str(traceback.tb_frame.f_globals.get("__name__", ""))
+    return module.startswith(_PROJECT_PACKAGES)
 
 
 def _raised_by_the_hub_client(error: BaseException) -> bool:

@@ -8,6 +8,7 @@ import re
 import shlex
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -109,3 +110,19 @@ def test_a_missing_regeneration_length_names_the_command_that_adds_it(data_env: 
     assert hint.startswith("prepare them with: python -m bench.prepare regeneration ")
     assert "--lengths 96,480 " in hint and f"--out {data_env};" in hint
     assert "--tokenizer TARGET_MODEL" in hint
+
+
+def test_a_value_error_raised_by_the_project_is_one_line_and_others_keep_their_traceback():
+    from bench.compressors import parse_options
+    from bench.lmeval.cli_errors import user_facing
+
+    @dataclass(frozen=True)
+    class _Options:
+        rate: float = 0.5
+
+    with pytest.raises(ValueError) as ours:
+        parse_options(_Options, {"speed": 1}, "probe")
+    assert user_facing(ours.value) is ours.value
+    with pytest.raises(ValueError) as theirs:
+        int("not a number")
+    assert user_facing(theirs.value) is None
