@@ -194,10 +194,14 @@ def describe_counts(results: dict[str, object]) -> str:
         else:
             questions += effective
             qa_tasks += 1
-    parts = [f"{questions} questions ({qa_tasks} QA tasks)"] if qa_tasks else []
+    parts = [f"{_count(questions, 'question')} ({_count(qa_tasks, 'QA task')})"] if qa_tasks else []
     if texts:
-        parts.append(f"{texts} regeneration texts")
+        parts.append(_count(texts, "regeneration text"))
     return ", ".join(parts)
+
+
+def _count(number: int, noun: str) -> str:
+    return f"{number} {noun}{'' if number == 1 else 's'}"
 
 
 def describe_outputs(out: Path, skip_neural: bool) -> str:
@@ -212,7 +216,7 @@ def describe_outputs(out: Path, skip_neural: bool) -> str:
     ]
     if not skip_neural:
         lines.append("[demo] the tiny-llama rows are a smoke test of the neural path: a "
-                     "randomly initialised model answers noise and scores about 0")
+                     "randomly initialised model answers noise, so they only show that it runs")
     lines.append("[demo] next: the README's 'Evaluating offline' runs bench.prepare, lm_eval "
                  "and leaderboard build on this model and data")
     return "\n".join(lines)
