@@ -1,8 +1,10 @@
-"""Shared pieces of the hard (token-dropping) compressors: model checks, budgets, rate search."""
+"""Shared pieces of the hard (token-dropping) compressors: model checks, budgets, tolerances.
+
+The per-context rate search is :mod:`bench.compressors._rate_search`.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -113,63 +115,6 @@ def check_model_kind(model_id: str, expected: ModelKind, method: str) -> None:
                 f"compressor {method!r} needs a two-label (drop/keep) token classifier, but "
                 f"{model_id!r} has num_labels={num_labels}"
             )
-
-
-@dataclass(frozen=True)
-class SearchResult:
-    """Outcome of :func:`search_parameter`: the chosen output and how it was found."""
-
-    text: str
-    tokens: int
-    parameter: float
-    iterations: int
-
-
-def search_parameter(
-    run: Callable[[float], tuple[str, int]],
-    requested_rate: float,
-    original_tokens: int,
-    start: float,
-    max_iterations: int,
-    tolerance: float,
-    lowest: float = 0.0,
-) -> SearchResult:
-    """Tune a library's own rate parameter until the achieved TARGET rate is close enough.
-
-    ``run(p)`` compresses with parameter ``p`` in ``[lowest, 1]`` and returns the text and
-    its target-token count. Assuming the achieved rate grows with ``p`` (0 at ``lowest``,
-    1 at 1), this is regula falsi on the bracket, at most ``max_iterations`` runs, stopping
-    once ``|achieved - requested| <= tolerance``; the closest run is returned.
-    """
-    lo, hi = (lowest, 0.0), (1.0, 1.0)
-    parameter = min(max(start, lowest), 1.0)
-    best: SearchResult | None = None
-    for iteration in range(1, max(1, max_iterations) + 1):
-        text, tokens = run(parameter)
-        achieved = tokens / original_tokens
-        error = abs(achieved - requested_rate)
-        if best is None or error < abs(best.tokens / original_tokens - requested_rate):
-            best = SearchResult(text, tokens, parameter, iteration)
-        if error <= tolerance:
-            break
-        if parameter <= lo[0] or (parameter < hi[0] and achieved < requested_rate):
-            lo = (parameter, achieved)
-        else:
-            hi = (parameter, achieved)
-        parameter = _next_parameter(lo, hi, requested_rate)
-    assert best is not None
-    return best
-
-
-def _next_parameter(
-    lo: tuple[float, float], hi: tuple[float, float], requested_rate: float
-) -> float:
-    span = hi[1] - lo[1]
-    if span <= 1e-9:
-        return (lo[0] + hi[0]) / 2
-    guess = lo[0] + (requested_rate - lo[1]) * (hi[0] - lo[0]) / span
-    margin = (hi[0] - lo[0]) * 0.05
-    return min(max(guess, lo[0] + margin), hi[0] - margin)
 
 
 # The 95th percentile of |achieved - requested| rate (TARGET tokens) each method stays

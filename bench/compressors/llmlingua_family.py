@@ -5,9 +5,17 @@ Rates are those of the TARGET model, whatever the compressor model is:
 * ``llmlingua`` 0.2.2 counts ``rate``/``target_token`` in its own model's tokens (causal
   methods) or in a tiktoken encoding (LLMLingua-2), and misses them by a wide margin.
   Here the library gets the TARGET tokenizer wherever it would use tiktoken (which also
-  keeps it offline), and its own rate parameter is tuned per context (regula falsi, at most
+  keeps it offline), and its own rate parameter is tuned per context (at most
   ``max_iterations`` compressions) until the achieved target-token rate is within
   ``tolerance`` of the requested one; the closest attempt is kept.
+* With ``warm_start`` (the default) the search starts where the contexts compressed before
+  by the same compressor say the requested rate lies (:class:`RateModel`), and the library's
+  passes over the whole context are computed once per context (:class:`ForwardMemo`).
+  ``benchmarks/bench_hard_compressors.py`` compares it with a direct library call. Several
+  parameters usually land within the tolerance, so a warm text depends on the contexts
+  compressed before (deterministic for a given order; the search from the recorded
+  ``start_parameter`` gives it again); ``warm_start=False`` starts every context at the
+  requested rate, making each text a function of its context alone.
 * Only the context is given to the library (no instruction, question not appended); the
   question-aware ``longllmlingua`` gets the question to condition on.
 * ``trust_remote_code`` stays off (the library turns it on by default).
@@ -39,6 +47,12 @@ from bench.compressors._hard_common import (
     ModelKind,
     check_model_kind,
     resolve_device,
+)
+from bench.compressors._lingua_models import ForwardMemo, LegacyCacheModel
+from bench.compressors._rate_search import (
+    ContextFeatures,
+    RateModel,
+    SearchResult,
     search_parameter,
 )
 from bench.compressors.baselines import budget_settings
@@ -67,7 +81,8 @@ class LinguaOptions:
     ``rate`` = compressed/original TARGET tokens (``target_tokens`` overrides it);
     ``compressor_model`` = hub id or local path (a causal LM, or for ``llmlingua2`` a
     two-label token classifier; default: the package's); ``device`` defaults to the target
-    model's; ``max_iterations``/``tolerance`` bound the per-context rate search;
+    model's; ``max_iterations``/``tolerance`` bound the per-context rate search, and
+    ``warm_start`` starts it from what earlier contexts taught (see the module docstring);
     ``iterative_size`` is LLMLingua's segment length (causal methods only).
     """
 
@@ -77,7 +92,18 @@ class LinguaOptions:
     device: str | None = None
     max_iterations: int = 4
     tolerance: float = 0.02
+    warm_start: bool = True
     iterative_size: int = 200
+
+
+@dataclass(frozen=True)
+class _Runner:
+    """One context's compression at a library parameter, and what the search needs."""
+
+    run: Callable[[float], tuple[str, int]]
+    lowest: float
+    library_tokens: int
+    extra: dict[str, Any]
 
 
 @dataclass(frozen=True)
@@ -154,7 +180,7 @@ def _counting_tokenizer(module: ModuleType, counter: TargetTokenCounter) -> Iter
 class LinguaCompressor:
     """One of the LLMLingua methods (see the module docstring)."""
 
-    version = "1"
+    version = "2"
 
     def __init__(self, method: str, target: TargetModel, options: LinguaOptions) -> None:
         self._method = _METHODS[method]
@@ -168,6 +194,7 @@ class LinguaCompressor:
         self._target = target
         self._options = options
         self._model_id = options.compressor_model or self._method.default_model
+        self._rate_model = RateModel()
         check_model_kind(self._model_id, self._method.kind, method)
         llmlingua2 = self._method.kind == "token_classification"
         with _CONSTRUCTION_LOCK, _counting_tokenizer(module, TargetTokenCounter(target)):
@@ -177,11 +204,14 @@ class LinguaCompressor:
                 model_config={"trust_remote_code": False},
                 use_llmlingua2=llmlingua2,
             )
+        model = self._compressor.model
         if llmlingua2:
             self._compressor.model_name = _tokenizer_family(self._compressor.tokenizer,
                                                             self._model_id)
         else:
-            self._compressor.model = LegacyCacheModel(self._compressor.model)
+            model = LegacyCacheModel(model)
+        self._passes = ForwardMemo(model)
+        self._compressor.model = self._passes
 
     def settings(self) -> dict[str, Any]:
         """Every option that changes the output, with the library arguments used."""
@@ -199,44 +229,64 @@ class LinguaCompressor:
 
     def compress_text(self, requests: Sequence[CompressionRequest]) -> list[CompressedText]:
         """:meth:`compress`, typed as the text records it returns."""
-        return [self._compress_one(request) for request in requests]
+        return [self._compress_one(request, search=True) for request in requests]
 
-    def _compress_one(self, request: CompressionRequest) -> CompressedText:
+    def compress_direct(self, request: CompressionRequest) -> CompressedText:
+        """One library call with the requested rate as the library's own, no search: what
+        calling ``llmlingua`` directly gives (same library arguments; learns nothing)."""
+        return self._compress_one(request, search=False)
+
+    def _compress_one(self, request: CompressionRequest, search: bool) -> CompressedText:
         start = time.perf_counter()
         options = self._options
         budget = Budget.for_context(self._target, request.context, options.rate,
                                     options.target_tokens)
         extra: dict[str, Any] = {"iterations": 0, **budget.extra}
         if budget.keep_tokens >= budget.original_tokens:
-            text = request.context
+            text, tokens = request.context, budget.original_tokens
         elif budget.keep_tokens == 0:
-            text = ""
+            text, tokens = "", 0
         else:
-            run, lowest, extra_info = self._runner(request)
-            extra.update(extra_info)
-            found = search_parameter(
-                run,
-                requested_rate=budget.keep_tokens / budget.original_tokens,
-                original_tokens=budget.original_tokens,
-                start=budget.keep_tokens / budget.original_tokens,
-                max_iterations=options.max_iterations,
-                tolerance=options.tolerance,
-                lowest=lowest,
-            )
-            text = found.text
-            extra.update(iterations=found.iterations, library_parameter=found.parameter)
+            try:
+                found = self._search(request, budget, search, extra)
+            finally:
+                self._passes.forget()
+            text, tokens = found.text, found.tokens
         stats = CompressionStats(
             original_tokens=budget.original_tokens,
-            compressed_tokens=self._target.count_tokens(text),
+            compressed_tokens=tokens,
             seconds=time.perf_counter() - start,
             requested_rate=budget.requested_rate,
         )
         return CompressedText(text, stats, extra=extra)
 
-    def _runner(
-        self, request: CompressionRequest
-    ) -> tuple[Callable[[float], tuple[str, int]], float, dict[str, Any]]:
-        """``run(p) -> (text, target tokens)``, the lowest ``p``, and what to record."""
+    def _search(self, request: CompressionRequest, budget: Budget, search: bool,
+                extra: dict[str, Any]) -> SearchResult:
+        """The library's output for ``request`` within the rate tolerance (one call unless
+        ``search``), noting in ``extra`` how it was found."""
+        options = self._options
+        warm = search and options.warm_start
+        runner = self._runner(request)
+        requested = budget.keep_tokens / budget.original_tokens
+        features = ContextFeatures(requested, budget.original_tokens, runner.library_tokens)
+        first = self._rate_model.first_guess(features, runner.lowest) if warm else requested
+        found = search_parameter(
+            runner.run,
+            requested_rate=requested,
+            original_tokens=budget.original_tokens,
+            start=first,
+            max_iterations=options.max_iterations if search else 1,
+            tolerance=options.tolerance,
+            lowest=runner.lowest,
+        )
+        if warm:
+            self._rate_model.learn(features, found, budget.original_tokens)
+        extra.update(runner.extra, iterations=found.iterations,
+                     library_parameter=found.parameter, start_parameter=found.start)
+        return found
+
+    def _runner(self, request: CompressionRequest) -> _Runner:
+        """``run(p) -> (text, target tokens)`` for ``request``'s context, and its bounds."""
         compressor = self._compressor
         context = request.context
         if self._method.kind == "token_classification":
@@ -247,7 +297,9 @@ class LinguaCompressor:
                 )
                 return self._finish(result["compressed_prompt"])
 
-            return run_llmlingua2, _LLMLINGUA2_LOWEST_RATE, {}
+            library_tokens = len(compressor.tokenizer(context, add_special_tokens=False)
+                                 ["input_ids"])
+            return _Runner(run_llmlingua2, _LLMLINGUA2_LOWEST_RATE, library_tokens, {})
 
         arguments = dict(self._method.library_arguments)
         question = (request.question or "").strip()
@@ -256,8 +308,8 @@ class LinguaCompressor:
             logger.warning("%s: no question given; compressing without it", self.name)
             arguments = dict(_METHODS["llmlingua"].library_arguments)
         context_length = compressor.get_token_length(context)
-        segment = _segment_size(compressor.get_token_length(context, add_special_tokens=False),
-                                self._options.iterative_size)
+        library_tokens = compressor.get_token_length(context, add_special_tokens=False)
+        segment = _segment_size(library_tokens, self._options.iterative_size)
 
         def run_causal(parameter: float) -> tuple[str, int]:
             result = compressor.compress_prompt(
@@ -272,42 +324,12 @@ class LinguaCompressor:
             )
             return self._finish(result["compressed_prompt"])
 
-        return run_causal, 0.0, {"question_aware": conditioned, "iterative_size": segment}
+        return _Runner(run_causal, 0.0, library_tokens,
+                       {"question_aware": conditioned, "iterative_size": segment})
 
     def _finish(self, text: str) -> tuple[str, int]:
         text = text.strip()
         return text, self._target.count_tokens(text)
-
-
-class LegacyCacheModel:
-    """Lets llmlingua 0.2.2, written for tuple caches, drive a model that uses Cache objects.
-
-    Tuple/list caches passed in become a ``DynamicCache``; the returned cache becomes a
-    tuple of per-layer ``(keys, values)`` again (llmlingua slices and concatenates them).
-    Everything else is the wrapped model's.
-    """
-
-    def __init__(self, model: Any) -> None:
-        self.wrapped = model
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.wrapped, name)
-
-    def __call__(self, *args: Any, past_key_values: Any = None, **kwargs: Any) -> Any:
-        if isinstance(past_key_values, (list, tuple)):
-            from transformers import DynamicCache
-
-            cache = DynamicCache()
-            for layer, (keys, values) in enumerate(past_key_values):
-                cache.update(keys, values, layer)
-            past_key_values = cache
-        output = self.wrapped(*args, past_key_values=past_key_values, **kwargs)
-        returned = getattr(output, "past_key_values", None)
-        if returned is not None and hasattr(returned, "layers"):
-            output.past_key_values = tuple(
-                (layer.keys, layer.values) for layer in returned.layers
-            )
-        return output
 
 
 def _segment_size(n_tokens: int, iterative_size: int) -> int:

@@ -5,6 +5,7 @@ import pytest
 
 from bench.compressors._api import CompressionRequest, TargetModel, get_compressor_factory
 from bench.compressors._hard_common import CompressorModelError, MissingDependencyError
+from bench.compressors._rate_search import search_parameter
 from bench.compressors.llmlingua_family import (
     LinguaCompressor,
     make_llmlingua,
@@ -125,3 +126,65 @@ def test_unknown_option_is_an_error(target, causal_compressor_dir):
 def test_registered_under_their_names():
     for name, factory in FACTORIES.items():
         assert get_compressor_factory(name) is factory
+
+
+ORDERED = [CompressionRequest(" ".join(CORPUS[i:i + 2]), question=QUESTION) for i in range(4)]
+
+
+@pytest.mark.parametrize("method", sorted(FACTORIES))
+def test_warm_start_is_recorded_and_repeats_for_the_same_order(method, target, model_for):
+    first = build(method, target, model_for(method), rate=0.4).compress_text(ORDERED)
+    again = build(method, target, model_for(method), rate=0.4).compress_text(ORDERED)
+    assert [r.text for r in first] == [r.text for r in again]
+    assert [r.extra for r in first] == [r.extra for r in again]
+    requested = [r.stats.original_tokens for r in first]
+    starts = [r.extra["start_parameter"] for r in first]
+    assert starts[0] == round(0.4 * requested[0]) / requested[0]
+    assert all(start != round(0.4 * n) / n for start, n in zip(starts[1:], requested[1:],
+                                                                strict=True))
+    assert build(method, target, model_for(method), rate=0.4).settings()["warm_start"] is True
+
+
+@pytest.mark.parametrize("method", sorted(FACTORIES))
+def test_cold_search_gives_each_context_the_same_text_in_any_order(method, target, model_for):
+    compressor = build(method, target, model_for(method), rate=0.4, warm_start=False)
+    forward = compressor.compress_text(ORDERED)
+    backward = build(method, target, model_for(method), rate=0.4,
+                     warm_start=False).compress_text(ORDERED[::-1])[::-1]
+    assert [r.text for r in forward] == [r.text for r in backward]
+    for result in forward:
+        n = result.stats.original_tokens
+        assert result.extra["start_parameter"] == round(0.4 * n) / n
+    assert compressor.settings()["warm_start"] is False
+
+
+@pytest.mark.parametrize("method", sorted(FACTORIES))
+def test_a_warm_text_is_the_search_from_its_recorded_start(method, target, model_for):
+    """Warm and cold texts of one context may differ (several library parameters land within
+    the tolerance and the search takes the first it finds); what decides is the recorded
+    ``start_parameter``: searching from it again gives the same text."""
+    warm = build(method, target, model_for(method), rate=0.4)
+    results = warm.compress_text(ORDERED)
+    replay = build(method, target, model_for(method), rate=0.4)
+    for request, result in zip(ORDERED, results, strict=True):
+        runner = replay._runner(request)
+        n = result.stats.original_tokens
+        found = search_parameter(runner.run, round(0.4 * n) / n, n,
+                                 start=result.extra["start_parameter"], max_iterations=6,
+                                 tolerance=TOLERANCE, lowest=runner.lowest)
+        replay._passes.forget()
+        assert (found.text, found.parameter) == (result.text, result.extra["library_parameter"])
+
+
+@pytest.mark.parametrize("method", sorted(FACTORIES))
+def test_passes_answered_from_memory_change_no_output(method, target, model_for):
+    compressor = build(method, target, model_for(method), rate=0.4)
+    for request in ORDERED[:2]:
+        runner = compressor._runner(request)
+        remembered = [runner.run(parameter) for parameter in (0.3, 0.5, 0.7)]
+        fresh = []
+        for parameter in (0.3, 0.5, 0.7):
+            compressor._passes.forget()
+            fresh.append(runner.run(parameter))
+        compressor._passes.forget()
+        assert remembered == fresh
