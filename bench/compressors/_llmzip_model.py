@@ -24,7 +24,7 @@ import numpy.typing as npt
 import torch
 
 Probabilities = npt.NDArray[np.float64]
-_CONVERT_ROWS = 256
+_CONVERT_ROWS = 64
 
 
 def start_token(tokenizer: Any) -> int:

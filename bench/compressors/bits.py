@@ -18,6 +18,7 @@
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
@@ -31,6 +32,7 @@ if TYPE_CHECKING:
     from bench.compressors._llmzip_codec import LlmzipCodec
 
 KEPT_FROM_TOKENS = "kept_from_tokens"
+logger = logging.getLogger(__name__)
 
 
 def subset_bits(n: int, k: int) -> float:
@@ -59,6 +61,7 @@ class BitCounter:
     def __init__(self, target: TargetModel) -> None:
         self.target = target
         self._codec: LlmzipCodec | None = None
+        self._codec_error: str | None = None
         self._text_bits: dict[str, int] = {}
 
     def __call__(self, compressed: CompressedContext) -> float | None:
@@ -75,13 +78,25 @@ class BitCounter:
         return float(bits)
 
     def text_bits(self, text: str) -> int | None:
-        """llmzip code length of ``text`` with the target model (None without one)."""
-        if self.target.model is None:
+        """llmzip code length of ``text`` with the target model (None without one, or when
+        the model cannot code text: no BOS/EOS token, no known window; logged once)."""
+        codec = self._text_codec()
+        if codec is None:
             return None
         if text not in self._text_bits:
-            if self._codec is None:
-                from bench.compressors._llmzip_codec import LlmzipCodec
-
-                self._codec = LlmzipCodec(self.target.model, self.target.tokenizer)
-            self._text_bits[text] = self._codec.code_bits(text)
+            self._text_bits[text] = codec.code_bits(text)
         return self._text_bits[text]
+
+    def _text_codec(self) -> LlmzipCodec | None:
+        if self.target.model is None or self._codec_error is not None:
+            return None
+        if self._codec is None:
+            from bench.compressors._llmzip_codec import LlmzipCodec
+
+            try:
+                self._codec = LlmzipCodec(self.target.model, self.target.tokenizer)
+            except (ValueError, ImportError) as error:
+                self._codec_error = str(error)
+                logger.warning("compressed_bits of text compressions left out: %s", error)
+                return None
+        return self._codec

@@ -139,3 +139,20 @@ def test_records_report_bits_and_bits_per_original_token() -> None:
     unsized = SampleRecord(1.0, 12, 12, 0.0, 0.0, 0.0, 1, 1.0, 1.0)
     assert "compressed_bits" not in unsized.metrics()
     assert "bits_per_token" not in unsized.metrics()
+
+
+def test_a_model_that_cannot_code_text_leaves_text_unsized(
+        target_model_dir: Path, caplog: pytest.LogCaptureFixture) -> None:
+    from transformers import AutoTokenizer
+
+    neural = load_neural(target_model_dir)
+    tokenizer = AutoTokenizer.from_pretrained(str(target_model_dir))
+    tokenizer.bos_token = None
+    tokenizer.eos_token = None
+    counter = BitCounter(TargetModel("no-specials", tokenizer, neural.model))
+    with caplog.at_level("WARNING", logger="bench.compressors.bits"):
+        assert counter(CompressedText(CORPUS[0], _stats(9, 9))) is None
+        assert counter(CompressedText(CORPUS[1], _stats(9, 9))) is None
+    assert caplog.text.count("neither a BOS nor an EOS token") == 1
+    vectors = CompressedEmbeddings(torch.zeros(2, 8, dtype=torch.float16), _stats(9, 2))
+    assert counter(vectors) == 2 * 8 * 16
