@@ -12,6 +12,21 @@ import pytest
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SHARED = REPO_ROOT.parent / "shared"
 
+# Every cache a test run could write (the compression cache, Hugging Face, matplotlib,
+# tiktoken) goes to one temporary folder, so that no test writes outside temporary folders;
+# subprocesses inherit it.
+_CACHE_VARIABLES = ("XDG_CACHE_HOME", "HF_DATASETS_CACHE", "MPLCONFIGDIR", "TIKTOKEN_CACHE_DIR")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Point the cache variables at a fresh temporary folder (before any test runs)."""
+    import os
+    import tempfile
+
+    root = Path(tempfile.mkdtemp(prefix="compressbench-test-caches-"))
+    for name in _CACHE_VARIABLES:
+        os.environ[name] = str(root / name.lower())
+
 
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
