@@ -30,7 +30,9 @@ from bench.training.config import (
 
 _HELP = {
     "method": "soft compression method: 500x (KV memory) or icae (embedding memory; the "
-              "500xCompressor code's ICAE baseline, i.e. compressor icae,variant=500x-baseline)",
+              "500xCompressor code's ICAE baseline, i.e. compressor icae,variant=500x-baseline); "
+              "gist or autocompressor fine-tune the LM itself (--num-mem: gist tokens / "
+              "summary length) and write the published checkpoint layout",
     "base": "base LM (hub id or local folder); frozen decoder and the encoder's base",
     "out": "output folder: checkpoint-*/ (resumable), final/, metrics.json",
     "num_mem": "memory slots k",
@@ -76,6 +78,11 @@ _HELP = {
     "peak_tflops": "the GPU's dense bf16 peak TFLOP/s for MFU (known GPUs are looked up)",
     "export_500x_repo": "also write final/pytorch_model.bin in the 500xCompressor code's "
                         "format (LoRA on q_proj,v_proj only)",
+    "lora": "gist, autocompressor: train LoRA adapters (merged when saved) instead of the "
+            "whole LM",
+    "training_substeps": "autocompressor: slices of each sequence, each its own backward "
+                         "pass; summaries passed on detached",
+    "segments_per_substep": "autocompressor: segments (random lengths, seeded) per slice",
 }
 
 
@@ -230,11 +237,18 @@ def _check_base(base: str, revision: str | None) -> None:
 
 
 def _run(argv: Sequence[str]) -> int:
-    from bench.training.loop import train
-
     args = build_parser().parse_args(argv)
     config = config_from_args(args)
     _check_local_paths(config)
+    from bench.training.method_driver import FINETUNED_METHODS, train_method
+
+    if config.method in FINETUNED_METHODS:
+        trained = train_method(config)
+        print(f"trained {config.method} ({config.stage}) for {trained.step} steps; "
+              f"checkpoint in {trained.final_dir}")
+        return 0
+    from bench.training.loop import train
+
     result = train(config)
     print(f"trained {config.method} ({config.stage}) for {result.step} steps; "
           f"weights in {result.final_dir}")

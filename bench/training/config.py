@@ -9,7 +9,7 @@ if TYPE_CHECKING:
     from bench.compressors.soft._layout import Layout
 
 STAGES = ("pretrain", "finetune")
-METHODS = ("500x", "icae")
+METHODS = ("500x", "icae", "gist", "autocompressor")
 SCHEDULES = ("constant", "linear")
 DTYPES = ("auto", "float32", "bfloat16")
 
@@ -58,6 +58,9 @@ class TrainConfig:
     progress: bool = True
     peak_tflops: float | None = None
     export_500x_repo: bool = False
+    lora: bool = False
+    training_substeps: int = 2
+    segments_per_substep: int = 2
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -72,7 +75,8 @@ class TrainConfig:
             raise ValueError(f"schedule must be 'constant' or 'linear', got {self.schedule!r}")
         if self.dtype not in DTYPES:
             raise ValueError(f"dtype must be auto, float32 or bfloat16, got {self.dtype!r}")
-        for name in ("num_mem", "steps", "batch_size", "grad_accum", "lora_r"):
+        for name in ("num_mem", "steps", "batch_size", "grad_accum", "lora_r",
+                     "training_substeps", "segments_per_substep"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
 

@@ -1,0 +1,193 @@
+"""AutoCompressor training (Chevalier et al. 2023, princeton-nlp/AutoCompressors, Llama path).
+
+A token sequence is cut into ``training_substeps`` equal slices; each slice into
+``segments_per_substep`` segments of seeded random lengths (the reference's
+``randomize_substeps``). Segment j runs as one causal sequence ``[summaries so far] + tokens
++ [summary_length summary tokens]`` at positions 0, 1, ...; the summary tokens' inputs are the
+new ``embed_summary`` rows, their final-norm outputs are the new summaries, appended to the
+earlier ones. The loss is next-token cross entropy over the segments' tokens (the tokens of
+consecutive segments form one stream, so a segment's last token predicts the next segment's
+first). Gradients flow through the summaries within a substep; the summaries handed to the
+next substep are detached and each substep is its own backward pass, as the reference's
+``SubstepTrainer`` does.
+
+Pre-training reads the context as the token stream; fine-tuning appends
+``Question: {q} Answer: {a}</s>`` (loss on the answer ids only) as the last segment, so the
+answer is read through the summaries of the context. The checkpoint is a ``save_pretrained``
+folder with ``summary_length``, ``accumulate_summary`` and the ``LlamaAutoCompressorModel``
+architecture in ``config.json`` and ``embed_summary.weight`` beside the LM weights.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from bench.compressors.soft._model import Example
+from bench.compressors.soft.autocompressor_checkpoint import SUMMARY_WEIGHT
+
+IGNORE = -100
+ARCHITECTURE = "LlamaAutoCompressorModel"
+QA_PROMPT = "Question: {question} Answer:"
+
+
+@dataclass(frozen=True)
+class AutoCompressorCollator:
+    """Right-padded token streams: ``input_ids``, ``labels``, ``valid`` (1 on real tokens).
+
+    Contexts start with ``<s>`` and are cut to ``max_context_tokens`` ids (``<s>`` counted);
+    QA answers to ``max_answer_tokens``."""
+
+    tokenizer: Any
+    max_context_tokens: int
+    max_answer_tokens: int
+
+    def example_ids(self, example: Example) -> tuple[list[int], list[int]]:
+        ids: list[int] = self.tokenizer(example.context)["input_ids"][: self.max_context_tokens]
+        labels = list(ids)
+        if example.kind == "qa":
+            cue = self.tokenizer(QA_PROMPT.format(question=(example.question or "").strip()),
+                                 add_special_tokens=False)["input_ids"]
+            answer = self.tokenizer(example.target, add_special_tokens=False)["input_ids"]
+            answer = [*answer[: self.max_answer_tokens], int(self.tokenizer.eos_token_id)]
+            ids += cue + answer
+            labels += [IGNORE] * len(cue) + answer
+        return ids, labels
+
+    def __call__(self, examples: Sequence[Example]) -> dict[str, torch.Tensor]:
+        rows = [self.example_ids(example) for example in examples]
+        length = max(len(ids) for ids, _ in rows)
+        pad = int(self.tokenizer.bos_token_id)
+        batch = {"input_ids": torch.full((len(rows), length), pad, dtype=torch.long),
+                 "labels": torch.full((len(rows), length), IGNORE, dtype=torch.long),
+                 "valid": torch.zeros((len(rows), length), dtype=torch.long)}
+        for row, (ids, labels) in enumerate(rows):
+            batch["input_ids"][row, : len(ids)] = torch.tensor(ids)
+            batch["labels"][row, : len(ids)] = torch.tensor(labels)
+            batch["valid"][row, : len(ids)] = 1
+        return batch
+
+
+def random_segment_lengths(length: int, segments: int, max_positions: int,
+                           generator: torch.Generator) -> list[int]:
+    """``segments`` lengths summing to ``length``: each at least 2 (and long enough that none
+    exceeds ``max_positions``), the rest split at seeded random break points."""
+    if segments == 1:
+        return [length]
+    shortest = max(-(-(length - max_positions) // (segments - 1)), 2)
+    free = length - shortest * segments
+    if free < segments - 1:
+        raise ValueError(f"a slice of {length} tokens cannot be cut into {segments} segments "
+                         "(--segments-per-substep); use longer contexts or fewer segments")
+    cuts = torch.randperm(free, generator=generator)[: segments - 1].sort().values
+    bounds = torch.cat([torch.tensor([0]), cuts, torch.tensor([free])])
+    return [int(step) + shortest for step in bounds.diff()]
+
+
+class AutoCompressorTrainingModel(nn.Module):
+    """The LM and its ``embed_summary``; :meth:`substeps` yields one loss per substep."""
+
+    def __init__(self, model: Any, summary_length: int, training_substeps: int,
+                 segments_per_substep: int, seed: int) -> None:
+        super().__init__()
+        self.model = model
+        hidden = model.get_input_embeddings().weight
+        self.embed_summary = nn.Embedding(summary_length, hidden.shape[1],
+                                          dtype=hidden.dtype, device=hidden.device)
+        with torch.no_grad():  # the reference starts every summary row at EOS's embedding
+            eos = model.config.eos_token_id
+            eos = eos[0] if isinstance(eos, list) else eos
+            self.embed_summary.weight[:] = hidden[int(eos)]
+        self.training_substeps = training_substeps
+        self.segments_per_substep = segments_per_substep
+        self.generator = torch.Generator().manual_seed(seed)
+
+    def segment(self, softprompt: torch.Tensor, embeds: torch.Tensor, valid: torch.Tensor
+                ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Hidden states of the segment's tokens and its new summary vectors."""
+        batch, summary = embeds.shape[0], self.embed_summary.weight.shape[0]
+        summary_in = self.embed_summary.weight[None].expand(batch, -1, -1)
+        inputs = torch.cat([softprompt, embeds, summary_in], dim=1)
+        ones = valid.new_ones(batch, softprompt.shape[1])
+        mask = torch.cat([ones, valid, valid.new_ones(batch, summary)], dim=1)
+        hidden = self.model.model(inputs_embeds=inputs, attention_mask=mask,
+                                  use_cache=False).last_hidden_state
+        start, end = softprompt.shape[1], hidden.shape[1] - summary
+        return hidden[:, start:end], hidden[:, end:]
+
+    def substep_loss(self, batch: dict[str, torch.Tensor], softprompt: torch.Tensor,
+                     lengths: list[int]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Summed token loss and target count of one slice, and the summaries after it."""
+        embeds = self.model.get_input_embeddings()(batch["input_ids"])
+        states = []
+        for part, valid in zip(torch.split(embeds, lengths, dim=1),
+                               torch.split(batch["valid"], lengths, dim=1), strict=True):
+            hidden, new = self.segment(softprompt, part, valid)
+            states.append(hidden)
+            softprompt = torch.cat([softprompt, new], dim=1)
+        logits = self.model.lm_head(torch.cat(states, dim=1))[:, :-1].float()
+        labels = batch["labels"][:, 1:]
+        loss = nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]),
+                                           labels.reshape(-1), ignore_index=IGNORE,
+                                           reduction="sum")
+        return loss, (labels != IGNORE).sum(), softprompt
+
+    def slices(self, batch: dict[str, torch.Tensor]) -> list[dict[str, torch.Tensor]]:
+        bounds = torch.linspace(0, batch["input_ids"].shape[1], self.training_substeps + 1)
+        edges = [int(edge) for edge in bounds.long()]
+        return [{key: value[:, edges[i]: edges[i + 1]] for key, value in batch.items()}
+                for i in range(self.training_substeps)]
+
+    def substeps(self, batch: dict[str, torch.Tensor],
+                 backward: Callable[[torch.Tensor], None] | None = None
+                 ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Summed loss and target count over all substeps; with ``backward``, each substep's
+        loss is passed to it before the detached summaries go on to the next substep."""
+        hidden = self.model.get_input_embeddings().weight
+        softprompt = hidden.new_zeros(batch["input_ids"].shape[0], 0, hidden.shape[1])
+        total, count = hidden.new_zeros(()), batch["labels"].new_zeros(())
+        max_positions = int(self.model.config.max_position_embeddings)
+        for piece in self.slices(batch):
+            lengths = random_segment_lengths(piece["input_ids"].shape[1],
+                                             self.segments_per_substep, max_positions,
+                                             self.generator)
+            loss, targets, softprompt = self.substep_loss(piece, softprompt, lengths)
+            if backward is not None:
+                backward(loss)
+            softprompt = softprompt.detach()
+            total, count = total + loss.detach(), count + targets
+        return total, count
+
+    def forward(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.substeps(batch)
+
+
+def save_autocompressor(model: Any, embed_summary: torch.Tensor, tokenizer: Any,
+                        out: Path) -> Path:
+    """Write the published layout: the LM (LoRA merged) with ``embed_summary.weight`` added to
+    its safetensors and the AutoCompressor fields in ``config.json``."""
+    from safetensors.torch import load_file, save_file
+
+    if hasattr(model, "merge_and_unload"):
+        model = model.merge_and_unload()
+    model.config.summary_length = int(embed_summary.shape[0])
+    model.config.accumulate_summary = True
+    model.config.segment_gradient_checkpointing = False
+    model.config.architectures = [ARCHITECTURE]
+    out.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(out, safe_serialization=True)
+    model.config.architectures = [type(model).__name__]
+    weights = out / "model.safetensors"
+    if not weights.is_file():
+        raise ValueError(f"{out}: save_pretrained wrote a sharded checkpoint; the "
+                         "AutoCompressor export expects one model.safetensors")
+    tensors = load_file(str(weights))
+    tensors[SUMMARY_WEIGHT] = embed_summary.detach().cpu().contiguous()
+    save_file(tensors, str(weights), metadata={"format": "pt"})
+    tokenizer.save_pretrained(out)
+    return out
