@@ -25,7 +25,7 @@ def _eval(argv: Sequence[str]) -> int:
     if any(flag in argv for flag in _HELP_FLAGS) and argv[:1] != ["ls"]:
         from bench.lmeval.eval_help import eval_help
 
-        sys.stdout.write(eval_help())
+        sys.stdout.write(eval_help(_program()))
         return 0
     from bench.lmeval.cli_errors import user_facing
     from bench.lmeval.plugin import register

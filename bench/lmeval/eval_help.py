@@ -11,6 +11,7 @@ from typing import Any
 from bench._help import default_text
 from bench.compressors import ENTRY_POINT_GROUP, available_compressors, get_compressor_factory
 from bench.compressors._api import options_type_of
+from bench.demo import MODEL_FOLDER
 from bench.lmeval.plugin import MODELS
 from bench.lmeval.task_list import read_tasks
 
@@ -43,9 +44,10 @@ MODEL_HELP = {
         "local-chat-completions)",
     ),
 }
-EXAMPLE = (
+EXAMPLE = (  # after `python -m bench demo`, in the folder it ran in
+    "COMPRESSBENCH_DATA=compressbench-demo/data "
     "python -m bench eval --model compressed --tasks compressed_squad "
-    "--model_args pretrained=compressbench-demo/model,compressor=truncate,rate=0.5 "
+    f"--model_args pretrained=compressbench-demo/{MODEL_FOLDER},compressor=truncate,rate=0.5 "
     "--output_path runs/ --log_samples"
 )
 
@@ -111,30 +113,32 @@ def _models_help() -> str:
     return "\n".join(lines)
 
 
-def lm_eval_flags_help() -> str:
+def lm_eval_flags_help(program: str = "python -m bench") -> str:
     """lm-eval's ``run`` options, without its examples of unrelated tasks."""
     from lm_eval._cli.harness import HarnessCLI
 
     run = HarnessCLI()._subparsers.choices["run"]
-    run.prog = "python -m bench eval"
+    run.prog = f"{program} eval"
+    if run.usage:
+        run.usage = run.usage.replace("lm-eval run", run.prog)
     run.epilog = None
     run.description = None
     return str(run.format_help())
 
 
-def eval_help() -> str:
-    """The whole ``python -m bench eval --help`` text."""
+def eval_help(program: str = "python -m bench") -> str:
+    """The whole ``python -m bench eval --help`` text (``program``: how the command was run)."""
     intro = (
-        "usage: python -m bench eval --model MODEL --model_args ARGS --tasks TASKS "
+        f"usage: {program} eval --model MODEL --model_args ARGS --tasks TASKS "
         "[lm-eval flags]\n\n"
         "lm-eval's run command with the compressbench models and tasks registered; the same "
-        "as the stock `lm_eval` (or `compressbench eval`) with the same flags.\n\n"
-        f"example:\n  {EXAMPLE}\n"
+        "as the stock `lm_eval` with the same flags.\n\n"
+        f"example:\n  {EXAMPLE.replace('python -m bench', program)}\n"
     )
     groups = [f"{entry.name} ({', '.join(entry.members)})" for entry in read_tasks()
               if entry.is_group]
     tasks = (f"tasks: {'; '.join(groups)}; `python -m bench tasks` lists them with the data "
              "each needs.")
     parts = [intro, _models_help(), compressors_help(), "\n".join(_wrap(tasks, "")),
-             "lm-eval flags:\n" + lm_eval_flags_help()]
+             "lm-eval flags:\n" + lm_eval_flags_help(program)]
     return "\n\n".join(part.rstrip("\n") for part in parts) + "\n"
