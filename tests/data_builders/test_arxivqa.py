@@ -22,9 +22,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from bench.prepare.manifest import write_manifest
 from data_builders._secrets import mask_secrets, masked_output, register_secret
 from data_builders.arxivqa.cache import ResponseCache
-from bench.prepare.manifest import write_manifest
 from data_builders.arxivqa.cli import main
 from data_builders.arxivqa.client import ClientSettings, Job, Usage, run_jobs
 from data_builders.arxivqa.validate import extract_pairs, validate
