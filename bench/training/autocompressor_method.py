@@ -20,6 +20,7 @@ architecture in ``config.json`` and ``embed_summary.weight`` beside the LM weigh
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -178,10 +179,12 @@ def save_autocompressor(model: Any, embed_summary: torch.Tensor, tokenizer: Any,
     model.config.summary_length = int(embed_summary.shape[0])
     model.config.accumulate_summary = True
     model.config.segment_gradient_checkpointing = False
-    model.config.architectures = [ARCHITECTURE]
     out.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(out, safe_serialization=True)
-    model.config.architectures = [type(model).__name__]
+    config_file = out / "config.json"  # save_pretrained names the class it saved
+    config = json.loads(config_file.read_text("utf-8"))
+    config["architectures"] = [ARCHITECTURE]
+    config_file.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n", "utf-8")
     weights = out / "model.safetensors"
     if not weights.is_file():
         raise ValueError(f"{out}: save_pretrained wrote a sharded checkpoint; the "

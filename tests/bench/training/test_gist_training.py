@@ -4,18 +4,26 @@ back by the ``gist`` compressor (and, marked slow, through the stock ``lm_eval``
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
 import torch
 
 from bench.compressors import CompressionRequest, build_compressor
 from bench.compressors._api import TargetModel
 from bench.train import main
 from bench.training.gist_method import GistTrainingModel, additive_mask, gist_attention
+from tests.conftest import read_results, read_samples
 
 GIST_ID = 7
 NUM_GIST = 2
+NUM_TRAINED = 4
+TASK = "compressed_squad"
+LIMIT = 2
 
 
 def _tiny_llama() -> Any:
@@ -71,30 +79,58 @@ def test_gist_mask_rows() -> None:
     assert blocked[3, 0] == torch.finfo(torch.float32).min and blocked[3, 2] == 0.0
 
 
-def _train(corpus: Path, stories: Path, out: Path, *extra: str) -> list[dict[str, float]]:
-    assert main(["pretrain", "--method", "gist", "--num-mem", "4", "--base", str(stories),
-                 "--data", str(corpus), "--out", str(out), "--steps", "40", "--lr", "1e-3",
-                 "--batch-size", "4", "--warmup-steps", "2", "--eval-every", "0",
-                 "--max-context-tokens", "64", "--dev-size", "16", *extra]) == 0
-    losses: list[dict[str, float]] = json.loads((out / "metrics.json").read_text())["dev_loss"]
-    return losses
+def _run_lm_eval(checkpoint: Path, data: Path, out: Path, model_args: str) -> None:
+    program = Path(sys.executable).parent / "lm_eval"
+    if not program.is_file():
+        pytest.skip(f"the lm_eval command is not installed next to {sys.executable}")
+    env = {**os.environ, "COMPRESSBENCH_DATA": str(data), "HF_HUB_OFFLINE": "1",
+           "HF_DATASETS_OFFLINE": "1"}
+    command = [str(program), "--tasks", TASK, "--model", "compressed", "--model_args",
+               f"pretrained={checkpoint},{model_args},compression_cache=off",
+               "--limit", str(LIMIT), "--device", "cpu", "--output_path", str(out),
+               "--log_samples"]
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-4000:]
 
 
-def test_gist_training_lowers_dev_loss_and_loads(story_corpus: Path, stories: Path,
-                                                  tmp_path: Path) -> None:
+@pytest.fixture(scope="module")
+def trained(story_corpus: Path, stories: Path, tmp_path_factory: pytest.TempPathFactory
+            ) -> Path:
+    out = tmp_path_factory.mktemp("gist") / "run"
+    assert main(["pretrain", "--method", "gist", "--num-mem", str(NUM_TRAINED), "--base",
+                 str(stories), "--data", str(story_corpus), "--out", str(out), "--steps", "40",
+                 "--lr", "1e-3", "--batch-size", "4", "--warmup-steps", "2", "--eval-every",
+                 "0", "--max-context-tokens", "64", "--dev-size", "16"]) == 0
+    return out
+
+
+def test_gist_training_lowers_dev_loss_and_loads(trained: Path) -> None:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    losses = _train(story_corpus, stories, tmp_path / "run")
+    losses = json.loads((trained / "metrics.json").read_text())["dev_loss"]
     assert [entry["step"] for entry in losses] == [0, 40]
     assert losses[-1]["loss"] < 0.9 * losses[0]["loss"]
-    final = tmp_path / "run" / "final"
+    final = trained / "final"
     config = json.loads((final / "config.json").read_text())
-    assert config["num_gist_tokens"] == 4
+    assert config["num_gist_tokens"] == NUM_TRAINED
     tokenizer = AutoTokenizer.from_pretrained(str(final))
     assert "<GIST>" in tokenizer.get_added_vocab()
     model = AutoModelForCausalLM.from_pretrained(str(final)).eval()  # type: ignore[no-untyped-call]
     target = TargetModel(str(final), tokenizer, model)
-    compressor = build_compressor("gist", target, {"num_gist_tokens": 4})
+    compressor = build_compressor("gist", target, {"num_gist_tokens": NUM_TRAINED})
     request = CompressionRequest(context="Tom had a red ball.", question="What did Tom have?")
     compressed = compressor.compress([request])[0]
-    assert compressed.stats.compressed_tokens == 4
+    assert compressed.stats.compressed_tokens == NUM_TRAINED
+
+
+@pytest.mark.slow
+def test_trained_gist_model_runs_through_stock_lm_eval(trained: Path, tmp_path: Path) -> None:
+    from bench.demo import prepare_demo_data
+
+    final = trained / "final"
+    prepare_demo_data(final, tmp_path / "data")
+    _run_lm_eval(final, tmp_path / "data", tmp_path / "eval", f"compressor=gist,"
+                 f"num_gist_tokens={NUM_TRAINED}")
+    results = read_results(tmp_path / "eval")
+    assert results["results"][TASK]["compressed_tokens,none"] == NUM_TRAINED
+    assert len(read_samples(tmp_path / "eval", TASK)) == LIMIT
