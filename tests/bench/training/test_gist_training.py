@@ -134,3 +134,18 @@ def test_trained_gist_model_runs_through_stock_lm_eval(trained: Path, tmp_path: 
     results = read_results(tmp_path / "eval")
     assert results["results"][TASK]["compressed_tokens,none"] == NUM_TRAINED
     assert len(read_samples(tmp_path / "eval", TASK)) == LIMIT
+
+
+def test_lora_gist_run_saves_a_merged_model(story_corpus: Path, stories: Path,
+                                            tmp_path: Path) -> None:
+    from safetensors import safe_open
+
+    out = tmp_path / "lora"
+    assert main(["pretrain", "--method", "gist", "--lora", "--lora-r", "4", "--base",
+                 str(stories), "--data", str(story_corpus), "--out", str(out), "--steps", "2",
+                 "--batch-size", "2", "--eval-every", "0", "--max-context-tokens", "32",
+                 "--dev-size", "4"]) == 0
+    with safe_open(str(out / "final" / "model.safetensors"), framework="pt") as handle:
+        names = list(handle.keys())
+    with safe_open(str(stories / "model.safetensors"), framework="pt") as handle:
+        assert sorted(names) == sorted(handle.keys())
