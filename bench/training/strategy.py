@@ -108,16 +108,23 @@ def load_kwargs(accelerator: Accelerator) -> dict[str, Any]:
     return {"load_module_strict": False} if is_deepspeed(accelerator) else {}
 
 
+def _bare(key: str) -> str:
+    return key.removeprefix("module.")
+
+
 def keep_trainable_in_state(accelerator: Accelerator, model: nn.Module) -> None:
     """Without FSDP/DeepSpeed, ``save_state`` writes only the trained tensors (not the
     frozen base model) and ``load_state`` reads exactly those back."""
     if is_fsdp(accelerator) or is_deepspeed(accelerator):
         return
-    trainable = {name for name, p in model.named_parameters() if p.requires_grad}
+    # Names as the unwrapped module has them: save_state may hand over the state dict of a
+    # DDP wrapper ("module." prefix) or of the module itself.
+    inner = accelerator.unwrap_model(model)
+    trainable = {name for name, p in inner.named_parameters() if p.requires_grad}
 
     def drop_frozen(models: list[nn.Module], weights: list[dict[str, Any]], _: str) -> None:
         for state in weights:
-            for key in [key for key in state if key not in trainable]:
+            for key in [key for key in state if _bare(key) not in trainable]:
                 del state[key]
 
     def load_trainable(models: list[nn.Module], input_dir: str) -> None:
@@ -125,14 +132,14 @@ def keep_trainable_in_state(accelerator: Accelerator, model: nn.Module) -> None:
 
         file = Path(input_dir) / ACCELERATE_WEIGHTS
         for wrapped in models:
-            state = load_file(str(file))  # copied onto the parameters by load_state_dict
+            state = {_bare(key): value for key, value in load_file(str(file)).items()}
             if set(state) != trainable:
                 missing = sorted(trainable - set(state))
                 extra = sorted(set(state) - trainable)
                 raise ValueError(f"{file}: holds other tensors than this run trains (missing "
                                  f"{missing[:3]}, unexpected {extra[:3]}); resume with the "
                                  "settings it was written with")
-            wrapped.load_state_dict(state, strict=False)
+            accelerator.unwrap_model(wrapped).load_state_dict(state, strict=False)
         models.clear()
 
     accelerator.register_save_state_pre_hook(drop_frozen)
