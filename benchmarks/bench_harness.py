@@ -1,7 +1,8 @@
 """Efficiency of the evaluation harness itself: ``--model compressed`` vs lm-eval's stock ``hf``.
 
-    python benchmarks/bench_harness.py [--quick] [--sizes tiny,100m] [--limit 4] [--rounds 3]
-        [--batch-size 4] [--per-context 5] [--skip-cli] [--out DIR]
+    python benchmarks/bench_harness.py [--quick] [--sizes tiny,100m] [--tasks T1,T2]
+        [--limit 4] [--rounds 3] [--batch-size 4] [--per-context 5] [--threads N]
+        [--skip-cli] [--skip-batch-invariance] [--out DIR]
 
 For each model size (random seeded Llamas with a tokenizer trained on the demo texts, built in
 ``--out`` or a temporary folder; ``100m`` is GPT-2-small sized) and the demo's QA tasks:
@@ -10,8 +11,9 @@ For each model size (random seeded Llamas with a tokenizer trained on the demo t
   the loop (lm-eval's ``evaluate``), the set-up around it, the time outside the model's forward
   passes, and for ``compressed`` the time in compressbench's own model code (its
   ``generate_until`` and ``_model_generate`` outside lm-eval's);
-- through the ``lm_eval`` CLI: whole-run wall times, alternating, after one untimed run each;
-  the fixed start-up cost is the CLI wall time minus the in-process loop;
+- through lm-eval's command line (its ``cli_evaluate`` in a fresh process per run, with a timer
+  around ``evaluate``): one untimed run each, then alternating rounds; the fixed start-up cost
+  is each process's wall time minus its loop;
 - compress-once vs compressing per question with ``--per-context`` questions per context
   (Selective Context on the tiny model): the ratio cannot exceed that number, so a ratio above
   it is reported as a measurement error;
@@ -181,38 +183,67 @@ def in_process(model_dir: Path, tasks: tuple[str, ...], limit: int, rounds: int,
     return timings, same
 
 
-def _cli_command(backend: str, model_dir: Path, tasks: tuple[str, ...], limit: int,
-                 batch_size: int) -> list[str]:
-    sys.path.insert(0, str(Path(__file__).parent))
-    from bench_startup import lm_eval_program  # type: ignore[import-not-found]
+# lm-eval's command line in a fresh process, with one timer around lm-eval's ``evaluate`` (the
+# loop) whose total is written to the file named by the first argument.
+_CLI_DRIVER = """
+import atexit, pathlib, sys, time
+import lm_eval.evaluator as evaluator
+loop_file, sys.argv = pathlib.Path(sys.argv[1]), ["lm_eval", *sys.argv[2:]]
+untimed, spent = evaluator.evaluate, [0.0]
+def timed(*args, **kwargs):
+    start = time.perf_counter()
+    try:
+        return untimed(*args, **kwargs)
+    finally:
+        spent[0] += time.perf_counter() - start
+evaluator.evaluate = timed
+atexit.register(lambda: loop_file.write_text(repr(spent[0])))
+from lm_eval.__main__ import cli_evaluate
+cli_evaluate()
+"""
 
+
+@dataclass(frozen=True)
+class CliRun:
+    """One ``lm_eval`` process: its wall time and the part of it spent in the loop."""
+
+    wall: float
+    loop: float
+
+
+def _cli_arguments(backend: str, model_dir: Path, tasks: tuple[str, ...], limit: int,
+                   batch_size: int) -> list[str]:
     model_args = f"pretrained={model_dir}"
     if backend == "compressed":
         model_args += ",compressor=none,compression_cache=off"
-    return [str(lm_eval_program()), "--model", backend, "--model_args", model_args,
-            "--tasks", ",".join(tasks), "--limit", str(limit), "--batch_size", str(batch_size),
-            "--device", "cpu"]
+    return ["--model", backend, "--model_args", model_args, "--tasks", ",".join(tasks),
+            "--limit", str(limit), "--batch_size", str(batch_size), "--device", "cpu"]
+
+
+def _cli_run(arguments: list[str], env: dict[str, str], loop_file: Path) -> CliRun:
+    command = [sys.executable, "-c", _CLI_DRIVER, str(loop_file), *arguments]
+    start = time.perf_counter()
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=3600)
+    wall = time.perf_counter() - start
+    if done.returncode != 0:
+        raise RuntimeError(f"lm_eval {shlex.join(arguments)} failed:\n{done.stderr[-3000:]}")
+    return CliRun(wall, float(loop_file.read_text(encoding="utf-8")))
 
 
 def through_cli(model_dir: Path, data_dir: Path, tasks: tuple[str, ...], limit: int,
-                rounds: int, batch_size: int) -> dict[str, list[float]]:
+                rounds: int, batch_size: int) -> dict[str, list[CliRun]]:
     """Whole ``lm_eval`` runs: one untimed run each, then ``rounds`` alternating rounds."""
-    env = {**os.environ, "COMPRESSBENCH_DATA": str(data_dir)}
-    env.pop("COMPRESSBENCH_LM_EVAL", None)
-    walls: dict[str, list[float]] = {name: [] for name in BACKENDS}
+    env = {**os.environ, "COMPRESSBENCH_DATA": str(data_dir), "COMPRESSBENCH_LM_EVAL": "1"}
+    runs: dict[str, list[CliRun]] = {name: [] for name in BACKENDS}
+    loop_file = data_dir.parent / "cli_loop_seconds.txt"
     for round_index in range(-1, rounds):
         order = BACKENDS if round_index % 2 == 0 else tuple(reversed(BACKENDS))
         for name in order:
-            command = _cli_command(name, model_dir, tasks, limit, batch_size)
-            start = time.perf_counter()
-            done = subprocess.run(command, env=env, capture_output=True, text=True,
-                                  timeout=3600)
-            seconds = time.perf_counter() - start
-            if done.returncode != 0:
-                raise RuntimeError(f"{shlex.join(command)} failed:\n{done.stderr[-3000:]}")
+            run = _cli_run(_cli_arguments(name, model_dir, tasks, limit, batch_size), env,
+                           loop_file)
             if round_index >= 0:
-                walls[name].append(seconds)
-    return walls
+                runs[name].append(run)
+    return runs
 
 
 class _QuestionRequest:
@@ -350,7 +381,7 @@ def _row(label: str, hf: str, ours: str, value: str = "", target: str = "") -> N
 
 def report_size(size: str, model_dir: Path, settings: Settings,
                 timings: dict[str, BackendTimings], same: bool,
-                cli: dict[str, list[float]] | None) -> None:
+                cli: dict[str, list[CliRun]] | None) -> None:
     hf, ours = timings["hf"], timings["compressed"]
     questions = sum(len(answers) for answers in hf.runs[0].responses.values())
     print(f"\n== {size}: random Llama, {parameter_count(model_dir) / 1e6:.2f}M parameters; "
@@ -376,15 +407,32 @@ def report_size(size: str, model_dir: Path, settings: Settings,
          f"{ours.median(lambda run: run.total - run.loop):.2f}")
     _row("model load in-process (s, once)", f"{hf.load_seconds:.2f}", f"{ours.load_seconds:.2f}")
     _row("same answers hf vs compressed(none)", "", "", str(same))
-    if cli is None:
-        return
-    wall = {name: statistics.median(cli[name]) for name in BACKENDS}
-    _row("CLI wall time, whole run (s)", f"{wall['hf']:.2f}", f"{wall['compressed']:.2f}")
-    cli_ratios = [h / o for h, o in zip(cli["hf"], cli["compressed"], strict=True)]
-    _row("CLI throughput compressed(none) / hf, whole run", "", "",
-         f"{statistics.median(cli_ratios):.3f}", f"(per round {_listing(cli_ratios)})")
-    _row("fixed start-up: CLI wall - in-process loop (s)", f"{wall['hf'] - loop['hf']:.2f}",
-         f"{wall['compressed'] - loop['compressed']:.2f}")
+    if cli is not None:
+        report_cli(cli)
+
+
+def report_cli(cli: dict[str, list[CliRun]]) -> None:
+    def median(measure: Callable[[CliRun], float]) -> dict[str, float]:
+        return {name: statistics.median(measure(run) for run in cli[name]) for name in BACKENDS}
+
+    def wall(run: CliRun) -> float:
+        return run.wall
+
+    def loop(run: CliRun) -> float:
+        return run.loop
+
+    walls, loops = median(wall), median(loop)
+    fixed = median(lambda run: run.wall - run.loop)
+    _row("CLI wall time, whole run (s)", f"{walls['hf']:.2f}", f"{walls['compressed']:.2f}")
+    _row("CLI loop seconds (lm-eval evaluate)", f"{loops['hf']:.2f}",
+         f"{loops['compressed']:.2f}")
+    _row("CLI fixed start-up: wall - loop (s)", f"{fixed['hf']:.2f}",
+         f"{fixed['compressed']:.2f}")
+    for label, measure in (("whole run", wall), ("loop", loop)):
+        ratios = [measure(h) / measure(o)
+                  for h, o in zip(cli["hf"], cli["compressed"], strict=True)]
+        _row(f"CLI throughput compressed(none) / hf, {label}", "", "",
+             f"{statistics.median(ratios):.3f}", f"(per round {_listing(ratios)})")
 
 
 def report_compress_once(result: CompressOnce) -> None:
