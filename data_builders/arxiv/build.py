@@ -1,25 +1,36 @@
 """Build the Arxiv Corpus: read a source, clean, split, audit, tokenise, cut and write the
-output folder as one unit."""
+output folder as one unit.
+
+The train split streams: the records are spilled in sorted runs inside the staging folder
+(:mod:`data_builders.arxiv.runs`), merged per id twice (once to find repeated abstracts from
+their digests, once to write ``train.parquet`` row group by row group), and the audit reads
+the train texts back from that file. Memory holds the dev/test candidates, a digest and a
+date per paper, and one row group.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import logging
 import os
+import tempfile
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import numpy as np
+import pyarrow.parquet as pq
 from tqdm import tqdm
 
-from bench._atomic import atomic_directory
+from bench._atomic import atomic_directory, atomic_path
 from bench.prepare.manifest import MANIFEST_NAME
 from data_builders._io import link_or_copy, sha256_file, write_parquet
 from data_builders.arxiv import api, sources
 from data_builders.arxiv.config import BuildConfig, BuildResult
 from data_builders.arxiv.records import Paper
-from data_builders.arxiv.splits import Collected, Selection, collect, select_eval
-from data_builders.arxiv.tables import group_table, split_table
+from data_builders.arxiv.runs import PaperFile, SortedRuns
+from data_builders.arxiv.splits import AbstractIndex, Selection, merge_ids, select_eval
+from data_builders.arxiv.tables import SplitWriter, group_table, split_table
 from data_builders.arxiv.tokens import TargetTokenizer
 
 logger = logging.getLogger(__name__)
@@ -104,10 +115,12 @@ def build(config: BuildConfig) -> BuildResult:
         return _build_into(config, staging)
 
 
-def _select(config: BuildConfig, collected: Collected) -> Selection:
+def _select(config: BuildConfig, candidates: PaperFile,
+            train_texts: Callable[[], Iterator[str]]) -> Selection:
     selection = select_eval(
-        collected.eval,
-        collected.train,
+        candidates.ids,
+        candidates.take,
+        train_texts,
         (config.dev_size, config.test_size),
         config.seed,
         config.ngram,
@@ -116,37 +129,108 @@ def _select(config: BuildConfig, collected: Collected) -> Selection:
     )
     if not selection.test:
         raise ValueError(
-            f"no dev/test paper left after the contamination audit: {len(collected.eval)} "
+            f"no dev/test paper left after the contamination audit: {len(candidates.ids)} "
             f"candidates, {len(selection.removed)} removed for sharing a {config.ngram}-gram "
             f"with train (--keep-overlap keeps them); nothing written, {config.out} left as it was"
         )
     return selection
 
 
+def _spill(config: BuildConfig, result: BuildResult, runs: SortedRuns) -> None:
+    """Read the source once: records of other categories are counted, the rest spilled."""
+    wanted = set(config.categories)
+    for paper in tqdm(_papers(config, result), desc="reading", unit=" records", disable=None):
+        if wanted and wanted.isdisjoint(paper.categories):
+            result.counts["outside_categories"] += 1
+            continue
+        runs.add(paper, config.windows.of(paper.published) is not None)
+
+
+def _find_repeats(runs: SortedRuns, config: BuildConfig, counts: Counter[str]
+                  ) -> tuple[np.ndarray, int]:
+    """Which merged papers (by position in id order) repeat an earlier abstract, and how many
+    dev/test candidates remain."""
+    index = AbstractIndex()
+    evals = bytearray()
+    for paper, window in merge_ids(runs.groups(), config.windows, counts):
+        index.add(paper)
+        evals.append(window == "eval")
+    repeated = index.repeated()
+    if repeated.any():
+        counts["duplicate_abstracts_removed"] += int(repeated.sum())
+    candidates = np.frombuffer(evals, dtype=np.uint8).astype(bool) & ~repeated
+    return repeated, int(candidates.sum())
+
+
+def _write_train(runs: SortedRuns, repeated: np.ndarray, config: BuildConfig,
+                 tokenizer: TargetTokenizer, path: Path, candidates: PaperFile) -> int:
+    """Write ``train.parquet`` as the merged papers stream by, and the dev/test candidates
+    to ``candidates`` (both in id order); the train rows."""
+    batch: list[Paper] = []
+    with atomic_path(path) as temporary:
+        writer = SplitWriter(temporary)
+        merged = merge_ids(runs.groups(), config.windows, Counter())
+        for position, (paper, window) in enumerate(merged):
+            if repeated[position]:
+                continue
+            if window == "eval":
+                candidates.add(paper)
+                continue
+            batch.append(paper)
+            if len(batch) == _TOKENIZER_BATCH:
+                _add_counted(writer, batch, tokenizer)
+        _add_counted(writer, batch, tokenizer)
+        writer.close()
+    candidates.close()
+    return writer.rows
+
+
+_TOKENIZER_BATCH = 1024
+
+
+def _add_counted(writer: SplitWriter, batch: list[Paper], tokenizer: TargetTokenizer) -> None:
+    for paper, n_tokens in zip(batch, tokenizer.count([p.text for p in batch]), strict=True):
+        writer.add(paper, n_tokens)
+    batch.clear()
+
+
+def _texts_of(path: Path) -> Callable[[], Iterator[str]]:
+    """A function streaming the ``text`` column of a split file."""
+
+    def texts() -> Iterator[str]:
+        for batch in pq.ParquetFile(path).iter_batches(batch_size=4096, columns=["text"]):
+            yield from batch.column(0).to_pylist()
+
+    return texts
+
+
 def _build_into(config: BuildConfig, folder: Path) -> BuildResult:
     from data_builders.arxiv import card
 
     result = BuildResult()
-    stream = tqdm(_papers(config, result), desc="reading", unit=" records", disable=None)
-    collected: Collected = collect(stream, config.windows, config.categories, result.counts)
-    if not collected.eval:
-        raise ValueError(
-            f"no papers submitted on/after {config.windows.after}"
-            + (f" and before {config.windows.before}" if config.windows.before else "")
-            + " in the input: nothing to put in dev/test"
-        )
-    tokenizer = TargetTokenizer.load(config.tokenizer)
-    result.tokenizer = tokenizer
-    selection = _select(config, collected)
+    with tempfile.TemporaryDirectory(prefix=".spill-", dir=folder) as spill:
+        runs = SortedRuns(Path(spill))
+        _spill(config, result, runs)
+        repeated, n_candidates = _find_repeats(runs, config, result.counts)
+        if not n_candidates:
+            raise ValueError(
+                f"no papers submitted on/after {config.windows.after}"
+                + (f" and before {config.windows.before}" if config.windows.before else "")
+                + " in the input: nothing to put in dev/test"
+            )
+        tokenizer = TargetTokenizer.load(config.tokenizer)
+        result.tokenizer = tokenizer
+        train = folder / "train.parquet"
+        candidates = PaperFile(Path(spill) / "candidates.arrow")
+        result.rows["train.parquet"] = _write_train(runs, repeated, config, tokenizer, train,
+                                                    candidates)
+        result.hashes["train.parquet"] = sha256_file(train)
+        selection = _select(config, candidates, _texts_of(train))
     result.selection = selection
     _warn_short(selection, config)
     tables = {}
     n_tokens: dict[str, int] = {}
-    for name, papers in (
-        ("train", collected.train),
-        ("dev", selection.dev),
-        ("test", selection.test),
-    ):
+    for name, papers in (("dev", selection.dev), ("test", selection.test)):
         counts = tokenizer.count([p.text for p in papers])
         n_tokens.update(zip((p.id for p in papers), counts, strict=True))
         tables[f"{name}.parquet"] = split_table(papers, counts)

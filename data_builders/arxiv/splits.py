@@ -1,15 +1,25 @@
-"""Date windows, de-duplication and the seeded dev/test selection with the overlap audit."""
+"""Date windows, de-duplication and the seeded dev/test selection with the overlap audit.
+
+The train split is never held: ids are merged as the sorted runs stream by
+(:func:`merge_ids`), duplicate abstracts are found from digests (:class:`AbstractIndex`)
+and the audit streams the train texts once per batch of candidates (:func:`select_eval`).
+"""
 
 from __future__ import annotations
 
 import hashlib
+from array import array
 from collections import Counter
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, replace
 from datetime import date
+from typing import Any
+
+import numpy as np
 
 from data_builders.arxiv.overlap import Overlap, audit
 from data_builders.arxiv.records import Paper
+from data_builders.arxiv.runs import Spilled
 
 
 @dataclass(frozen=True)
@@ -41,77 +51,79 @@ class Windows:
         return None
 
 
-@dataclass
-class Collected:
-    """Papers per window after cleaning, plus the counts the card reports."""
-
-    train: list[Paper]
-    eval: list[Paper]
-    counts: Counter[str] = field(default_factory=Counter)
-
-
 def _newer(current: Paper, candidate: Paper) -> Paper:
     """Merge two records of one id: the earliest date, the text of the latest version."""
     keep = candidate if candidate.version > current.version else current
     return replace(keep, published=min(current.published, candidate.published))
 
 
-def collect(
-    papers: Iterable[Paper], windows: Windows, categories: Sequence[str], counts: Counter[str]
-) -> Collected:
-    """Filter, merge per id (first-version date wins) and drop exact duplicate abstracts."""
-    wanted = set(categories)
-    kept: dict[str, Paper] = {}
-    outside: dict[str, date] = {}
-    for paper in papers:
-        if wanted and wanted.isdisjoint(paper.categories):
-            counts["outside_categories"] += 1
-            continue
-        if windows.of(paper.published) is None:
-            previous = outside.get(paper.id)
-            outside[paper.id] = min(previous, paper.published) if previous else paper.published
-            continue
-        if paper.id in kept:
-            counts["duplicate_ids_merged"] += 1
-            kept[paper.id] = _newer(kept[paper.id], paper)
-        else:
-            kept[paper.id] = paper
-    merged: list[Paper] = []
-    for paper in kept.values():
-        earlier = outside.get(paper.id)
-        if earlier is not None and earlier < paper.published:
-            counts["duplicate_ids_merged"] += 1
-            paper = replace(paper, published=earlier)
-        if windows.of(paper.published) is None:
+def merge_ids(groups: Iterable[Sequence[Spilled]], windows: Windows, counts: Counter[str]
+              ) -> Iterator[tuple[Paper, str]]:
+    """One paper per id, with its window (``"train"``/``"eval"``), from the records of each
+    id in input order (:meth:`SortedRuns.groups`).
+
+    Records inside a window merge (earliest date, text of the latest version, the earlier
+    record on a tie); a record outside both windows can only move the date earlier, which
+    may move the paper out of its window. Counted: ``duplicate_ids_merged`` for every record
+    merged into another, ``outside_dates`` for every id left outside.
+    """
+    for group in groups:
+        kept: Paper | None = None
+        outside: date | None = None
+        for item in group:
+            if not item.in_window:
+                published = item.paper.published
+                outside = published if outside is None else min(outside, published)
+            elif kept is None:
+                kept = item.paper
+            else:
+                counts["duplicate_ids_merged"] += 1
+                kept = _newer(kept, item.paper)
+        if kept is None:
             counts["outside_dates"] += 1
             continue
-        merged.append(paper)
-    counts["outside_dates"] += len(outside.keys() - kept.keys())
-    unique = _drop_duplicate_abstracts(merged, counts)
-    return Collected(
-        train=sorted((p for p in unique if windows.of(p.published) == "train"), key=_by_id),
-        eval=sorted((p for p in unique if windows.of(p.published) == "eval"), key=_by_id),
-        counts=counts,
-    )
+        if outside is not None and outside < kept.published:
+            counts["duplicate_ids_merged"] += 1
+            kept = replace(kept, published=outside)
+        window = windows.of(kept.published)
+        if window is None:
+            counts["outside_dates"] += 1
+            continue
+        yield kept, window
 
 
-def _by_id(paper: Paper) -> str:
-    return paper.id
+class AbstractIndex:
+    """Finds the papers whose abstract repeats an earlier one's (by date, then id).
+
+    Holds 16 bytes of digest and 4 of date per paper, not the texts; papers are added in id
+    order and named by their position in that order.
+    """
+
+    def __init__(self) -> None:
+        self._digests = bytearray()
+        self._days = array("i")
+
+    def add(self, paper: Paper) -> None:
+        """The next paper (in id order)."""
+        self._digests += hashlib.blake2b(paper.text.encode("utf-8"), digest_size=16).digest()
+        self._days.append(paper.published.toordinal())
+
+    def repeated(self) -> np.ndarray[Any, np.dtype[np.bool_]]:
+        """For each position, whether an earlier paper has the same abstract."""
+        days = np.frombuffer(self._days, dtype=np.int32)
+        digests = np.frombuffer(self._digests, dtype=">u8").reshape(-1, 2)
+        positions = np.arange(len(days))
+        order = np.lexsort((positions, days, digests[:, 1], digests[:, 0]))
+        ordered = digests[order]
+        same = np.all(ordered[1:] == ordered[:-1], axis=1)
+        repeated = np.zeros(len(days), dtype=bool)
+        repeated[order[1:][same]] = True
+        return repeated
 
 
-def _drop_duplicate_abstracts(papers: list[Paper], counts: Counter[str]) -> list[Paper]:
-    first: dict[str, Paper] = {}
-    for paper in sorted(papers, key=lambda p: (p.published, p.id)):
-        if paper.text in first:
-            counts["duplicate_abstracts_removed"] += 1
-        else:
-            first[paper.text] = paper
-    return list(first.values())
-
-
-def seeded_order(papers: Sequence[Paper], seed: int) -> list[Paper]:
-    """A permutation that depends only on the ids and the seed (not on input order)."""
-    return sorted(papers, key=lambda p: hashlib.sha256(f"{seed}:{p.id}".encode()).digest())
+def _seeded_key(seed: int, paper_id: str) -> bytes:
+    """The sort key of a paper in the seeded order (it depends on the id and seed alone)."""
+    return hashlib.sha256(f"{seed}:{paper_id}".encode()).digest()
 
 
 @dataclass
@@ -124,9 +136,14 @@ class Selection:
     removed: dict[str, Overlap]
 
 
+def _by_id(paper: Paper) -> str:
+    return paper.id
+
+
 def select_eval(
-    candidates: Sequence[Paper],
-    train: Sequence[Paper],
+    candidate_ids: Sequence[str],
+    take: Callable[[list[int]], list[Paper]],
+    train_texts: Callable[[], Iterable[str]],
     sizes: tuple[int, int],
     seed: int,
     ngram: int,
@@ -137,19 +154,22 @@ def select_eval(
 
     A candidate whose share of n-grams found in train exceeds ``threshold`` is removed (unless
     ``keep_overlap``) and the next candidate takes its place. The first ``test_size`` selected
-    papers form test, the next ``dev_size`` dev.
+    papers form test, the next ``dev_size`` dev. Only the candidates' ids are held:
+    ``take(positions)`` gives the papers of a batch, and ``train_texts()`` streams the train
+    split (once per batch of candidates; one batch is usually enough).
     """
     dev_size, test_size = sizes
     need = dev_size + test_size
-    order = seeded_order(candidates, seed)
+    order = sorted(range(len(candidate_ids)),
+                   key=lambda position: _seeded_key(seed, candidate_ids[position]))
     chosen: list[Paper] = []
     overlap: dict[str, Overlap] = {}
     removed: dict[str, Overlap] = {}
     position = 0
     while len(chosen) < need and position < len(order):
-        batch = order[position : position + max(2 * (need - len(chosen)), 256)]
+        batch = take(order[position : position + max(2 * (need - len(chosen)), 256)])
         position += len(batch)
-        results = audit([p.text for p in batch], (p.text for p in train), ngram)
+        results = audit([p.text for p in batch], train_texts(), ngram)
         for paper, result in zip(batch, results, strict=True):
             if len(chosen) == need:
                 break
