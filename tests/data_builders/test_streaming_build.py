@@ -102,6 +102,12 @@ def test_runs_merge_and_repeats_match_the_in_memory_rules(tmp_path: Path, run_si
     assert len(list(tmp_path.glob("run-*.arrow"))) == -(-len(papers) // run_size)
 
 
+def test_outside_dates_is_counted_even_when_none(tmp_path: Path) -> None:
+    counts: Counter[str] = Counter()
+    assert list(merge_ids([], WINDOWS, counts)) == []
+    assert list(counts.items()) == [("outside_dates", 0)]
+
+
 def test_groups_keep_input_order_within_an_id(tmp_path: Path) -> None:
     titles = ["9", "4", "3", "2", "1"]
     papers = [Paper(paper_id, title, "x", date(2024, 1, 1), (), 1)
