@@ -39,15 +39,16 @@ def test_search_returns_closest_attempt_when_out_of_iterations():
     assert found.text == "0.5" and found.tokens == 700 and found.iterations == 1
 
 
-def test_second_attempt_scales_the_parameter_by_requested_over_achieved():
+@pytest.mark.parametrize("ratio", [1.6, 0.5])
+def test_second_attempt_scales_the_parameter_by_requested_over_achieved(ratio):
     calls: list[float] = []
 
     def run(parameter: float) -> tuple[str, int]:
         calls.append(parameter)
-        return "x", round(1.6 * parameter * 10_000)
+        return "x", round(ratio * parameter * 10_000)
 
     found = search_parameter(run, 0.4, 10_000, start=0.4, max_iterations=4, tolerance=0.001)
-    assert calls == [0.4, pytest.approx(0.4 * 0.4 / 0.64)]
+    assert calls == [0.4, pytest.approx(0.4 * 0.4 / (0.4 * ratio))]
     assert found.iterations == 2 and found.tokens == 4000
 
 
