@@ -21,6 +21,7 @@ def demo_out(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
+@pytest.mark.slow
 def test_demo_writes_results_and_a_leaderboard(demo_out: Path):
     assert len(list((demo_out / "runs").rglob("results_*.json"))) == 6
     page = (demo_out / "leaderboard" / "index.html").read_text(encoding="utf-8")

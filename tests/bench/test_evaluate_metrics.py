@@ -77,6 +77,7 @@ def computed(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, An
     return result
 
 
+@pytest.mark.slow
 def test_qa_module_equals_bench_metrics_on_every_pair(computed: dict[str, dict[str, Any]]):
     predictions, references = _qa_pairs()
     expected = {**metrics.batch_squad_scores(predictions, references),

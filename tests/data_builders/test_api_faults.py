@@ -248,6 +248,7 @@ def cached(server: FaultServer, cache: Path, kind: str, suffix: str) -> Path:
     return cache_path(settings, query_of(kind)).with_suffix(suffix)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", ["train", "eval"])
 @pytest.mark.parametrize("fault", sorted(FAULTS))
 def test_fault_fails_loudly_then_resumes(

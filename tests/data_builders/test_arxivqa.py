@@ -408,6 +408,7 @@ def test_mask_sees_keys_written_in_pieces(capsys: pytest.CaptureFixture[str]) ->
     assert mask_secrets("a short word") == "a short word", "placeholders are not secrets"
 
 
+@pytest.mark.slow
 def test_kill_and_resume(tmp_path: Path) -> None:
     markers = [f"M{i}" for i in range(12)]
     corpus = write_corpus(tmp_path / "corpus", markers)

@@ -37,6 +37,7 @@ def test_a_prompt_file_that_is_not_utf8_is_named_with_its_line(
     assert sorted(p.name for p in tmp_path.iterdir()) == ["prompt.txt"]
 
 
+@pytest.mark.slow
 def test_a_missing_corpus_exits_2_in_one_line_and_debug_shows_the_traceback(
         tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if k != DEBUG_ENV}

@@ -36,6 +36,7 @@ def _check(out: Path) -> None:
                   required=("index.html", "leaderboard.json"))
 
 
+@pytest.mark.slow
 def test_kill_at_every_write_leaves_old_or_new(tmp_path: Path) -> None:
     out = tmp_path / "site"
     new_args = build_args(out, "New board")

@@ -96,6 +96,7 @@ def test_every_demo_text_round_trips_exactly(tiny: TargetModel) -> None:
         assert result.stats.compressed_tokens == result.stats.original_tokens
 
 
+@pytest.mark.slow
 def test_squad_contexts_round_trip_across_window_restarts(stories: TargetModel) -> None:
     if not SQUAD_DEV.is_file():
         pytest.skip(f"MRQA SQuAD dev file not found at {SQUAD_DEV}")

@@ -29,6 +29,7 @@ def _run_stock_lm_eval(model_args: str, data: Path, out: Path) -> None:
     assert done.returncode == 0, done.stderr[-4000:]
 
 
+@pytest.mark.slow
 def test_llmzip_answers_like_none_and_logs_its_exact_code_length(
         tmp_path: Path, tiny_model_dir: Path, data_env: Path) -> None:
     from transformers import AutoModelForCausalLM, AutoTokenizer

@@ -40,10 +40,13 @@ def write_squad_benchmark(root: Path) -> None:
     folder.mkdir(parents=True)
     pq.write_table(pa.table(rows), folder / "test.parquet")
     (folder / "README.md").write_text("# squad (test fixture)\n", encoding="utf-8")
-    (folder / "manifest.json").write_text(json.dumps({"benchmark": "squad", "rows": 4}),
-                                          encoding="utf-8")
+    from bench.prepare.manifest import write_manifest
+
+    write_manifest(folder, {"benchmark": "squad", "rows": 4},
+                   "write_squad_benchmark in tests/bench/compressors/test_lm_eval_cli.py")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("compressor", ["selective_context", "longllmlingua"])
 def test_compressed_squad_through_lm_eval(compressor, tmp_path, target_model_dir,
                                           causal_compressor_dir, classifier_dir):

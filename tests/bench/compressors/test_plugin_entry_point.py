@@ -78,6 +78,7 @@ def _env(site: Path, data: Path) -> dict[str, str]:
             "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
 
 
+@pytest.mark.slow
 def test_installed_plugin_is_listed_and_runs_through_lm_eval(
         plugin_site: Path, demo_data_dir: Path, tiny_model_dir: Path, tmp_path: Path):
     listed = subprocess.run(

@@ -60,6 +60,7 @@ def build(method: str, target: TargetModel, models: dict[str, Path], rate: float
     return factory(target, {"compressor_model": str(model), "rate": rate})
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("method", sorted(RATE_TOLERANCES))
 def test_achieved_rate_within_stated_tolerance(method, gpt2_target, squad_models, squad_pairs):
     tolerance = RATE_TOLERANCES[method]

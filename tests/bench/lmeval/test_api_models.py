@@ -176,6 +176,7 @@ def _sample_prompt(sample: dict[str, Any]) -> Any:
     ("compressed_chat_completions", CHAT, "compressor=selective_context,rate=0.5,"
                                           "compressor_model={tiny}"),
 ])
+@pytest.mark.slow
 def test_hard_compressor_end_to_end_with_the_lm_eval_cli(
         model, endpoint, compressor, tmp_path, tiny_model_dir, demo_data_dir, server,
         base_url):
@@ -226,6 +227,7 @@ def test_hard_compressor_end_to_end_with_the_lm_eval_cli(
     assert table.rows[0][column].value == pytest.approx(server.log.prompt_tokens / LIMIT)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("concurrent", [1, 2])
 def test_server_faults_are_retried_without_losing_or_repeating_a_sample(
         concurrent, completions_pair, tiny_model_dir, server, base_url):

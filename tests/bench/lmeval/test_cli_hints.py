@@ -53,6 +53,7 @@ def test_python_dash_m_lm_eval_is_recognised(monkeypatch: pytest.MonkeyPatch,
     assert plugin._running_lm_eval_module() is expected
 
 
+@pytest.mark.slow
 def test_python_dash_m_lm_eval_loads_the_plugin_and_names_where_tasks_are_listed(
         tmp_path: Path):
     env = {k: v for k, v in os.environ.items() if k not in ("COMPRESSBENCH_LM_EVAL",

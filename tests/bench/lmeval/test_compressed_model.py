@@ -111,6 +111,7 @@ def test_context_longer_than_the_window_is_cut_with_a_warning(
     assert read_results(tmp_path)["results"]["compressed_squad"]["squad_f1,none"] >= 0.0
 
 
+@pytest.mark.slow
 def test_batch_size_auto_gives_the_answers_of_batch_size_1(data_env: Path, tiny_model_dir: Path,
                                                             tmp_path: Path):
     args = "compressor=truncate,rate=0.5,compression_cache=off"

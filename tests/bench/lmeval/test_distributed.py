@@ -12,6 +12,7 @@ import pytest
 from tests.conftest import read_results, read_samples
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(shutil.which("torchrun") is None, reason="torchrun not installed")
 def test_two_processes_match_one(tmp_path: Path, tiny_model_dir: Path, demo_data_dir: Path):
     env = {**os.environ, "COMPRESSBENCH_DATA": str(demo_data_dir), "HF_HUB_OFFLINE": "1",

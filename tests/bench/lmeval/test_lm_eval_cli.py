@@ -38,6 +38,7 @@ def stock_runs(tmp_path_factory: pytest.TempPathFactory, tiny_model_dir: Path,
     return {name: out / name for name in runs}
 
 
+@pytest.mark.slow
 def test_stock_cli_compressed_model_writes_scores_and_efficiency(stock_runs: dict[str, Path]):
     results = read_results(stock_runs["compressed_none"])["results"]
     squad = results["compressed_squad"]  # type: ignore[index]
@@ -68,6 +69,7 @@ def test_compressor_none_reproduces_hf_generations_exactly(stock_runs: dict[str,
         assert sample["squad_f1"] == twin["squad_f1"]
 
 
+@pytest.mark.slow
 def test_python_m_bench_eval_takes_the_same_flags(tmp_path: Path, tiny_model_dir: Path,
                                                   demo_data_dir: Path):
     _lm_eval(["--tasks", "compressed_squad", "--model", "compressed_reader", "--model_args",

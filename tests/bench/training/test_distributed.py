@@ -92,6 +92,7 @@ def one_batch_of_four(story_corpus: Path, stories: Path, tmp_path_factory: pytes
     ("ddp", 2, {"batch_size": 2}, ()),
     ("fsdp", 2, {"batch_size": 2}, ("--fsdp",)),
 ])
+@pytest.mark.slow
 def test_split_global_batch_gives_the_same_update(
         one_batch_of_four: Path, story_corpus: Path, stories: Path, tmp_path: Path, name: str,
         processes: int, settings: dict[str, int], extra: tuple[str, ...]) -> None:
@@ -133,6 +134,7 @@ def _wait_for_step(log: Path, step: int, process: subprocess.Popen[bytes]) -> No
     raise AssertionError(f"step {step} not reached")
 
 
+@pytest.mark.slow
 def test_killed_run_resumes_to_the_same_weights(story_corpus: Path, stories: Path,
                                                 tmp_path: Path) -> None:
     settings = {"batch_size": 2, "steps": 10, "save_every": 3, "lora_dropout": 0.1}

@@ -31,6 +31,7 @@ pytestmark = pytest.mark.skipif(
 )
 
 
+@pytest.mark.slow
 def test_compressed_squad_with_the_stock_cli(tmp_path: Path) -> None:
     pytest.importorskip("sentencepiece")
     from bench.demo import prepare_demo_data

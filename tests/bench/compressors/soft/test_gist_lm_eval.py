@@ -41,6 +41,7 @@ def _run_lm_eval(checkpoint: Path, data: Path, out: Path) -> None:
     assert done.returncode == 0, done.stderr[-4000:]
 
 
+@pytest.mark.slow
 def test_gist_answers_through_stock_lm_eval(tmp_path: Path) -> None:
     from bench.demo import prepare_demo_data
 

@@ -29,6 +29,7 @@ def lm_eval_executable() -> Path:
     return path
 
 
+@pytest.mark.slow
 def test_icae_v2_runs_in_stock_lm_eval(tmp_path: Path) -> None:
     if importlib.util.find_spec("bench.lmeval.compressed_model") is None:
         pytest.skip("bench.lmeval.compressed_model (the compressed lm-eval model) is not available")

@@ -25,6 +25,7 @@ def _eval(model_args: str, data: Path, out: Path) -> None:
     assert done.returncode == 0, done.stderr[-4000:]
 
 
+@pytest.mark.slow
 def test_500x_runs_in_lm_eval(tmp_path: Path, tiny_model_dir: Path, demo_data_dir: Path) -> None:
     _eval(f"pretrained={tiny_model_dir},compressor=500x,num_mem=2", demo_data_dir, tmp_path)
     results = read_results(tmp_path)["results"]["compressed_squad"]  # type: ignore[index]
@@ -34,6 +35,7 @@ def test_500x_runs_in_lm_eval(tmp_path: Path, tiny_model_dir: Path, demo_data_di
     assert len(samples) == 2
 
 
+@pytest.mark.slow
 def test_icae_checkpoint_loads_through_model_args(tmp_path: Path, tiny_model_dir: Path,
                                                   demo_data_dir: Path) -> None:
     from transformers import AutoModelForCausalLM, AutoTokenizer
