@@ -56,6 +56,7 @@ def manifest_of(folder: Path) -> dict[str, Any]:
     return manifest
 
 
+@pytest.mark.slow
 def test_kill_at_every_write_leaves_old_or_new(tmp_path: Path, tiny_tokenizer: str) -> None:
     source = corpus_source(tmp_path / "papers.jsonl")
     out = tmp_path / "corpus"

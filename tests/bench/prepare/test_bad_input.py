@@ -147,6 +147,7 @@ def _subprocess(argv: list[str], debug: bool) -> subprocess.CompletedProcess[str
                           timeout=300, check=False)
 
 
+@pytest.mark.slow
 def test_the_command_exits_2_and_debug_shows_the_traceback(tmp_path: Path,
                                                            tokenizer_dir: Path) -> None:
     source = tmp_path / "array.json"

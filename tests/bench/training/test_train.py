@@ -21,6 +21,7 @@ def _history(out: Path) -> list[dict[str, float]]:
     return history
 
 
+@pytest.mark.slow
 def test_pretraining_lowers_dev_regeneration_loss(story_corpus: Path, stories: Path,
                                                   tmp_path: Path) -> None:
     out = tmp_path / "run"

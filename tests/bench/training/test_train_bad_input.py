@@ -48,6 +48,7 @@ def test_bad_arguments_are_one_line_and_exit_2(
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.slow
 def test_the_command_exits_2_without_a_traceback(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if k != DEBUG_ENV}
     command = [sys.executable, "-m", "bench.train", *_argv(tmp_path, "--base", str(tmp_path))]
