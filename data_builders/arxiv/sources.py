@@ -44,6 +44,8 @@ _SHORT = 160
 # Dates of the snapshot's ``created`` timestamps, per day (at most this many days kept).
 _DAYS: dict[str, date] = {}
 _MAX_DAYS = 100_000
+# ``created`` with the day before eight characters of time (no whitespace) and `` GMT``.
+_CREATED = re.compile(r"(.*) \S{8} GMT", re.DOTALL)
 
 
 def clean_text(value: str) -> str:
@@ -73,7 +75,12 @@ def _text(value: Any, path: Path, line: int, name: str) -> str:
 
 
 def _required_text(record: Mapping[str, Any], path: Path, line: int, name: str) -> str:
+    """Field ``name`` cleaned (:func:`_text`, inlined: it runs twice per record)."""
     value = record.get(name)
+    if isinstance(value, str):
+        cleaned = clean_text(value)
+        if cleaned:
+            return cleaned
     if value is None:
         raise BadRecordError(path, line, name, "missing")
     return _text(value, path, line, name)
@@ -145,10 +152,10 @@ def _created_date(created: str) -> date:
     before the time, so the text before `` hh:mm:ss GMT`` (any eight characters that hold
     no whitespace) is the key.
     """
-    clock = created[-12:-4]
-    if created[-4:] != " GMT" or created[-13:-12] != " " or " " in clock or not clock.isprintable():
+    shape = _CREATED.fullmatch(created)
+    if shape is None:
         return parse_timestamp(created)
-    day = created[:-13]
+    day = shape[1]
     known = _DAYS.get(day)
     if known is None:
         known = rfc2822_gmt_date(created)
@@ -166,14 +173,10 @@ def parse_snapshot_record(record: Mapping[str, Any], path: Path, line: int) -> P
     if not paper_id:
         raise BadRecordError(path, line, "id", "missing or not a string")
     published, version = _snapshot_v1_date(record, path, line)
-    return Paper(
-        id=paper_id,
-        title=_required_text(record, path, line, "title"),
-        text=_required_text(record, path, line, "abstract"),
-        published=published,
-        categories=_categories(record, path, line),
-        version=version,
-    )
+    title = _required_text(record, path, line, "title")
+    abstract = _required_text(record, path, line, "abstract")
+    # Positional: a few per cent faster than keywords on this path.
+    return Paper(paper_id, title, abstract, published, _categories(record, path, line), version)
 
 
 def parse_jsonl_record(record: Mapping[str, Any], path: Path, line: int) -> Paper:
@@ -236,13 +239,14 @@ def iter_papers(
     reported on the line where it broke, and ends the stream (:data:`TRUNCATED`).
     """
     number = 0
+    loads, refused = orjson.loads, orjson.JSONDecodeError
     with _open_bytes(path) as handle:
         try:
             for raw in handle:
                 number += 1
                 try:
-                    record = orjson.loads(raw)
-                except orjson.JSONDecodeError:
+                    record = loads(raw)
+                except refused:
                     if not raw.strip():
                         continue
                     record = _decoded(path, number, raw)
