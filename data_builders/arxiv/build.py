@@ -198,8 +198,11 @@ def _texts_of(path: Path) -> Callable[[], Iterator[str]]:
     """A function streaming the ``text`` column of a split file."""
 
     def texts() -> Iterator[str]:
-        for batch in pq.ParquetFile(path).iter_batches(batch_size=4096, columns=["text"]):
-            yield from batch.column(0).to_pylist()
+        # Pre-buffering keeps every row group read in memory until the reader is closed.
+        with pq.ParquetFile(path, pre_buffer=False) as split:
+            for batch in split.iter_batches(batch_size=4096, columns=["text"],
+                                            use_threads=False):
+                yield from batch.column(0).to_pylist()
 
     return texts
 
