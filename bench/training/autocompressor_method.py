@@ -9,7 +9,7 @@ earlier ones. The loss is next-token cross entropy over the segments' tokens (th
 consecutive segments form one stream, so a segment's last token predicts the next segment's
 first). Gradients flow through the summaries within a substep; the summaries handed to the
 next substep are detached and each substep is its own backward pass, as the reference's
-``SubstepTrainer`` does.
+``SubstepTrainer`` does (a :class:`~bench.training.method.Substeps` batch).
 
 Pre-training reads the context as the token stream; fine-tuning appends
 ``Question: {q} Answer: {a}</s>`` (loss on the answer ids only) as the last segment, so the
@@ -20,8 +20,10 @@ architecture in ``config.json`` and ``embed_summary.weight`` beside the LM weigh
 
 from __future__ import annotations
 
+import itertools
 import json
-from collections.abc import Callable, Sequence
+import zlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,22 +33,29 @@ from torch import nn
 
 from bench.compressors.soft._model import Example
 from bench.compressors.soft.autocompressor_checkpoint import SUMMARY_WEIGHT
+from bench.training.method import IGNORE, Substeps, TokenBatch
 
-IGNORE = -100
 ARCHITECTURE = "LlamaAutoCompressorModel"
 QA_PROMPT = "Question: {question} Answer:"
 
 
 @dataclass(frozen=True)
 class AutoCompressorCollator:
-    """Right-padded token streams: ``input_ids``, ``labels``, ``valid`` (1 on real tokens).
+    """Tokenises examples into right-padded token streams cut into ``training_substeps``
+    pieces, each with its seeded random segment lengths (:class:`Substeps`).
 
     Contexts start with ``<s>`` and are cut to ``max_context_tokens`` ids (``<s>`` counted);
-    QA answers to ``max_answer_tokens``."""
+    QA answers to ``max_answer_tokens``. The segment lengths are drawn from a generator
+    seeded by ``seed`` and the batch's token ids, so a batch is cut the same way in every run,
+    resumed or not, and on every process count."""
 
     tokenizer: Any
     max_context_tokens: int
     max_answer_tokens: int
+    training_substeps: int
+    segments_per_substep: int
+    max_positions: int
+    seed: int
 
     def example_ids(self, example: Example) -> tuple[list[int], list[int]]:
         ids: list[int] = self.tokenizer(example.context)["input_ids"][: self.max_context_tokens]
@@ -60,18 +69,34 @@ class AutoCompressorCollator:
             labels += [IGNORE] * len(cue) + answer
         return ids, labels
 
-    def __call__(self, examples: Sequence[Example]) -> dict[str, torch.Tensor]:
+    def stream(self, examples: Sequence[Example]) -> TokenBatch:
+        """The whole rows, right-padded with ``<s>`` (``valid`` 0 there)."""
         rows = [self.example_ids(example) for example in examples]
         length = max(len(ids) for ids, _ in rows)
         pad = int(self.tokenizer.bos_token_id)
-        batch = {"input_ids": torch.full((len(rows), length), pad, dtype=torch.long),
-                 "labels": torch.full((len(rows), length), IGNORE, dtype=torch.long),
-                 "valid": torch.zeros((len(rows), length), dtype=torch.long)}
-        for row, (ids, labels) in enumerate(rows):
-            batch["input_ids"][row, : len(ids)] = torch.tensor(ids)
-            batch["labels"][row, : len(ids)] = torch.tensor(labels)
-            batch["valid"][row, : len(ids)] = 1
-        return batch
+        input_ids = torch.full((len(rows), length), pad, dtype=torch.long)
+        labels = torch.full((len(rows), length), IGNORE, dtype=torch.long)
+        valid = torch.zeros((len(rows), length), dtype=torch.long)
+        for row, (ids, row_labels) in enumerate(rows):
+            input_ids[row, : len(ids)] = torch.tensor(ids)
+            labels[row, : len(ids)] = torch.tensor(row_labels)
+            valid[row, : len(ids)] = 1
+        return TokenBatch(input_ids, labels, valid)
+
+    def __call__(self, examples: Sequence[Example]) -> Substeps:
+        whole = self.stream(examples)
+        generator = torch.Generator().manual_seed(
+            zlib.crc32(whole.input_ids.numpy().tobytes(), self.seed))
+        width = whole.input_ids.shape[1]
+        edges = [int(edge) for edge in torch.linspace(0, width, self.training_substeps + 1)]
+        pieces = []
+        for start, end in itertools.pairwise(edges):
+            lengths = random_segment_lengths(end - start, self.segments_per_substep,
+                                             self.max_positions, generator)
+            pieces.append(TokenBatch(whole.input_ids[:, start:end], whole.labels[:, start:end],
+                                     whole.valid[:, start:end], tuple(lengths)))
+        return Substeps(tuple(pieces), sum(piece.target_tokens for piece in pieces),
+                        whole.tokens)
 
 
 def random_segment_lengths(length: int, segments: int, max_positions: int,
@@ -91,10 +116,10 @@ def random_segment_lengths(length: int, segments: int, max_positions: int,
 
 
 class AutoCompressorTrainingModel(nn.Module):
-    """The LM and its ``embed_summary``; :meth:`substeps` yields one loss per substep."""
+    """The LM and its ``embed_summary``: ``forward(piece, summaries)`` gives the summed token
+    loss of one substep and the summaries after it (pass them, detached, to the next)."""
 
-    def __init__(self, model: Any, summary_length: int, training_substeps: int,
-                 segments_per_substep: int, seed: int) -> None:
+    def __init__(self, model: Any, summary_length: int) -> None:
         super().__init__()
         self.model = model
         hidden = model.get_input_embeddings().weight
@@ -104,9 +129,6 @@ class AutoCompressorTrainingModel(nn.Module):
             eos = model.config.eos_token_id
             eos = eos[0] if isinstance(eos, list) else eos
             self.embed_summary.weight[:] = hidden[int(eos)]
-        self.training_substeps = training_substeps
-        self.segments_per_substep = segments_per_substep
-        self.generator = torch.Generator().manual_seed(seed)
 
     def segment(self, softprompt: torch.Tensor, embeds: torch.Tensor, valid: torch.Tensor
                 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -121,51 +143,24 @@ class AutoCompressorTrainingModel(nn.Module):
         start, end = softprompt.shape[1], hidden.shape[1] - summary
         return hidden[:, start:end], hidden[:, end:]
 
-    def substep_loss(self, batch: dict[str, torch.Tensor], softprompt: torch.Tensor,
-                     lengths: list[int]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Summed token loss and target count of one slice, and the summaries after it."""
-        embeds = self.model.get_input_embeddings()(batch["input_ids"])
+    def forward(self, piece: TokenBatch, summaries: torch.Tensor | None = None
+                ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Summed token loss of one substep and the summaries after it."""
+        embeds = self.model.get_input_embeddings()(piece.input_ids)
+        softprompt = summaries if summaries is not None else \
+            embeds.new_zeros(embeds.shape[0], 0, embeds.shape[2])
         states = []
+        lengths = list(piece.lengths) or [piece.input_ids.shape[1]]
         for part, valid in zip(torch.split(embeds, lengths, dim=1),
-                               torch.split(batch["valid"], lengths, dim=1), strict=True):
+                               torch.split(piece.valid, lengths, dim=1), strict=True):
             hidden, new = self.segment(softprompt, part, valid)
             states.append(hidden)
             softprompt = torch.cat([softprompt, new], dim=1)
         logits = self.model.lm_head(torch.cat(states, dim=1))[:, :-1].float()
-        labels = batch["labels"][:, 1:]
         loss = nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]),
-                                           labels.reshape(-1), ignore_index=IGNORE,
-                                           reduction="sum")
-        return loss, (labels != IGNORE).sum(), softprompt
-
-    def slices(self, batch: dict[str, torch.Tensor]) -> list[dict[str, torch.Tensor]]:
-        bounds = torch.linspace(0, batch["input_ids"].shape[1], self.training_substeps + 1)
-        edges = [int(edge) for edge in bounds.long()]
-        return [{key: value[:, edges[i]: edges[i + 1]] for key, value in batch.items()}
-                for i in range(self.training_substeps)]
-
-    def substeps(self, batch: dict[str, torch.Tensor],
-                 backward: Callable[[torch.Tensor], None] | None = None
-                 ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Summed loss and target count over all substeps; with ``backward``, each substep's
-        loss is passed to it before the detached summaries go on to the next substep."""
-        hidden = self.model.get_input_embeddings().weight
-        softprompt = hidden.new_zeros(batch["input_ids"].shape[0], 0, hidden.shape[1])
-        total, count = hidden.new_zeros(()), batch["labels"].new_zeros(())
-        max_positions = int(self.model.config.max_position_embeddings)
-        for piece in self.slices(batch):
-            lengths = random_segment_lengths(piece["input_ids"].shape[1],
-                                             self.segments_per_substep, max_positions,
-                                             self.generator)
-            loss, targets, softprompt = self.substep_loss(piece, softprompt, lengths)
-            if backward is not None:
-                backward(loss)
-            softprompt = softprompt.detach()
-            total, count = total + loss.detach(), count + targets
-        return total, count
-
-    def forward(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.substeps(batch)
+                                           piece.labels[:, 1:].reshape(-1),
+                                           ignore_index=IGNORE, reduction="sum")
+        return loss, softprompt
 
 
 def save_autocompressor(model: Any, embed_summary: torch.Tensor, tokenizer: Any,

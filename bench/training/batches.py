@@ -9,14 +9,14 @@ micro-batches done by each process) is saved with the accelerate state and resto
 from __future__ import annotations
 
 import random
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from bench.compressors.soft._model import Example, SoftModel, TrainingBatch
+from bench.compressors.soft._model import Example
 
 if TYPE_CHECKING:
     from accelerate import Accelerator
@@ -58,16 +58,6 @@ class EpochSampler(Sampler[int]):
         return iter(order[:self.usable])
 
 
-class Collator:
-    """Tokenises a list of examples into a :class:`TrainingBatch` (the model's layout)."""
-
-    def __init__(self, model: SoftModel) -> None:
-        self.model = model
-
-    def __call__(self, examples: list[Example]) -> TrainingBatch:
-        return self.model.training_batch(examples)
-
-
 @dataclass
 class DataPosition:
     """Where each process is in the data; saved by ``accelerator.save_state``."""
@@ -83,20 +73,21 @@ class DataPosition:
         self.epoch, self.batches = int(state["epoch"]), int(state["batches"])
 
 
-def training_loader(examples: Sequence[Example], model: SoftModel, batch_size: int,
-                    seed: int, global_batch: int) -> tuple[DataLoader[Example], EpochSampler]:
+def training_loader(examples: Sequence[Example], collate: Callable[[list[Example]], Any],
+                    batch_size: int, seed: int, global_batch: int
+                    ) -> tuple[DataLoader[Example], EpochSampler]:
     """The DataLoader of micro-batches (to be prepared by accelerate) and its sampler."""
     sampler = EpochSampler(len(examples), seed, global_batch)
     # Its own generator: starting an iterator must not draw from the global RNG, or a
     # resumed run (which starts one after restoring the RNG) would drop out differently.
     loader = DataLoader(Examples(examples), batch_size=batch_size, sampler=sampler,
-                        collate_fn=Collator(model), drop_last=True,
+                        collate_fn=collate, drop_last=True,
                         generator=torch.Generator().manual_seed(seed))
     return loader, sampler
 
 
 def micro_batches(accelerator: Accelerator, loader: Any, sampler: EpochSampler,
-                  position: DataPosition) -> Iterator[TrainingBatch]:
+                  position: DataPosition) -> Iterator[Any]:
     """Endless micro-batches of this process from ``position`` on (which it keeps current)."""
     while True:
         sampler.epoch = position.epoch

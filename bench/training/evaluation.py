@@ -1,4 +1,5 @@
-"""Dev evaluation on every process: token-weighted dev loss and greedy-decoding metrics.
+"""Dev evaluation on every process: token-weighted dev loss and (soft compressors) greedy-decoding
+metrics.
 
 The dev examples are split into global batches of ``batch_size x processes``; each process
 takes its slice of each, and a process whose slice is empty runs a stand-in batch whose result
@@ -9,7 +10,7 @@ is cut at EOS afterwards, for the same reason. Sums are reduced over processes.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from functools import partial
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -18,6 +19,7 @@ import torch
 from bench.compressors.soft._decode import greedy_ids
 from bench.compressors.soft._model import Example, SoftModel
 from bench.generation import GenerationSettings
+from bench.training.method import MethodParts, summed_loss
 from bench.training.strategy import is_sharded
 
 if TYPE_CHECKING:
@@ -61,36 +63,54 @@ def _score(example: Example, text: str) -> float:
 
 
 @torch.no_grad()
-def evaluate(accelerator: Accelerator, module: Any, model: SoftModel, dev: Sequence[Example],
-             batch_size: int, n_generate: int, max_answer_tokens: int) -> dict[str, float]:
-    """Dev loss (summed token loss / dev targets) and, on the first ``n_generate`` examples,
-    Rouge-L-F (rouge_score) for regeneration or SQuAD F1 for QA."""
-    if not dev:
-        return {}
-    was_training = module.training
-    module.eval()
+def dev_loss(accelerator: Accelerator, module: Any, collate: Callable[[list[Example]], Any],
+             dev: Sequence[Example], batch_size: int) -> float:
+    """Summed token loss of the dev examples / their target tokens (all processes)."""
     processes, index = accelerator.num_processes, accelerator.process_index
-    totals = torch.zeros(4, dtype=torch.float64, device=accelerator.device)
+    totals = torch.zeros(2, dtype=torch.float64, device=accelerator.device)
     for part in process_slices(dev, batch_size, processes, index):
-        batch = model.training_batch(part or dev[:1])
-        summed = module(batch)
+        batch = collate(part or list(dev[:1]))
+        summed = summed_loss(module, batch)
         if part:
             totals[0] += summed.double()
             totals[1] += batch.target_tokens
+    loss_sum, targets = accelerator.reduce(totals, reduction="sum").tolist()
+    return float(loss_sum / max(targets, 1.0))
+
+
+@torch.no_grad()
+def generation_metrics(accelerator: Accelerator, module: Any, dev: Sequence[Example], *,
+                       model: SoftModel, batch_size: int, n_generate: int,
+                       max_answer_tokens: int) -> dict[str, float]:
+    """Rouge-L-F (rouge_score) for regeneration or SQuAD F1 for QA of the greedy outputs for
+    the first ``n_generate`` dev examples."""
+    processes, index = accelerator.num_processes, accelerator.process_index
     shown = list(dev[:n_generate])
+    if not shown:
+        return {}
     lockstep = is_sharded(accelerator)
+    totals = torch.zeros(2, dtype=torch.float64, device=accelerator.device)
     for part in process_slices(shown, batch_size, processes, index):
         run = partial(generate_texts, examples=part or shown[:1],
                       max_answer_tokens=max_answer_tokens, lockstep=lockstep)
         texts = module(run=run)
         for example, text in zip(part, texts, strict=False):
-            totals[2] += _score(example, text)
-            totals[3] += 1
-    totals = accelerator.reduce(totals, reduction="sum")
+            totals[0] += _score(example, text)
+            totals[1] += 1
+    score_sum, scored = accelerator.reduce(totals, reduction="sum").tolist()
+    metric = "rouge_l_f" if dev[0].kind == "regeneration" else "squad_f1"
+    return {metric: score_sum / scored}
+
+
+def evaluate(accelerator: Accelerator, module: Any, parts: MethodParts,
+             dev: Sequence[Example], batch_size: int) -> dict[str, float]:
+    """Dev loss and, where the method decodes, its generation metric."""
+    if not dev:
+        return {}
+    was_training = module.training
+    module.eval()
+    result = {"dev_loss": dev_loss(accelerator, module, parts.collate, dev, batch_size)}
+    if parts.generate is not None:
+        result.update(parts.generate(accelerator, module, dev))
     module.train(was_training)
-    loss_sum, targets, score_sum, scored = totals.tolist()
-    result = {"dev_loss": loss_sum / max(targets, 1.0)}
-    if scored:
-        metric = "rouge_l_f" if dev[0].kind == "regeneration" else "squad_f1"
-        result[metric] = score_sum / scored
     return result

@@ -22,9 +22,9 @@ from torch import nn
 
 from bench.compressors.soft._model import Example
 from bench.compressors.soft.gist_prompt import GistTokenizer
+from bench.training.method import IGNORE, TokenBatch
 
 GIST_TOKEN = "<GIST>"
-IGNORE = -100
 
 
 def add_gist_token(model: Any, tokenizer: Any, gist_token: str = GIST_TOKEN) -> int:
@@ -92,7 +92,7 @@ class GistCollator:
             self.max_answer_tokens
         return prompt, [*answer[:limit], int(tokenizer.eos_token_id)]
 
-    def __call__(self, examples: Sequence[Example]) -> dict[str, torch.Tensor]:
+    def __call__(self, examples: Sequence[Example]) -> TokenBatch:
         rows = [self.example_ids(example) for example in examples]
         length = max(len(prompt) + len(answer) for prompt, answer in rows)
         pad = int(self.tokens.tokenizer.eos_token_id)
@@ -104,12 +104,12 @@ class GistCollator:
             input_ids[row, : len(ids)] = torch.tensor(ids)
             labels[row, len(prompt): len(ids)] = torch.tensor(answer)
             valid[row, : len(ids)] = 1
-        return {"input_ids": input_ids, "labels": labels, "valid": valid}
+        return TokenBatch(input_ids, labels, valid)
 
 
 class GistTrainingModel(nn.Module):
     """The LM under training; ``forward(batch)`` gives the summed token loss of the batch's
-    answer tokens and their count."""
+    answer tokens."""
 
     def __init__(self, model: Any, gist_id: int) -> None:
         super().__init__()
@@ -125,13 +125,11 @@ class GistTrainingModel(nn.Module):
         logits: torch.Tensor = out.logits
         return logits
 
-    def forward(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-        logits = self.logits(batch["input_ids"], batch["valid"])[:, :-1].float()
-        labels = batch["labels"][:, 1:]
-        loss = nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]),
-                                           labels.reshape(-1), ignore_index=IGNORE,
-                                           reduction="sum")
-        return loss, (labels != IGNORE).sum()
+    def forward(self, batch: TokenBatch) -> torch.Tensor:
+        logits = self.logits(batch.input_ids, batch.valid)[:, :-1].float()
+        return nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]),
+                                           batch.labels[:, 1:].reshape(-1),
+                                           ignore_index=IGNORE, reduction="sum")
 
 
 def save_gist(model: Any, tokenizer: Any, num_gist_tokens: int, out: Path) -> Path:

@@ -1,5 +1,6 @@
 """The training loop (nanoGPT-sized) on accelerate: one code path for one CPU process, DDP,
-FSDP and DeepSpeed ZeRO-3 (``accelerate launch --config_file configs/accelerate/...``).
+FSDP and DeepSpeed ZeRO-3 (``accelerate launch --config_file configs/accelerate/...``), and
+for every method (what a method supplies: :class:`bench.training.method.MethodParts`).
 
 A step takes ``grad_accum`` micro-batches on every process; its loss is the summed token loss
 of all of them divided by the number of target tokens of the whole global batch (counted on
@@ -22,19 +23,18 @@ from tqdm.auto import tqdm
 
 from bench._atomic import atomic_write_json
 from bench.compressors.soft import checkpoint as ckpt
-from bench.compressors.soft._encoder import LoraSettings
-from bench.compressors.soft._layout import Layout
-from bench.compressors.soft._model import Example, SoftModel, TrainingBatch
+from bench.compressors.soft._model import Example
 from bench.training import state as run_state
 from bench.training.batches import DataPosition, micro_batches, training_loader
 from bench.training.config import TrainConfig
 from bench.training.data import load_examples
 from bench.training.evaluation import evaluate
-from bench.training.export import check_repo_export, write_500x_repo, write_compressbench
-from bench.training.module import TrainingModule
+from bench.training.export import check_repo_export
+from bench.training.method import MethodParts, backward_passes
 from bench.training.strategy import (
     check_fsdp,
     gathered_trainable_state,
+    is_deepspeed,
     keep_trainable_in_state,
     load_kwargs,
     make_accelerator,
@@ -62,7 +62,8 @@ class TrainResult:
     history: list[dict[str, Any]] = field(default_factory=list)
     train_seconds: float = 0.0
     train_tokens: int = 0
-    """Encoder + memory + decoder tokens of this run's steps (all processes)."""
+    """Input tokens of this run's steps (all processes; soft methods: encoder + memory +
+    decoder)."""
     losses: list[float] = field(default_factory=list)
     """The logged loss of each step of this run."""
     mfu: float | None = None
@@ -70,68 +71,6 @@ class TrainResult:
     @property
     def tokens_per_second(self) -> float:
         return self.train_tokens / self.train_seconds if self.train_seconds else 0.0
-
-
-def model_class(method: str) -> type[SoftModel]:
-    from bench.compressors.soft.five_hundred_x import KVSoftModel
-    from bench.compressors.soft.icae import EmbeddingSoftModel
-
-    return KVSoftModel if method == "500x" else EmbeddingSoftModel
-
-
-def load_base(config: TrainConfig, device_is_cuda: bool) -> tuple[Any, Any]:
-    """Tokenizer and frozen base model of the run (meta-device initialisation; under FSDP's
-    memory-efficient loading only the first process reads the weights, under ZeRO-3 they
-    are partitioned as they load)."""
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    dtype = config.dtype
-    if dtype == "auto":
-        dtype = "bfloat16" if device_is_cuda else "float32"
-    tokenizer = AutoTokenizer.from_pretrained(config.base, revision=config.revision)
-    model = AutoModelForCausalLM.from_pretrained(config.base, revision=config.revision,
-                                                 dtype=getattr(torch, dtype),
-                                                 low_cpu_mem_usage=True)
-    model.requires_grad_(False)
-    return tokenizer, model
-
-
-def build_model(config: TrainConfig, base: Any, tokenizer: Any) -> SoftModel:
-    lora = LoraSettings(config.lora_r, config.lora_alpha, config.lora_dropout,
-                        tuple(config.lora_targets))
-    layout = config.layout_settings()
-    model = model_class(config.method)(base, tokenizer, config.num_mem, lora, config.seed,
-                                       layout)
-    if config.init_from:
-        path = Path(config.init_from)
-        recorded = ckpt.read_config(path)
-        ckpt.check_compatible(recorded, path, config.method, base, config.base, config.num_mem)
-        _check_same_layout(ckpt.layout_of(recorded), layout, path)
-        if model.device.type != "meta":  # FSDP copies the first process's weights
-            ckpt.load_weights(model, path)
-    if config.gradient_checkpointing:
-        model.encoder.enable_gradient_checkpointing()
-    return model
-
-
-def _check_same_layout(recorded: Layout, layout: Layout, path: Path) -> None:
-    for name in ("name", "context_length", "decoder_positions"):
-        if getattr(recorded, name) != getattr(layout, name):
-            raise ckpt.CheckpointMismatchError(
-                f"{path / ckpt.CONFIG_FILE}: trained with layout {name}="
-                f"{getattr(recorded, name)}, this run uses {getattr(layout, name)}")
-
-
-def clip_examples(examples: Sequence[Example], max_answer: int, tokenizer: Any) -> list[Example]:
-    """QA answers cut to ``max_answer`` tokens (regeneration targets follow the context cut)."""
-    clipped = []
-    for example in examples:
-        if example.kind == "qa":
-            ids = tokenizer(example.target, add_special_tokens=False)["input_ids"][:max_answer]
-            target = tokenizer.decode(ids, skip_special_tokens=True)
-            example = Example(example.context, "qa", target, example.question, example.answers)
-        clipped.append(example)
-    return clipped
 
 
 def _schedule(config: TrainConfig) -> Any:
@@ -147,8 +86,8 @@ def _schedule(config: TrainConfig) -> Any:
     return factor
 
 
-def train_step(accelerator: Accelerator, module: Any, optimizer: Any,
-               micro: Sequence[TrainingBatch], max_grad_norm: float) -> tuple[float, int]:
+def train_step(accelerator: Accelerator, module: Any, optimizer: Any, micro: Sequence[Any],
+               max_grad_norm: float) -> tuple[float, int]:
     """One optimizer step over this process's micro-batches; returns the step's loss (summed
     token loss of the global batch / its target tokens) and its tokens (all processes)."""
     counts = torch.tensor([sum(b.target_tokens for b in micro), sum(b.tokens for b in micro)],
@@ -162,8 +101,7 @@ def train_step(accelerator: Accelerator, module: Any, optimizer: Any,
     local = torch.zeros((), dtype=torch.float64, device=accelerator.device)
     for batch in micro:
         with accelerator.accumulate(module):
-            summed = module(batch)
-            accelerator.backward(summed * scale)
+            summed = backward_passes(accelerator, module, batch, scale)
             if accelerator.sync_gradients and max_grad_norm > 0:
                 accelerator.clip_grad_norm_(module.parameters(), max_grad_norm)
             optimizer.step()
@@ -193,7 +131,7 @@ class _Run:
     config: TrainConfig
     accelerator: Accelerator
     module: Any
-    soft: SoftModel
+    parts: MethodParts
     out: Path
     history: list[dict[str, Any]]
     dev: list[Example]
@@ -204,9 +142,8 @@ class _Run:
 
     def log_eval(self, step: int) -> None:
         config = self.config
-        record = {"step": step, **evaluate(self.accelerator, self.module, self.soft, self.dev,
-                                           config.batch_size, config.eval_generate,
-                                           config.max_answer_tokens)}
+        record = {"step": step, **evaluate(self.accelerator, self.module, self.parts,
+                                           self.dev, config.batch_size)}
         self.history.append(record)
         if self.main:
             atomic_write_json(self.out / "metrics.json", self.history)
@@ -226,11 +163,12 @@ class _Run:
             staging.mkdir(parents=True, exist_ok=True)
         accelerator.wait_for_everyone()
         accelerator.save_state(str(staging), **save_kwargs(accelerator))
-        weights = gathered_trainable_state(accelerator, self.module)
+        weights = (gathered_trainable_state(accelerator, self.module)
+                   if self.parts.checkpoint_export else {})
         accelerator.wait_for_everyone()
         if self.main:
-            write_compressbench(staging, weights, self.soft, self.config.base,
-                                self.config.as_json())
+            if self.parts.checkpoint_export:
+                self.parts.export(staging, weights, False)
             atomic_write_json(staging / run_state.STATE_FILE, scalars)
             run_state.publish(staging, run_state.checkpoint_dir(out, step))
             run_state.prune(out, self.config.keep_checkpoints)
@@ -241,10 +179,7 @@ class _Run:
         final = self.out / "final"
         if self.main:
             with ckpt.atomic_directory(final) as tmp:
-                write_compressbench(tmp, weights, self.soft, self.config.base,
-                                    self.config.as_json())
-                if self.config.export_500x_repo:
-                    write_500x_repo(tmp, weights)
+                self.parts.export(tmp, weights, True)
         self.accelerator.wait_for_everyone()
         return final
 
@@ -272,6 +207,17 @@ def _resume(run: _Run, processes: int) -> int:
     return step
 
 
+def method_parts(config: TrainConfig, cuda: bool) -> MethodParts:
+    """The parts of ``config.method``'s run."""
+    if config.method in ("gist", "autocompressor"):
+        from bench.training.lm_methods import lm_method_parts
+
+        return lm_method_parts(config, cuda)
+    from bench.training.soft_method import soft_parts
+
+    return soft_parts(config, cuda)
+
+
 def train(config: TrainConfig, accelerator: Accelerator | None = None) -> TrainResult:
     """Run (or resume) one training stage; returns the final checkpoint directory."""
     from accelerate.utils import set_seed
@@ -281,28 +227,29 @@ def train(config: TrainConfig, accelerator: Accelerator | None = None) -> TrainR
     accelerator = accelerator or make_accelerator(config)
     set_seed(config.seed, device_specific=True)
     cuda = accelerator.device.type == "cuda"
-    tokenizer, base = load_base(config, cuda)
-    soft = build_model(config, base, tokenizer)
-    parameters = compute_parameters(base)
+    parts = method_parts(config, cuda)
+    parameters = compute_parameters(parts.base)
     train_set, dev_set = load_examples(config.data, config.kind, config.dev, config.dev_size,
                                        config.seed, config.max_train_examples)
-    train_set = clip_examples(train_set, config.max_answer_tokens, tokenizer)
-    dev_set = clip_examples(dev_set, config.max_answer_tokens, tokenizer)
-    module = TrainingModule(soft)
+    module = parts.module
     check_fsdp(accelerator)
-    prepare_deepspeed(accelerator, config, module, module.external_parameters())
+    if is_deepspeed(accelerator) and not parts.supports_deepspeed:
+        raise ValueError(f"--method {config.method} with --training-substeps "
+                         f"{config.training_substeps} cannot run under DeepSpeed (it steps the "
+                         "optimizer at every backward pass); use DDP or FSDP, or one substep")
+    prepare_deepspeed(accelerator, config, module, parts.external_parameters)
     optimizer = torch.optim.AdamW([p for p in module.parameters() if p.requires_grad],
                                   lr=config.lr, weight_decay=config.weight_decay)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _schedule(config))
     processes = accelerator.num_processes
-    loader, sampler = training_loader(train_set, soft, config.batch_size, config.seed,
+    loader, sampler = training_loader(train_set, parts.collate, config.batch_size, config.seed,
                                       config.batch_size * config.grad_accum * processes)
     module, optimizer, loader, scheduler = accelerator.prepare(module, optimizer, loader,
                                                                scheduler)
     keep_trainable_in_state(accelerator, module)
     position = DataPosition()
     accelerator.register_for_checkpointing(position)
-    run = _Run(config, accelerator, module, soft, Path(config.out), [], dev_set)
+    run = _Run(config, accelerator, module, parts, Path(config.out), [], dev_set)
     step = _resume(run, processes)
     if step == 0 and config.eval_every > 0:
         run.log_eval(0)
@@ -330,7 +277,8 @@ def train(config: TrainConfig, accelerator: Accelerator | None = None) -> TrainR
                                   "tokens": tokens, "seconds": seconds,
                                   "tokens_per_s": tokens / seconds}
         if peak:
-            record["mfu"] = mfu(record["tokens_per_s"], parameters, processes, peak)
+            record["mfu"] = mfu(record["tokens_per_s"], parameters, processes, peak,
+                                parts.flops_per_parameter_token)
         run.log_step(record)
         bar.update(1)
         shown = {"loss": f"{loss:.3f}", "lr": f"{record['lr']:.2e}",
@@ -345,7 +293,8 @@ def train(config: TrainConfig, accelerator: Accelerator | None = None) -> TrainR
                             "config": config.as_json()})
     bar.close()
     if peak and result.train_seconds:
-        result.mfu = mfu(result.tokens_per_second, parameters, processes, peak)
+        result.mfu = mfu(result.tokens_per_second, parameters, processes, peak,
+                         parts.flops_per_parameter_token)
     result.final_dir = run.export_final()
     result.step = step
     return result

@@ -42,9 +42,11 @@ def peak_tflops(device_name: str) -> float | None:
     return None
 
 
-def mfu(tokens_per_second: float, parameters: int, processes: int, peak: float) -> float:
-    """Achieved model FLOP/s over the peak of all ``processes`` devices (``peak`` TFLOP/s)."""
-    return FLOPS_PER_PARAMETER_TOKEN * parameters * tokens_per_second / (
+def mfu(tokens_per_second: float, parameters: int, processes: int, peak: float,
+        flops_per_parameter_token: int = FLOPS_PER_PARAMETER_TOKEN) -> float:
+    """Achieved model FLOP/s over the peak of all ``processes`` devices (``peak`` TFLOP/s);
+    ``flops_per_parameter_token`` is 6 when the base gets weight gradients too."""
+    return flops_per_parameter_token * parameters * tokens_per_second / (
         peak * 1e12 * processes)
 
 

@@ -1,0 +1,112 @@
+"""The soft compressors trained on a frozen base (500x: KV memory; ICAE: embedding memory).
+
+Only the LoRA of the encoder, the memory slots and (ICAE) the trigger are trained. Every
+checkpoint holds the evaluation export in the project's format; the final one can also be
+written as the 500xCompressor code's ``pytorch_model.bin`` (``--export-500x-repo``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from bench.compressors.soft import checkpoint as ckpt
+from bench.compressors.soft._encoder import LoraSettings
+from bench.compressors.soft._layout import Layout
+from bench.compressors.soft._model import Example, SoftModel
+from bench.training.config import TrainConfig
+from bench.training.evaluation import generation_metrics
+from bench.training.export import write_500x_repo, write_compressbench
+from bench.training.method import MethodParts
+from bench.training.module import TrainingModule
+
+
+def model_class(method: str) -> type[SoftModel]:
+    from bench.compressors.soft.five_hundred_x import KVSoftModel
+    from bench.compressors.soft.icae import EmbeddingSoftModel
+
+    return KVSoftModel if method == "500x" else EmbeddingSoftModel
+
+
+def load_base(config: TrainConfig, device_is_cuda: bool) -> tuple[Any, Any]:
+    """Tokenizer and frozen base model of the run (meta-device initialisation; under FSDP's
+    memory-efficient loading only the first process reads the weights, under ZeRO-3 they
+    are partitioned as they load)."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    dtype = config.dtype
+    if dtype == "auto":
+        dtype = "bfloat16" if device_is_cuda else "float32"
+    tokenizer = AutoTokenizer.from_pretrained(config.base, revision=config.revision)
+    model = AutoModelForCausalLM.from_pretrained(config.base, revision=config.revision,
+                                                 dtype=getattr(torch, dtype),
+                                                 low_cpu_mem_usage=True)
+    model.requires_grad_(False)
+    return tokenizer, model
+
+
+def build_model(config: TrainConfig, base: Any, tokenizer: Any) -> SoftModel:
+    lora = LoraSettings(config.lora_r, config.lora_alpha, config.lora_dropout,
+                        tuple(config.lora_targets))
+    layout = config.layout_settings()
+    model = model_class(config.method)(base, tokenizer, config.num_mem, lora, config.seed,
+                                       layout)
+    if config.init_from:
+        path = Path(config.init_from)
+        recorded = ckpt.read_config(path)
+        ckpt.check_compatible(recorded, path, config.method, base, config.base, config.num_mem)
+        _check_same_layout(ckpt.layout_of(recorded), layout, path)
+        if model.device.type != "meta":  # FSDP copies the first process's weights
+            ckpt.load_weights(model, path)
+    if config.gradient_checkpointing:
+        model.encoder.enable_gradient_checkpointing()
+    return model
+
+
+def _check_same_layout(recorded: Layout, layout: Layout, path: Path) -> None:
+    for name in ("name", "context_length", "decoder_positions"):
+        if getattr(recorded, name) != getattr(layout, name):
+            raise ckpt.CheckpointMismatchError(
+                f"{path / ckpt.CONFIG_FILE}: trained with layout {name}="
+                f"{getattr(recorded, name)}, this run uses {getattr(layout, name)}")
+
+
+def clip_examples(examples: Sequence[Example], max_answer: int, tokenizer: Any) -> list[Example]:
+    """QA answers cut to ``max_answer`` tokens (regeneration targets follow the context cut)."""
+    clipped = []
+    for example in examples:
+        if example.kind == "qa":
+            ids = tokenizer(example.target, add_special_tokens=False)["input_ids"][:max_answer]
+            target = tokenizer.decode(ids, skip_special_tokens=True)
+            example = Example(example.context, "qa", target, example.question, example.answers)
+        clipped.append(example)
+    return clipped
+
+
+def _export(config: TrainConfig, soft: SoftModel, directory: Path,
+            weights: dict[str, torch.Tensor], final: bool) -> None:
+    write_compressbench(directory, weights, soft, config.base, config.as_json())
+    if final and config.export_500x_repo:
+        write_500x_repo(directory, weights)
+
+
+def _collate(soft: SoftModel, max_answer_tokens: int, examples: list[Example]) -> Any:
+    return soft.training_batch(clip_examples(examples, max_answer_tokens, soft.tokenizer))
+
+
+def soft_parts(config: TrainConfig, cuda: bool) -> MethodParts:
+    """The parts of a 500x/ICAE run."""
+    tokenizer, base = load_base(config, cuda)
+    soft = build_model(config, base, tokenizer)
+    module = TrainingModule(soft)
+    return MethodParts(
+        module=module, collate=partial(_collate, soft, config.max_answer_tokens), base=base,
+        export=partial(_export, config, soft), checkpoint_export=True,
+        external_parameters=module.external_parameters(),
+        generate=partial(generation_metrics, model=soft, batch_size=config.batch_size,
+                         n_generate=config.eval_generate,
+                         max_answer_tokens=config.max_answer_tokens))
