@@ -1,8 +1,10 @@
-"""Train a soft compressor: ``python -m bench.train pretrain|finetune --method 500x|icae ...``.
+"""Train a soft compressor: ``python -m bench.train pretrain|finetune --method
+500x|icae|gist|autocompressor ...``.
 
 Also runs under ``accelerate launch -m bench.train ...`` for several GPUs. Resumes from the
 newest ``OUT/checkpoint-*`` automatically; the trained weights end in ``OUT/final``, loadable
-with ``--model_args pretrained=BASE,compressor=METHOD,checkpoint=OUT/final``.
+with ``--model_args pretrained=BASE,compressor=METHOD,checkpoint=OUT/final`` (500x, icae) or
+``pretrained=OUT/final,compressor=gist|autocompressor``.
 """
 
 from __future__ import annotations
@@ -240,13 +242,6 @@ def _run(argv: Sequence[str]) -> int:
     args = build_parser().parse_args(argv)
     config = config_from_args(args)
     _check_local_paths(config)
-    from bench.training.method_driver import FINETUNED_METHODS, train_method
-
-    if config.method in FINETUNED_METHODS:
-        trained = train_method(config)
-        print(f"trained {config.method} ({config.stage}) for {trained.step} steps; "
-              f"checkpoint in {trained.final_dir}")
-        return 0
     from bench.training.loop import train
 
     result = train(config)

@@ -34,6 +34,7 @@ from torch import nn
 from bench.compressors.soft._model import Example
 from bench.compressors.soft.autocompressor_checkpoint import SUMMARY_WEIGHT
 from bench.training.method import IGNORE, Substeps, TokenBatch
+from bench.training.strategy import writable
 
 ARCHITECTURE = "LlamaAutoCompressorModel"
 QA_PROMPT = "Question: {question} Answer:"
@@ -123,11 +124,13 @@ class AutoCompressorTrainingModel(nn.Module):
         super().__init__()
         self.model = model
         hidden = model.get_input_embeddings().weight
-        self.embed_summary = nn.Embedding(summary_length, hidden.shape[1],
-                                          dtype=hidden.dtype, device=hidden.device)
-        with torch.no_grad():  # the reference starts every summary row at EOS's embedding
-            eos = model.config.eos_token_id
-            eos = eos[0] if isinstance(eos, list) else eos
+        width = int(model.config.hidden_size)
+        self.embed_summary = nn.Embedding(summary_length, width, dtype=hidden.dtype,
+                                          device=hidden.device)
+        eos = model.config.eos_token_id
+        eos = eos[0] if isinstance(eos, list) else eos
+        # the reference starts every summary row at EOS's embedding
+        with torch.no_grad(), writable(hidden):
             self.embed_summary.weight[:] = hidden[int(eos)]
 
     def segment(self, softprompt: torch.Tensor, embeds: torch.Tensor, valid: torch.Tensor

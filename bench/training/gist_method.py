@@ -23,6 +23,7 @@ from torch import nn
 from bench.compressors.soft._model import Example
 from bench.compressors.soft.gist_prompt import GistTokenizer
 from bench.training.method import IGNORE, TokenBatch
+from bench.training.strategy import writable
 
 GIST_TOKEN = "<GIST>"
 
@@ -35,12 +36,13 @@ def add_gist_token(model: Any, tokenizer: Any, gist_token: str = GIST_TOKEN) -> 
         return int(added[gist_token])
     tokenizer.add_special_tokens({"additional_special_tokens": [gist_token]})
     gist_id = int(tokenizer.convert_tokens_to_ids(gist_token))
-    old_rows = int(model.get_input_embeddings().weight.shape[0])
+    old_rows = int(model.get_input_embeddings().num_embeddings)  # ZeRO-3: weight is empty
     model.resize_token_embeddings(max(gist_id + 1, old_rows), mean_resizing=False)
-    with torch.no_grad():
-        for layer in (model.get_input_embeddings(), model.get_output_embeddings()):
-            if layer is not None:
-                layer.weight[gist_id] = layer.weight[:old_rows].mean(dim=0)
+    layers = [layer for layer in (model.get_input_embeddings(), model.get_output_embeddings())
+              if layer is not None]
+    with torch.no_grad(), writable(*(layer.weight for layer in layers)):
+        for layer in layers:
+            layer.weight[gist_id] = layer.weight[:old_rows].mean(dim=0)
     return gist_id
 
 

@@ -40,6 +40,7 @@ from bench.training.strategy import (
     make_accelerator,
     prepare_deepspeed,
     save_kwargs,
+    without_zero3_init,
 )
 from bench.training.throughput import compute_parameters, mfu, peak_tflops
 
@@ -178,7 +179,7 @@ class _Run:
         weights = gathered_trainable_state(self.accelerator, self.module)
         final = self.out / "final"
         if self.main:
-            with ckpt.atomic_directory(final) as tmp:
+            with ckpt.atomic_directory(final) as tmp, without_zero3_init(self.accelerator):
                 self.parts.export(tmp, weights, True)
         self.accelerator.wait_for_everyone()
         return final

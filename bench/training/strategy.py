@@ -8,7 +8,9 @@ sharded model on the main process (every process must call :func:`gathered_train
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -23,16 +25,24 @@ if TYPE_CHECKING:
 ACCELERATE_WEIGHTS = "model.safetensors"
 
 
+def mixed_precision(config: TrainConfig, cuda: bool) -> str:
+    """bf16 autocast on CUDA (for ``--dtype auto|bfloat16``) unless the launch config says
+    otherwise. A launch with a DeepSpeed config file cannot say it (accelerate refuses
+    ``mixed_precision`` beside ``deepspeed_config_file`` and passes its default, "no"): there
+    the run decides, and the config file's ``"bf16": {"enabled": "auto"}`` follows."""
+    launched = os.environ.get("ACCELERATE_MIXED_PRECISION")
+    if launched is not None and not os.environ.get("ACCELERATE_DEEPSPEED_CONFIG_FILE"):
+        return launched
+    return "bf16" if cuda and config.dtype in ("auto", "bfloat16") else "no"
+
+
 def make_accelerator(config: TrainConfig) -> Accelerator:
-    """The accelerator of the run: bf16 autocast on CUDA unless the launch config says
-    otherwise; the scheduler steps once per optimizer step."""
+    """The accelerator of the run (mixed precision: :func:`mixed_precision`); the scheduler
+    steps once per optimizer step."""
     from accelerate import Accelerator
     from accelerate.utils import DistributedDataParallelKwargs
 
-    mixed = os.environ.get("ACCELERATE_MIXED_PRECISION")
-    if mixed is None:
-        bf16 = torch.cuda.is_available() and config.dtype in ("auto", "bfloat16")
-        mixed = "bf16" if bf16 else "no"
+    mixed = mixed_precision(config, torch.cuda.is_available())
     # Some trained tensors get no gradient: the last layer's query LoRA in 500x (only keys
     # and values leave the encoder), the regeneration trigger in ICAE fine-tuning.
     unused = not (config.method == "icae" and config.stage == "pretrain")
@@ -96,6 +106,35 @@ def prepare_deepspeed(accelerator: Accelerator, config: TrainConfig, module: nn.
 
         for parameter in external:
             deepspeed.zero.register_external_parameter(module, parameter)
+
+
+@contextlib.contextmanager
+def writable(*parameters: torch.Tensor) -> Iterator[None]:
+    """Whole ``parameters`` for an in-place change on the first process, handed back to
+    every process afterwards (under ZeRO-3 a parameter is partitioned and empty at rest)."""
+    if not any(hasattr(parameter, "ds_id") for parameter in parameters):
+        yield
+        return
+    import deepspeed
+
+    with deepspeed.zero.GatheredParameters(list(parameters), modifier_rank=0):
+        yield
+
+
+@contextlib.contextmanager
+def without_zero3_init(accelerator: Accelerator) -> Iterator[None]:
+    """A context in which ``from_pretrained`` loads whole weights on this process alone (the
+    main process's evaluation export), even under ZeRO-3."""
+    if not is_deepspeed(accelerator):
+        yield
+        return
+    from transformers.integrations import unset_hf_deepspeed_config
+
+    unset_hf_deepspeed_config()
+    try:
+        yield
+    finally:
+        accelerator.state.deepspeed_plugin.set_deepspeed_weakref()
 
 
 def save_kwargs(accelerator: Accelerator) -> dict[str, Any]:

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from bench.training.config import TrainConfig
-from bench.training.strategy import check_fsdp
+from bench.training.strategy import check_fsdp, mixed_precision
 
 CONFIGS = Path(__file__).resolve().parents[3] / "configs" / "accelerate"
 
@@ -24,9 +24,12 @@ def _launch_env(name: str) -> dict[str, str]:
 
     args = launch_command_parser().parse_args(
         ["--config_file", str(CONFIGS / f"{name}.yaml"), "-m", "bench.train"])
-    args, _, _ = _validate_launch_command(args)
-    if name.startswith("deepspeed"):
-        args.deepspeed_fields_from_accelerate_config = []
+    args, defaults, mixed_from_config = _validate_launch_command(args)
+    if name.startswith("deepspeed"):  # as accelerate's launch_command fills it
+        fields = list(defaults.deepspeed_config)
+        if mixed_from_config:
+            fields.append("mixed_precision")
+        args.deepspeed_fields_from_accelerate_config = ",".join(fields)
         _, env = prepare_deepspeed_cmd_env(args)
         return dict(env)
     return dict(prepare_multi_gpu_env(args))
@@ -40,13 +43,33 @@ def _apply(env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.mark.parametrize(("name", "kind"), [("ddp", "MULTI_GPU"), ("fsdp", "FSDP"),
                                             ("deepspeed_zero3", "DEEPSPEED")])
-def test_config_files_parse(name: str, kind: str) -> None:
+def test_config_files_parse_and_train_in_bf16_on_gpus(name: str, kind: str,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
     from accelerate.commands.config.config_args import load_config_from_file
 
     config = load_config_from_file(str(CONFIGS / f"{name}.yaml"))
     assert str(config.distributed_type).endswith(kind)
-    assert config.mixed_precision == "bf16"
-    assert _launch_env(name)["ACCELERATE_MIXED_PRECISION"] == "bf16"
+    run = TrainConfig(stage="pretrain", method="500x", base="b", data="d", out="o")
+    _apply(_launch_env(name), monkeypatch)
+    assert mixed_precision(run, cuda=True) == "bf16"
+    assert mixed_precision(run, cuda=False) == ("no" if name.startswith("deepspeed") else
+                                                "bf16")
+
+
+def test_zero3_launch_environment_passes_accelerates_checks(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """accelerate refuses a DeepSpeed config file beside accelerate-level settings such as
+    ``mixed_precision`` when the plugin is built in the launched process."""
+    from accelerate.utils import DeepSpeedPlugin
+
+    env = _launch_env("deepspeed_zero3")
+    assert env["ACCELERATE_CONFIG_DS_FIELDS"] == "deepspeed_config_file,zero3_init_flag"
+    _apply(env, monkeypatch)
+    DeepSpeedPlugin()
+    monkeypatch.setenv("ACCELERATE_CONFIG_DS_FIELDS", env["ACCELERATE_CONFIG_DS_FIELDS"]
+                       + ",mixed_precision")
+    with pytest.raises(ValueError, match="deepspeed_config_file"):
+        DeepSpeedPlugin()
 
 
 def test_fsdp_config_shards_the_model_as_one_unit(monkeypatch: pytest.MonkeyPatch) -> None:

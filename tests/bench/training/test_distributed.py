@@ -10,6 +10,7 @@ such differences stay at a few ulps of the weights over 4 steps).
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import signal
@@ -28,6 +29,10 @@ RUNNER = Path(__file__).with_name("run_training.py")
 REPO = Path(__file__).resolve().parents[3]
 WEIGHTS_ATOL = 1e-6
 LOSS_RTOL = 1e-6
+
+NEEDS_DEEPSPEED = pytest.mark.skipif(
+    importlib.util.find_spec("deepspeed") is None,
+    reason="deepspeed is not installed (pip install 'compressbench[deepspeed]')")
 
 pytestmark = [pytest.mark.slow,
               pytest.mark.skipif(not torch.distributed.is_gloo_available(),
@@ -91,12 +96,13 @@ def one_batch_of_four(story_corpus: Path, stories: Path, tmp_path_factory: pytes
     ("accumulated", 1, {"batch_size": 2, "grad_accum": 2}, ()),
     ("ddp", 2, {"batch_size": 2}, ()),
     ("fsdp", 2, {"batch_size": 2}, ("--fsdp",)),
+    pytest.param("zero3", 2, {"batch_size": 2}, ("--deepspeed",), marks=NEEDS_DEEPSPEED),
 ])
 @pytest.mark.slow
 def test_split_global_batch_gives_the_same_update(
         one_batch_of_four: Path, story_corpus: Path, stories: Path, tmp_path: Path, name: str,
         processes: int, settings: dict[str, int], extra: tuple[str, ...]) -> None:
-    port = {"accumulated": 29711, "ddp": 29712, "fsdp": 29713}[name]
+    port = {"accumulated": 29711, "ddp": 29712, "fsdp": 29713, "zero3": 29714}[name]
     out = _run(processes, _write_config(tmp_path, story_corpus, stories, **settings), port,
                *extra)
     reference, split = _weights(one_batch_of_four), _weights(out)
@@ -119,10 +125,13 @@ def _lm_weights(out: Path) -> dict[str, torch.Tensor]:
     return load_file(str(out / "final" / "model.safetensors"))
 
 
-@pytest.mark.parametrize("method", ["gist", "autocompressor"])
+@pytest.mark.parametrize(("method", "extra"), [
+    ("gist", ()), ("autocompressor", ()),
+    pytest.param("gist", ("--deepspeed",), marks=NEEDS_DEEPSPEED, id="gist-zero3")])
 @pytest.mark.slow
 def test_fine_tuned_lm_methods_give_the_same_update_on_two_processes(
-        story_corpus: Path, stories: Path, tmp_path: Path, method: str) -> None:
+        story_corpus: Path, stories: Path, tmp_path: Path, method: str,
+        extra: tuple[str, ...]) -> None:
     """The LM-training methods under DDP: 2 x 2 equals 1 x 4 (one segment per substep, so
     that every cut is the same for both batch shapes).
 
@@ -131,12 +140,12 @@ def test_fine_tuned_lm_methods_give_the_same_update_on_two_processes(
     at that noise level (a rarely seen token's embedding) can move by a different fraction of
     the learning rate. The bound is therefore on the update as a whole: its relative L2
     difference, besides the per-step losses."""
-    port = {"gist": 29731, "autocompressor": 29733}[method]
+    port = {"gist": 29731, "autocompressor": 29733}[method] + (4 if extra else 0)
     settings = {**LM_METHOD_SETTINGS, "method": method}
     whole = _run(1, _write_config(tmp_path / "whole", story_corpus, stories, batch_size=4,
                                   **settings), port)
     split = _run(2, _write_config(tmp_path / "split", story_corpus, stories, batch_size=2,
-                                  **settings), port + 1)
+                                  **settings), port + 1, *extra)
     initial = _lm_weights_of(stories)
     reference, other = _lm_weights(whole), _lm_weights(split)
     assert reference.keys() == other.keys()
@@ -145,7 +154,7 @@ def test_fine_tuned_lm_methods_give_the_same_update_on_two_processes(
     moved = torch.cat([(reference[name] - initial[name]).flatten() for name in shared])
     apart = torch.cat([(reference[name] - other[name]).flatten() for name in shared])
     relative = float(apart.norm() / moved.norm())
-    print(f"{method}: |update difference| / |update| 2 x 2 vs 1 x 4 = {relative:.3g}, "
+    print(f"{method} {' '.join(extra)}: |update difference| / |update| 2 x 2 vs 1 x 4 = {relative:.3g}, "
           f"max |weight diff| {float(apart.abs().max()):.3g}")
     assert float(moved.abs().max()) > 100 * WEIGHTS_ATOL  # the LM itself was trained
     assert relative <= LM_UPDATE_RTOL
@@ -184,15 +193,20 @@ def _wait_for_step(log: Path, step: int, process: subprocess.Popen[bytes]) -> No
     raise AssertionError(f"step {step} not reached")
 
 
+@pytest.mark.parametrize(("strategy", "extra"), [
+    ("ddp", ()), pytest.param("zero3", ("--deepspeed",), marks=NEEDS_DEEPSPEED)])
 @pytest.mark.slow
 def test_killed_run_resumes_to_the_same_weights(story_corpus: Path, stories: Path,
-                                                tmp_path: Path) -> None:
+                                                tmp_path: Path, strategy: str,
+                                                extra: tuple[str, ...]) -> None:
     settings = {"batch_size": 2, "steps": 10, "save_every": 3, "lora_dropout": 0.1}
+    port = {"ddp": 29721, "zero3": 29725}[strategy]
     straight = _run(2, _write_config(tmp_path / "straight", story_corpus, stories, **settings),
-                    29721)
+                    port, *extra)
     config = _write_config(tmp_path / "killed", story_corpus, stories, **settings)
     out = config.parent / "out"
-    process = subprocess.Popen(_command(2, config, 29722), env=_environment(), cwd=REPO,
+    process = subprocess.Popen(_command(2, config, port + 1, *extra), env=_environment(),
+                               cwd=REPO,
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                start_new_session=True)
     try:
@@ -203,7 +217,7 @@ def test_killed_run_resumes_to_the_same_weights(story_corpus: Path, stories: Pat
     assert not (out / "final").exists()
     saved = sorted(p.name for p in out.glob("checkpoint-*"))
     assert saved and set(saved) <= {"checkpoint-0000003", "checkpoint-0000006"}
-    resumed = _run(2, config, 29723)
+    resumed = _run(2, config, port + 2, *extra)
     assert _max_diff(_weights(straight), _weights(resumed)) == 0.0
     assert _losses(resumed) == _losses(straight)
     assert sorted(p.name for p in resumed.glob("checkpoint-*")) == [
