@@ -94,3 +94,25 @@ def read_results(run_dir: Path) -> dict[str, Any]:
     assert files, f"no results file under {run_dir}"
     loaded: dict[str, Any] = json.loads(files[-1].read_text(encoding="utf-8"))
     return loaded
+
+
+def run_stock_lm_eval(model_args: str, data: Path, out: Path, task: str = "compressed_squad",
+                      limit: int = 2) -> None:
+    """Run the installed ``lm_eval`` command with ``--model compressed`` on the prepared
+    ``data`` (offline, one thread, samples logged into ``out``); skips where the command is
+    not installed next to this Python."""
+    import os
+    import subprocess
+    import sys
+
+    program = Path(sys.executable).parent / "lm_eval"
+    if not program.is_file():
+        pytest.skip(f"the lm_eval command is not installed next to {sys.executable}")
+    env = {**os.environ, "COMPRESSBENCH_DATA": str(data), "HF_HUB_OFFLINE": "1",
+           "HF_DATASETS_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
+    command = [str(program), "--tasks", task, "--model", "compressed", "--model_args",
+               model_args, "--limit", str(limit), "--device", "cpu", "--output_path",
+               str(out), "--log_samples"]
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600,
+                          check=False)
+    assert done.returncode == 0, done.stderr[-4000:]

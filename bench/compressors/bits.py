@@ -56,10 +56,12 @@ def soft_bits(compressed: CompressedEmbeddings | CompressedKV) -> int:
 
 class BitCounter:
     """``compressed_bits`` of compressions answered by one target model (text sizes are
-    memoised: a context's compression is usually read by several questions)."""
+    memoised: a context's compression is usually read by several questions; with
+    ``code_text`` False they are not computed and text compressions get None)."""
 
-    def __init__(self, target: TargetModel) -> None:
+    def __init__(self, target: TargetModel, code_text: bool = True) -> None:
         self.target = target
+        self.code_text = code_text
         self._codec: LlmzipCodec | None = None
         self._codec_error: str | None = None
         self._text_bits: dict[str, int] = {}
@@ -80,7 +82,7 @@ class BitCounter:
     def text_bits(self, text: str) -> int | None:
         """llmzip code length of ``text`` with the target model (None without one, or when
         the model cannot code text: no BOS/EOS token, no known window; logged once)."""
-        codec = self._text_codec()
+        codec = self._text_codec() if self.code_text else None
         if codec is None:
             return None
         if text not in self._text_bits:

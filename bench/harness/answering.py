@@ -35,6 +35,20 @@ def open_cache(setting: str | None, compressor: Any) -> CompressionCache | None:
     return CompressionCache(Path(str(setting)).expanduser())
 
 
+BITS_SETTINGS = ("llmzip", "off")
+
+
+def text_bits_setting(setting: str | None) -> bool:
+    """``compressed_bits=llmzip`` (default: text compressions get the llmzip code length of
+    the kept text, one forward pass over each distinct text) or ``off`` (their bits are left
+    out; soft and self-measured sizes are still recorded)."""
+    value = "llmzip" if setting is None else str(setting).lower()
+    if value not in BITS_SETTINGS:
+        raise ValueError(f"compressed_bits={setting!r} in --model_args: use llmzip (the "
+                         "default) or off")
+    return value == "llmzip"
+
+
 def settings_from_gen_kwargs(gen_kwargs: dict[str, Any], default_max: int) -> GenerationSettings:
     """lm-eval ``gen_kwargs`` -> greedy :class:`GenerationSettings`."""
     until = gen_kwargs.get("until") or []
@@ -46,12 +60,13 @@ def settings_from_gen_kwargs(gen_kwargs: dict[str, Any], default_max: int) -> Ge
 class RunAccount:
     """Files per-sample records and keeps per-task summaries for ``get_model_info``."""
 
-    def __init__(self, frontend: CompressionFrontEnd, shape: ModelShape | None) -> None:
+    def __init__(self, frontend: CompressionFrontEnd, shape: ModelShape | None,
+                 code_text: bool = True) -> None:
         self.frontend = frontend
         self.shape = shape
         self.per_task: dict[str, list[sample_log.SampleRecord]] = defaultdict(list)
         self.target_tokens_exceed_context: Counter[str] = Counter()
-        self.count_bits = BitCounter(frontend.target)
+        self.count_bits = BitCounter(frontend.target, code_text)
 
     def file(self, request: Any, prepared: PreparedRequest, output: GenerationOutput,
              original_prompt: str, served: sample_log.ServedUsage | None = None) -> None:
@@ -90,6 +105,7 @@ class RunAccount:
             "compressor": {"name": compressor.name, "version": compressor.version,
                            "settings": compressor.settings()},
             "target": {"name": target_name, "shape": vars(self.shape) if self.shape else None},
+            "compressed_bits_of_text": "llmzip" if self.count_bits.code_text else "off",
             "compressions": self.frontend.compressions,
             "contexts_cut_to_window": self.frontend.contexts_cut,
             "compression_cache": None if cache is None else {

@@ -3,7 +3,9 @@
 ``--model compressed --model_args pretrained=HF_ID_OR_PATH,compressor=NAME[,options]``.
 Every ``--model_args`` key that lm-eval's ``hf`` backend accepts goes to it (``dtype``,
 ``device``, ``revision`` ...); ``compression_cache`` (``off``, a directory, default the user
-cache) is ours; every other key is a compressor option, and an unknown one is an error.
+cache) and ``compressed_bits`` (``llmzip``, the default, or ``off``: see
+:mod:`bench.compressors.bits`) are ours; every other key is a compressor option, and an
+unknown one is an error.
 Text compressions are answered by the ``hf`` backend itself, so ``compressor=none`` gives
 exactly the generations of ``--model hf``.
 """
@@ -22,7 +24,12 @@ from transformers import LogitsProcessor, LogitsProcessorList
 from bench.compressors import SoftDecoder, TargetModel, build_compressor
 from bench.generation import GenerationOutput, GenerationSettings
 from bench.harness.accounting import ModelShape
-from bench.harness.answering import RunAccount, open_cache, settings_from_gen_kwargs
+from bench.harness.answering import (
+    RunAccount,
+    open_cache,
+    settings_from_gen_kwargs,
+    text_bits_setting,
+)
 from bench.harness.frontend import CompressionFrontEnd, PreparedRequest
 
 _HF_ARGS = frozenset(inspect.signature(HFLM.__init__).parameters) - {"self", "kwargs"}
@@ -61,7 +68,9 @@ class CompressedLM(HFLM):  # type: ignore[misc]
     """lm-eval model that compresses each request's context before answering."""
 
     def __init__(self, pretrained: str, compressor: str | None = "none",
-                 compression_cache: str | None = None, **kwargs: Any) -> None:
+                 compression_cache: str | None = None, compressed_bits: str | None = None,
+                 **kwargs: Any) -> None:
+        code_text = text_bits_setting(compressed_bits)
         hf_kwargs = {k: v for k, v in kwargs.items() if k in _HF_ARGS}
         options = {k: v for k, v in kwargs.items() if k not in _HF_ARGS}
         self._load_target(pretrained, hf_kwargs)
@@ -71,7 +80,7 @@ class CompressedLM(HFLM):  # type: ignore[misc]
         batch = self.batch_size if isinstance(self.batch_size, int) else 8
         self.frontend = CompressionFrontEnd(self.compressor, target,
                                             open_cache(compression_cache, self.compressor), batch)
-        self.account = RunAccount(self.frontend, ModelShape.of(self.model))
+        self.account = RunAccount(self.frontend, ModelShape.of(self.model), code_text)
         self._answer_timing: dict[str, tuple[float, float, int]] = {}
         self._last_batch_timing: tuple[float, float, list[int]] = (0.0, 0.0, [])
         self._rows_reported = 0

@@ -128,9 +128,9 @@ def without_zero3_init(accelerator: Accelerator) -> Iterator[None]:
     if not is_deepspeed(accelerator):
         yield
         return
-    from transformers.integrations import unset_hf_deepspeed_config
+    from transformers.integrations.deepspeed import unset_hf_deepspeed_config
 
-    unset_hf_deepspeed_config()
+    unset_hf_deepspeed_config()  # type: ignore[no-untyped-call]
     try:
         yield
     finally:

@@ -156,3 +156,29 @@ def test_a_model_that_cannot_code_text_leaves_text_unsized(
     assert caplog.text.count("neither a BOS nor an EOS token") == 1
     vectors = CompressedEmbeddings(torch.zeros(2, 8, dtype=torch.float16), _stats(9, 2))
     assert counter(vectors) == 2 * 8 * 16
+
+
+def test_text_sizes_can_be_switched_off_without_losing_the_free_ones(
+        neural: TargetModel) -> None:
+    counter = BitCounter(neural, code_text=False)
+    assert counter(CompressedText(CONTEXT, _stats(9, 9))) is None
+    exact = CompressionStats(9, 9, 0.0, compressed_bits=416.0)
+    assert counter(CompressedText(CONTEXT, exact)) == 416.0
+    assert counter(CompressedEmbeddings(torch.zeros(2, 8), _stats(9, 2))) == 2 * 8 * 32
+    assert BitCounter(neural)(CompressedText(CONTEXT, _stats(9, 9))) is not None
+
+
+@pytest.mark.parametrize(("setting", "codes_text"), [
+    (None, True), ("llmzip", True), ("LLMZIP", True), ("off", False)])
+def test_the_compressed_bits_model_argument(setting: str | None, codes_text: bool) -> None:
+    from bench.harness.answering import text_bits_setting
+
+    assert text_bits_setting(setting) is codes_text
+
+
+def test_an_unknown_compressed_bits_setting_is_one_clear_error() -> None:
+    from bench.harness.answering import text_bits_setting
+
+    with pytest.raises(ValueError, match=r"compressed_bits='exact' in --model_args: use "
+                                         r"llmzip \(the default\) or off"):
+        text_bits_setting("exact")

@@ -2,31 +2,15 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from bench.lmeval.run import run_lm_eval
-from tests.conftest import read_results, read_samples
+from tests.conftest import read_results, read_samples, run_stock_lm_eval
 
 TASK = "compressed_squad"
 LIMIT = 2
-
-
-def _run_stock_lm_eval(model_args: str, data: Path, out: Path) -> None:
-    program = Path(sys.executable).parent / "lm_eval"
-    if not program.is_file():
-        pytest.skip(f"the lm_eval command is not installed next to {sys.executable}")
-    env = {**os.environ, "COMPRESSBENCH_DATA": str(data), "HF_HUB_OFFLINE": "1",
-           "HF_DATASETS_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
-    command = [str(program), "--tasks", TASK, "--model", "compressed", "--model_args",
-               model_args, "--limit", str(LIMIT), "--device", "cpu", "--output_path", str(out),
-               "--log_samples"]
-    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
-    assert done.returncode == 0, done.stderr[-4000:]
 
 
 @pytest.mark.slow
@@ -36,7 +20,7 @@ def test_llmzip_answers_like_none_and_logs_its_exact_code_length(
 
     from bench.compressors._llmzip_codec import LlmzipCodec
 
-    _run_stock_lm_eval(f"pretrained={tiny_model_dir},compressor=llmzip,compression_cache=off",
+    run_stock_lm_eval(f"pretrained={tiny_model_dir},compressor=llmzip,compression_cache=off",
                        data_env, tmp_path / "llmzip")
     run_lm_eval("compressed", f"pretrained={tiny_model_dir},compressor=none,"
                 "compression_cache=off", (TASK,), tmp_path / "none", limit=LIMIT)

@@ -122,3 +122,19 @@ def test_batch_size_auto_gives_the_answers_of_batch_size_1(data_env: Path, tiny_
     one = read_samples(tmp_path / "b1", "compressed_squad")
     automatic = read_samples(tmp_path / "auto", "compressed_squad")
     assert [s["resps"] for s in one] == [s["resps"] for s in automatic]
+
+
+def test_compressed_bits_off_leaves_text_sizes_out_and_says_so(
+        data_env: Path, tiny_model_dir: Path, tmp_path: Path) -> None:
+    base = "compressor=truncate,rate=0.5,compression_cache=off"
+    coded = _run(tmp_path / "llmzip", tiny_model_dir, base, limit=2)
+    skipped = _run(tmp_path / "off", tiny_model_dir, f"{base},compressed_bits=off", limit=2)
+    for run, setting in ((coded, "llmzip"), (skipped, "off")):
+        assert run["config"]["compressbench"]["compressed_bits_of_text"] == setting
+    assert coded["results"]["compressed_squad"]["compressed_bits,none"] > 0
+    assert "compressed_bits,none" not in skipped["results"]["compressed_squad"]
+    off_samples = read_samples(tmp_path / "off", "compressed_squad")
+    on_samples = read_samples(tmp_path / "llmzip", "compressed_squad")
+    assert [s["resps"] for s in off_samples] == [s["resps"] for s in on_samples]
+    assert all("compressed_bits" not in s for s in off_samples)
+    assert all(s["compressed_bits"] > 0 for s in on_samples)

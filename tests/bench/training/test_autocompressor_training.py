@@ -4,9 +4,6 @@ its checkpoint read back by the ``autocompressor`` compressor."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -17,7 +14,7 @@ from bench.compressors._api import TargetModel
 from bench.compressors.soft.autocompressor_checkpoint import SUMMARY_WEIGHT
 from bench.train import main
 from bench.training.autocompressor_method import ARCHITECTURE, random_segment_lengths
-from tests.conftest import read_results, read_samples
+from tests.conftest import read_results, read_samples, run_stock_lm_eval
 
 SUMMARY_LENGTH = 4
 TASK = "compressed_squad"
@@ -90,19 +87,10 @@ def test_trained_autocompressor_runs_through_stock_lm_eval(trained: Path, tmp_pa
                                                            ) -> None:
     from bench.demo import prepare_demo_data
 
-    program = Path(sys.executable).parent / "lm_eval"
-    if not program.is_file():
-        pytest.skip(f"the lm_eval command is not installed next to {sys.executable}")
     final = trained / "final"
     prepare_demo_data(final, tmp_path / "data")
-    env = {**os.environ, "COMPRESSBENCH_DATA": str(tmp_path / "data"), "HF_HUB_OFFLINE": "1",
-           "HF_DATASETS_OFFLINE": "1"}
-    command = [str(program), "--tasks", TASK, "--model", "compressed", "--model_args",
-               f"pretrained={final},compressor=autocompressor,compression_cache=off",
-               "--limit", str(LIMIT), "--device", "cpu", "--output_path",
-               str(tmp_path / "eval"), "--log_samples"]
-    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
-    assert done.returncode == 0, done.stderr[-4000:]
+    run_stock_lm_eval(f"pretrained={final},compressor=autocompressor,compression_cache=off",
+                      tmp_path / "data", tmp_path / "eval", TASK, LIMIT)
     results = read_results(tmp_path / "eval")
     assert results["results"][TASK]["compressed_tokens,none"] == SUMMARY_LENGTH
     assert len(read_samples(tmp_path / "eval", TASK)) == LIMIT

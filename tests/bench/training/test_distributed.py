@@ -154,8 +154,8 @@ def test_fine_tuned_lm_methods_give_the_same_update_on_two_processes(
     moved = torch.cat([(reference[name] - initial[name]).flatten() for name in shared])
     apart = torch.cat([(reference[name] - other[name]).flatten() for name in shared])
     relative = float(apart.norm() / moved.norm())
-    print(f"{method} {' '.join(extra)}: |update difference| / |update| 2 x 2 vs 1 x 4 = {relative:.3g}, "
-          f"max |weight diff| {float(apart.abs().max()):.3g}")
+    print(f"{method} {' '.join(extra)}: |update difference| / |update| 2 x 2 vs 1 x 4 = "
+          f"{relative:.3g}, max |weight diff| {float(apart.abs().max()):.3g}")
     assert float(moved.abs().max()) > 100 * WEIGHTS_ATOL  # the LM itself was trained
     assert relative <= LM_UPDATE_RTOL
     assert _losses(split) == pytest.approx(_losses(whole), rel=LOSS_RTOL)

@@ -4,9 +4,6 @@ back by the ``gist`` compressor (and, marked slow, through the stock ``lm_eval``
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +14,7 @@ from bench.compressors import CompressionRequest, build_compressor
 from bench.compressors._api import TargetModel
 from bench.train import main
 from bench.training.gist_method import GistTrainingModel, additive_mask, gist_attention
-from tests.conftest import read_results, read_samples
+from tests.conftest import read_results, read_samples, run_stock_lm_eval
 
 GIST_ID = 7
 NUM_GIST = 2
@@ -79,20 +76,6 @@ def test_gist_mask_rows() -> None:
     assert blocked[3, 0] == torch.finfo(torch.float32).min and blocked[3, 2] == 0.0
 
 
-def _run_lm_eval(checkpoint: Path, data: Path, out: Path, model_args: str) -> None:
-    program = Path(sys.executable).parent / "lm_eval"
-    if not program.is_file():
-        pytest.skip(f"the lm_eval command is not installed next to {sys.executable}")
-    env = {**os.environ, "COMPRESSBENCH_DATA": str(data), "HF_HUB_OFFLINE": "1",
-           "HF_DATASETS_OFFLINE": "1"}
-    command = [str(program), "--tasks", TASK, "--model", "compressed", "--model_args",
-               f"pretrained={checkpoint},{model_args},compression_cache=off",
-               "--limit", str(LIMIT), "--device", "cpu", "--output_path", str(out),
-               "--log_samples"]
-    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
-    assert done.returncode == 0, done.stderr[-4000:]
-
-
 @pytest.fixture(scope="module")
 def trained(story_corpus: Path, stories: Path, tmp_path_factory: pytest.TempPathFactory
             ) -> Path:
@@ -129,8 +112,8 @@ def test_trained_gist_model_runs_through_stock_lm_eval(trained: Path, tmp_path: 
 
     final = trained / "final"
     prepare_demo_data(final, tmp_path / "data")
-    _run_lm_eval(final, tmp_path / "data", tmp_path / "eval", f"compressor=gist,"
-                 f"num_gist_tokens={NUM_TRAINED}")
+    run_stock_lm_eval(f"pretrained={final},compressor=gist,num_gist_tokens={NUM_TRAINED},"
+                      "compression_cache=off", tmp_path / "data", tmp_path / "eval", TASK, LIMIT)
     results = read_results(tmp_path / "eval")
     assert results["results"][TASK]["compressed_tokens,none"] == NUM_TRAINED
     assert len(read_samples(tmp_path / "eval", TASK)) == LIMIT

@@ -4,15 +4,12 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from tests.bench.compressors.soft.reference_fixtures import load_fixture
-from tests.conftest import read_results, read_samples
+from tests.conftest import read_results, read_samples, run_stock_lm_eval
 
 LIMIT = 2
 
@@ -40,19 +37,9 @@ def test_compressed_squad_with_the_stock_cli(tmp_path: Path) -> None:
     config = json.loads((checkpoint / "config.json").read_text("utf-8"))
     data = tmp_path / "data"
     prepare_demo_data(checkpoint, data)
-    program = Path(sys.executable).parent / "lm_eval"
-    if not program.is_file():
-        pytest.skip(f"the lm_eval command is not installed next to {sys.executable}")
-    env = {**os.environ, "COMPRESSBENCH_DATA": str(data), "HF_HUB_OFFLINE": "1",
-           "HF_DATASETS_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
     out = tmp_path / "out"
-    command = [str(program), "--tasks", "compressed_squad", "--model", "compressed",
-               "--model_args", f"pretrained={checkpoint},compressor=autocompressor,"
-                               "compression_cache=off",
-               "--limit", str(LIMIT), "--device", "cpu", "--output_path", str(out),
-               "--log_samples"]
-    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
-    assert done.returncode == 0, done.stderr[-4000:]
+    run_stock_lm_eval(f"pretrained={checkpoint},compressor=autocompressor,compression_cache=off",
+                      data, out, limit=LIMIT)
     results = read_results(out)
     squad = results["results"]["compressed_squad"]  # type: ignore[index]
     assert squad["compressed_tokens,none"] == config["summary_length"]

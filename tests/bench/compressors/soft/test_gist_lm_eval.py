@@ -7,9 +7,6 @@ model window as the harness cuts them).
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -21,24 +18,10 @@ from bench.generation import GenerationSettings
 from bench.harness.frontend import CompressionFrontEnd
 from tests.bench.compressors.soft.reference_fixtures import load_fixture
 from tests.bench.compressors.soft.test_parity_gist import load_gist_target
-from tests.conftest import read_results, read_samples
+from tests.conftest import read_results, read_samples, run_stock_lm_eval
 
 TASK = "compressed_squad"
 LIMIT = 2
-
-
-def _run_lm_eval(checkpoint: Path, data: Path, out: Path) -> None:
-    program = Path(sys.executable).parent / "lm_eval"
-    if not program.is_file():
-        pytest.skip(f"the lm_eval command is not installed next to {sys.executable}")
-    env = {**os.environ, "COMPRESSBENCH_DATA": str(data), "HF_HUB_OFFLINE": "1",
-           "HF_DATASETS_OFFLINE": "1"}
-    command = [str(program), "--tasks", TASK, "--model", "compressed", "--model_args",
-               f"pretrained={checkpoint},compressor=gist,compression_cache=off",
-               "--limit", str(LIMIT), "--device", "cpu", "--output_path", str(out),
-               "--log_samples"]
-    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
-    assert done.returncode == 0, done.stderr[-4000:]
 
 
 @pytest.mark.slow
@@ -49,7 +32,8 @@ def test_gist_answers_through_stock_lm_eval(tmp_path: Path) -> None:
     checkpoint = Path(target.name)
     data = tmp_path / "data"
     prepare_demo_data(checkpoint, data)
-    _run_lm_eval(checkpoint, data, tmp_path / "run")
+    run_stock_lm_eval(f"pretrained={checkpoint},compressor=gist,compression_cache=off", data,
+                      tmp_path / "run")
 
     results = read_results(tmp_path / "run")
     assert results["results"][TASK]["compressed_tokens,none"] == 1

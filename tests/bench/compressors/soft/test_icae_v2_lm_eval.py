@@ -7,26 +7,16 @@ answers ``compressed_squad`` from the fine-tuned checkpoint's slots.
 from __future__ import annotations
 
 import importlib.util
-import os
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.bench.compressors.soft.reference_fixtures import case_ids, load_fixture
-from tests.conftest import read_results, read_samples
+from tests.conftest import read_results, read_samples, run_stock_lm_eval
 
 METHOD = "icae_v2"
 TASK = "compressed_squad"
-
-
-def lm_eval_executable() -> Path:
-    path = Path(sys.executable).parent / "lm_eval"
-    if not path.is_file():
-        pytest.skip(f"the lm_eval command is not installed next to {sys.executable}")
-    return path
 
 
 @pytest.mark.slow
@@ -41,15 +31,9 @@ def test_icae_v2_runs_in_stock_lm_eval(tmp_path: Path) -> None:
 
     data = tmp_path / "data"
     prepare_demo_data(base, data)
-    env = {**os.environ, "COMPRESSBENCH_DATA": str(data), "HF_HUB_OFFLINE": "1",
-           "HF_DATASETS_OFFLINE": "1"}
     out = tmp_path / "run"
-    command = [str(lm_eval_executable()), "--tasks", TASK, "--model", "compressed",
-               "--model_args", f"pretrained={base},compressor=icae,variant=v2,"
-                               f"checkpoint={checkpoint},compression_cache=off",
-               "--limit", "2", "--device", "cpu", "--output_path", str(out), "--log_samples"]
-    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
-    assert done.returncode == 0, done.stderr[-4000:]
+    run_stock_lm_eval(f"pretrained={base},compressor=icae,variant=v2,checkpoint={checkpoint},"
+                      "compression_cache=off", data, out, TASK)
     check_run(out, checkpoint, base)
 
 

@@ -8,9 +8,6 @@ prompts, and the results must record the checkpoint format and the hash of the f
 from __future__ import annotations
 
 import hashlib
-import os
-import subprocess
-import sys
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -22,7 +19,7 @@ from bench.generation import GenerationSettings
 from bench.harness.frontend import CompressionFrontEnd
 from tests.bench.compressors.soft.reference_fixtures import load_fixture
 from tests.bench.compressors.soft.repo_parity import METHODS, stories_target
-from tests.conftest import read_results, read_samples
+from tests.conftest import read_results, read_samples, run_stock_lm_eval
 
 TASK = "compressed_squad"
 LIMIT = 2
@@ -39,19 +36,6 @@ def _qa_options(folder: str) -> tuple[dict[str, Any], Path]:
     return {"compressor": method, **options}, checkpoint
 
 
-def _run_lm_eval(model_args: str, data: Path, out: Path) -> None:
-    program = Path(sys.executable).parent / "lm_eval"
-    if not program.is_file():
-        pytest.skip(f"the lm_eval command is not installed next to {sys.executable}")
-    env = {**os.environ, "COMPRESSBENCH_DATA": str(data), "HF_HUB_OFFLINE": "1",
-           "HF_DATASETS_OFFLINE": "1"}
-    command = [str(program), "--tasks", TASK, "--model", "compressed", "--model_args",
-               model_args, "--limit", str(LIMIT), "--device", "cpu", "--output_path", str(out),
-               "--log_samples"]
-    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
-    assert done.returncode == 0, done.stderr[-4000:]
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize("folder", sorted(METHODS))
 def test_repo_checkpoint_answers_through_stock_lm_eval(folder: str, tmp_path: Path) -> None:
@@ -65,7 +49,7 @@ def test_repo_checkpoint_answers_through_stock_lm_eval(folder: str, tmp_path: Pa
     prepare_demo_data(base, data)
     model_args = ",".join([f"pretrained={base}", *(f"{k}={v}" for k, v in options.items()),
                            "compression_cache=off"])
-    _run_lm_eval(model_args, data, tmp_path / "run")
+    run_stock_lm_eval(model_args, data, tmp_path / "run")
 
     results = read_results(tmp_path / "run")
     settings = results["config"]["compressbench"]["compressor"]["settings"]
