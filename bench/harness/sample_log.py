@@ -98,8 +98,10 @@ def file_record(doc: dict[str, Any], record: SampleRecord) -> None:
 
 
 def take_record(doc: dict[str, Any]) -> SampleRecord | None:
-    """The record filed for ``doc``, or None when no ``compressed`` model answered it."""
-    return _RECORDS.get(doc_key(doc))
+    """The record filed for ``doc`` (removed: each answer is scored once, and a later run in
+    the same process, say of ``--model hf``, must not report it), or None when no
+    ``compressed`` model answered it."""
+    return _RECORDS.pop(doc_key(doc), None)
 
 
 def clear() -> None:

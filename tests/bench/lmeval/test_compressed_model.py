@@ -138,3 +138,15 @@ def test_compressed_bits_off_leaves_text_sizes_out_and_says_so(
     assert [s["resps"] for s in off_samples] == [s["resps"] for s in on_samples]
     assert all("compressed_bits" not in s for s in off_samples)
     assert all(s["compressed_bits"] > 0 for s in on_samples)
+
+
+def test_a_later_hf_run_in_the_same_process_reports_no_compression_metrics(
+        data_env: Path, tiny_model_dir: Path, tmp_path: Path) -> None:
+    compressed = _run(tmp_path / "compressed", tiny_model_dir,
+                      "compressor=none,compression_cache=off", limit=2)
+    assert "answer_seconds,none" in compressed["results"]["compressed_squad"]
+    plain = run_lm_eval("hf", f"pretrained={tiny_model_dir}", ("compressed_squad",),
+                        tmp_path / "hf", limit=2)
+    squad = plain["results"]["compressed_squad"]
+    assert "squad_f1,none" in squad
+    assert not [name for name in squad if name.startswith(("answer_seconds", "compressed_"))]
