@@ -70,9 +70,8 @@ class AutoCompressorCollator:
             labels += [IGNORE] * len(cue) + answer
         return ids, labels
 
-    def stream(self, examples: Sequence[Example]) -> TokenBatch:
-        """The whole rows, right-padded with ``<s>`` (``valid`` 0 there)."""
-        rows = [self.example_ids(example) for example in examples]
+    def stream(self, rows: Sequence[tuple[list[int], list[int]]]) -> TokenBatch:
+        """The rows (ids, labels) right-padded with ``<s>`` (``valid`` 0 there)."""
         length = max(len(ids) for ids, _ in rows)
         pad = int(self.tokenizer.bos_token_id)
         input_ids = torch.full((len(rows), length), pad, dtype=torch.long)
@@ -84,8 +83,9 @@ class AutoCompressorCollator:
             valid[row, : len(ids)] = 1
         return TokenBatch(input_ids, labels, valid)
 
-    def __call__(self, examples: Sequence[Example]) -> Substeps:
-        whole = self.stream(examples)
+    def substeps(self, rows: Sequence[tuple[list[int], list[int]]]) -> Substeps:
+        """The rows as one batch cut into substep pieces."""
+        whole = self.stream(rows)
         generator = torch.Generator().manual_seed(
             zlib.crc32(whole.input_ids.numpy().tobytes(), self.seed))
         width = whole.input_ids.shape[1]
@@ -98,6 +98,9 @@ class AutoCompressorCollator:
                                      whole.valid[:, start:end], tuple(lengths)))
         return Substeps(tuple(pieces), sum(piece.target_tokens for piece in pieces),
                         whole.tokens)
+
+    def __call__(self, examples: Sequence[Example]) -> Substeps:
+        return self.substeps([self.example_ids(example) for example in examples])
 
 
 def random_segment_lengths(length: int, segments: int, max_positions: int,
