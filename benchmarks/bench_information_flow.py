@@ -31,24 +31,11 @@ from bench.training.config import TrainConfig
 from bench.training.data import load_examples
 from bench.training.lm_methods import BUILDERS
 from bench.training.loop import train
-from bench.training.method import IGNORE, TokenBatch, summed_loss
-from bench.training.synthetic import sample_texts, write_text_corpus
+from bench.training.method import IGNORE, pad_rows, summed_loss
+from bench.training.synthetic import sample_texts, write_opening_qa, write_text_corpus
 
 DEFAULT_BASE = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "stories260K_hf"
 Rows = list[tuple[list[int], list[int]]]
-
-
-def opening_qa(corpus: Path, folder: Path) -> Path:
-    """QA on the stories: the answer is each story's first three words."""
-    import pandas as pd
-
-    folder.mkdir()
-    for name in ("train.parquet", "dev.parquet"):
-        texts = pd.read_parquet(corpus / name)["text"]
-        pd.DataFrame({"context": texts, "question": "How does the story begin?",
-                      "answers": [[" ".join(text.split()[:3])] for text in texts]}
-                     ).to_parquet(folder / name, index=False)
-    return folder
 
 
 def _gist_rows(built: Any, dev: list[Example]) -> tuple[Rows, Rows]:
@@ -77,18 +64,8 @@ def _summary_rows(built: Any, dev: list[Example]) -> tuple[Rows, Rows]:
 
 
 def _loss(built: Any, method: str, rows: Rows) -> float:
-    if method == "autocompressor":
-        batch: Any = built.collate.substeps(rows)
-    else:
-        width = max(len(ids) for ids, _ in rows)
-        ids = torch.zeros((len(rows), width), dtype=torch.long)
-        labels = torch.full((len(rows), width), IGNORE, dtype=torch.long)
-        valid = torch.zeros((len(rows), width), dtype=torch.long)
-        for row, (row_ids, row_labels) in enumerate(rows):
-            ids[row, :len(row_ids)] = torch.tensor(row_ids)
-            labels[row, :len(row_ids)] = torch.tensor(row_labels)
-            valid[row, :len(row_ids)] = 1
-        batch = TokenBatch(ids, labels, valid)
+    batch: Any = (built.collate.substeps(rows) if method == "autocompressor" else
+                  pad_rows(rows, int(built.tokenizer.eos_token_id)))
     with torch.no_grad():
         return float(summed_loss(built.module, batch)) / float(batch.target_tokens)
 
@@ -108,7 +85,7 @@ def own_and_other(config: TrainConfig, dev: list[Example]) -> tuple[float, float
 
 def run_method(method: str, corpus: Path, work: Path, args: argparse.Namespace) -> None:
     stage = "pretrain" if method == "gist" else "finetune"
-    data = corpus if stage == "pretrain" else opening_qa(corpus, work / "qa")
+    data = corpus if stage == "pretrain" else write_opening_qa(corpus, work / "qa")
     print(f"\n{method} ({stage}, {args.num_mem} compressed tokens)")
     print(f"{'steps':>6} {'own':>8} {'other':>8} {'other / own':>12}")
     for steps in args.steps:

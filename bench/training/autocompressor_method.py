@@ -33,7 +33,7 @@ from torch import nn
 
 from bench.compressors.soft._model import Example
 from bench.compressors.soft.autocompressor_checkpoint import SUMMARY_WEIGHT
-from bench.training.method import IGNORE, Substeps, TokenBatch
+from bench.training.method import IGNORE, Substeps, TokenBatch, pad_rows
 from bench.training.strategy import writable
 
 ARCHITECTURE = "LlamaAutoCompressorModel"
@@ -72,16 +72,7 @@ class AutoCompressorCollator:
 
     def stream(self, rows: Sequence[tuple[list[int], list[int]]]) -> TokenBatch:
         """The rows (ids, labels) right-padded with ``<s>`` (``valid`` 0 there)."""
-        length = max(len(ids) for ids, _ in rows)
-        pad = int(self.tokenizer.bos_token_id)
-        input_ids = torch.full((len(rows), length), pad, dtype=torch.long)
-        labels = torch.full((len(rows), length), IGNORE, dtype=torch.long)
-        valid = torch.zeros((len(rows), length), dtype=torch.long)
-        for row, (ids, row_labels) in enumerate(rows):
-            input_ids[row, : len(ids)] = torch.tensor(ids)
-            labels[row, : len(ids)] = torch.tensor(row_labels)
-            valid[row, : len(ids)] = 1
-        return TokenBatch(input_ids, labels, valid)
+        return pad_rows(rows, int(self.tokenizer.bos_token_id))
 
     def substeps(self, rows: Sequence[tuple[list[int], list[int]]]) -> Substeps:
         """The rows as one batch cut into substep pieces."""

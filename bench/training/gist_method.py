@@ -22,7 +22,7 @@ from torch import nn
 
 from bench.compressors.soft._model import Example
 from bench.compressors.soft.gist_prompt import GistTokenizer
-from bench.training.method import IGNORE, TokenBatch
+from bench.training.method import IGNORE, TokenBatch, pad_rows
 from bench.training.strategy import writable
 
 GIST_TOKEN = "<GIST>"
@@ -96,17 +96,8 @@ class GistCollator:
 
     def __call__(self, examples: Sequence[Example]) -> TokenBatch:
         rows = [self.example_ids(example) for example in examples]
-        length = max(len(prompt) + len(answer) for prompt, answer in rows)
-        pad = int(self.tokens.tokenizer.eos_token_id)
-        input_ids = torch.full((len(rows), length), pad, dtype=torch.long)
-        labels = torch.full((len(rows), length), IGNORE, dtype=torch.long)
-        valid = torch.zeros((len(rows), length), dtype=torch.long)
-        for row, (prompt, answer) in enumerate(rows):
-            ids = prompt + answer
-            input_ids[row, : len(ids)] = torch.tensor(ids)
-            labels[row, len(prompt): len(ids)] = torch.tensor(answer)
-            valid[row, : len(ids)] = 1
-        return TokenBatch(input_ids, labels, valid)
+        return pad_rows([(prompt + answer, [IGNORE] * len(prompt) + answer)
+                         for prompt, answer in rows], int(self.tokens.tokenizer.eos_token_id))
 
 
 class GistTrainingModel(nn.Module):

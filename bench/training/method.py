@@ -56,6 +56,19 @@ class TokenBatch:
                           self.valid.to(device, non_blocking=non_blocking), self.lengths)
 
 
+def pad_rows(rows: Sequence[tuple[list[int], list[int]]], pad_id: int) -> TokenBatch:
+    """Token rows ``(ids, labels)`` right-padded with ``pad_id`` into one batch."""
+    width = max(len(ids) for ids, _ in rows)
+    input_ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
+    labels = torch.full((len(rows), width), IGNORE, dtype=torch.long)
+    valid = torch.zeros((len(rows), width), dtype=torch.long)
+    for row, (ids, row_labels) in enumerate(rows):
+        input_ids[row, :len(ids)] = torch.tensor(ids)
+        labels[row, :len(ids)] = torch.tensor(row_labels)
+        valid[row, :len(ids)] = 1
+    return TokenBatch(input_ids, labels, valid)
+
+
 @dataclass(frozen=True)
 class Substeps:
     """A batch trained as consecutive pieces, one backward pass each."""

@@ -38,3 +38,17 @@ def write_text_corpus(texts: list[str], folder: Path, dev: int) -> Path:
     pd.DataFrame({"text": texts[dev:]}).to_parquet(folder / "train.parquet", index=False)
     pd.DataFrame({"text": texts[:dev]}).to_parquet(folder / "dev.parquet", index=False)
     return folder
+
+
+def write_opening_qa(corpus: Path, folder: Path) -> Path:
+    """A fine-tuning folder from a :func:`write_text_corpus` folder: each text is the context
+    of "How does the story begin?", answered by its first three words."""
+    import pandas as pd
+
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in ("train.parquet", "dev.parquet"):
+        texts = pd.read_parquet(corpus / name)["text"]
+        pd.DataFrame({"context": texts, "question": "How does the story begin?",
+                      "answers": [[" ".join(text.split()[:3])] for text in texts]}
+                     ).to_parquet(folder / name, index=False)
+    return folder

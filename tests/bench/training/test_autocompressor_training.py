@@ -14,6 +14,7 @@ from bench.compressors._api import TargetModel
 from bench.compressors.soft.autocompressor_checkpoint import SUMMARY_WEIGHT
 from bench.train import main
 from bench.training.autocompressor_method import ARCHITECTURE, random_segment_lengths
+from bench.training.synthetic import write_opening_qa
 from tests.conftest import read_results, read_samples, run_stock_lm_eval
 
 SUMMARY_LENGTH = 4
@@ -30,26 +31,13 @@ def test_random_segment_lengths_cover_the_slice() -> None:
     assert random_segment_lengths(7, 1, 30, generator) == [7]
 
 
-def _opening_qa(corpus: Path, folder: Path) -> Path:
-    """QA on the stories: the answer is each story's first three words."""
-    import pandas as pd
-
-    folder.mkdir()
-    for name in ("train.parquet", "dev.parquet"):
-        texts = pd.read_parquet(corpus / name)["text"]
-        pd.DataFrame({"context": texts, "question": "How does the story begin?",
-                      "answers": [[" ".join(text.split()[:3])] for text in texts]}
-                     ).to_parquet(folder / name, index=False)
-    return folder
-
-
 @pytest.fixture(scope="module")
 def trained(story_corpus: Path, stories: Path, tmp_path_factory: pytest.TempPathFactory
             ) -> Path:
     root = tmp_path_factory.mktemp("autocompressor")
     out = root / "run"
     assert main(["finetune", "--method", "autocompressor", "--num-mem", str(SUMMARY_LENGTH),
-                 "--base", str(stories), "--data", str(_opening_qa(story_corpus, root / "qa")),
+                 "--base", str(stories), "--data", str(write_opening_qa(story_corpus, root / "qa")),
                  "--out", str(out), "--steps", "30", "--lr", "1e-3", "--batch-size", "4",
                  "--warmup-steps", "2", "--eval-every", "30", "--max-context-tokens", "128",
                  "--max-answer-tokens", "16", "--dev-size", "16", "--no-progress"]) == 0
