@@ -233,7 +233,7 @@ def train(config: TrainConfig, accelerator: Accelerator | None = None) -> TrainR
     train_set, dev_set = load_examples(config.data, config.kind, config.dev, config.dev_size,
                                        config.seed, config.max_train_examples)
     module = parts.module
-    check_fsdp(accelerator)
+    check_fsdp(accelerator, config.method)
     if is_deepspeed(accelerator) and not parts.supports_deepspeed:
         raise ValueError(f"--method {config.method} with --training-substeps "
                          f"{config.training_substeps} cannot run under DeepSpeed (it steps the "

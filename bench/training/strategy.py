@@ -78,14 +78,20 @@ def is_sharded(accelerator: Accelerator) -> bool:
     return is_fsdp(accelerator) or zero_stage(accelerator) == 3
 
 
-def check_fsdp(accelerator: Accelerator) -> None:
-    """FSDP must shard the model as one unit: 500x hands each layer's memory keys/values to
-    the decoder without passing the layer's output, where per-layer units would gather the
-    layer for the backward pass."""
-    if is_fsdp(accelerator) and accelerator.state.fsdp_plugin.auto_wrap_policy is not None:
-        raise ValueError("FSDP config: fsdp_auto_wrap_policy must be NO_WRAP (the soft model is "
-                         "sharded as one unit); use configs/accelerate/fsdp.yaml, or DeepSpeed "
-                         "ZeRO-3 to gather the weights module by module")
+LAYER_WRAPPED_METHODS = ("gist", "autocompressor")
+
+
+def check_fsdp(accelerator: Accelerator, method: str) -> None:
+    """FSDP must shard 500x and ICAE as one unit: 500x hands each layer's memory keys/values
+    to the decoder without passing the layer's output, where per-layer units would gather
+    the layer for the backward pass, and ICAE runs its base model twice with the adapter on
+    and off. The methods that train the LM itself may be wrapped layer by layer."""
+    if (is_fsdp(accelerator) and accelerator.state.fsdp_plugin.auto_wrap_policy is not None
+            and method not in LAYER_WRAPPED_METHODS):
+        raise ValueError("FSDP config: fsdp_auto_wrap_policy must be NO_WRAP for --method "
+                         f"{method} (the soft model is sharded as one unit); use "
+                         "configs/accelerate/fsdp.yaml, or DeepSpeed ZeRO-3 to gather the "
+                         "weights module by module")
 
 
 def prepare_deepspeed(accelerator: Accelerator, config: TrainConfig, module: nn.Module,

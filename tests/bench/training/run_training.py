@@ -27,12 +27,16 @@ from bench.training.loop import train
 REPO = Path(__file__).resolve().parents[3]
 
 
-def fsdp_accelerator(config: TrainConfig) -> Any:
+def fsdp_accelerator(config: TrainConfig, per_layer: bool = False) -> Any:
     from accelerate import Accelerator, FullyShardedDataParallelPlugin, PartialState
     from accelerate.utils import DistributedType
 
-    plugin = FullyShardedDataParallelPlugin(fsdp_version=2, auto_wrap_policy="no_wrap",
-                                            state_dict_type="SHARDED_STATE_DICT")
+    wrap: dict[str, Any] = (
+        {"auto_wrap_policy": "transformer_based_wrap",
+         "transformer_cls_names_to_wrap": ["LlamaDecoderLayer"]} if per_layer else
+        {"auto_wrap_policy": "no_wrap"})
+    plugin = FullyShardedDataParallelPlugin(fsdp_version=2, state_dict_type="SHARDED_STATE_DICT",
+                                            **wrap)
     accelerator = Accelerator(gradient_accumulation_steps=config.grad_accum,
                               step_scheduler_with_optimizer=False)
     accelerator.state.distributed_type = DistributedType.FSDP
@@ -77,8 +81,8 @@ def main() -> None:
     values["lora_targets"] = tuple(values["lora_targets"])
     config = TrainConfig(**values)
     accelerator = None
-    if "--fsdp" in sys.argv:
-        accelerator = fsdp_accelerator(config)
+    if "--fsdp" in sys.argv or "--fsdp-layers" in sys.argv:
+        accelerator = fsdp_accelerator(config, per_layer="--fsdp-layers" in sys.argv)
     elif "--deepspeed" in sys.argv:
         accelerator = deepspeed_accelerator(config)
     train(config, accelerator)

@@ -42,6 +42,7 @@ def _apply(env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.mark.parametrize(("name", "kind"), [("ddp", "MULTI_GPU"), ("fsdp", "FSDP"),
+                                            ("fsdp_layers", "FSDP"),
                                             ("deepspeed_zero3", "DEEPSPEED")])
 def test_config_files_parse_and_train_in_bf16_on_gpus(name: str, kind: str,
                                                       monkeypatch: pytest.MonkeyPatch) -> None:
@@ -87,10 +88,23 @@ def test_fsdp_config_shards_the_model_as_one_unit(monkeypatch: pytest.MonkeyPatc
     accelerator: Any = Stand()
     accelerator.state = type("State", (), {"fsdp_plugin": plugin})()
     monkeypatch.setattr("bench.training.strategy.is_fsdp", lambda _: True)
-    check_fsdp(accelerator)
+    check_fsdp(accelerator, "500x")
     plugin.auto_wrap_policy = object()
-    with pytest.raises(ValueError, match="NO_WRAP"):
-        check_fsdp(accelerator)
+    for method in ("500x", "icae"):
+        with pytest.raises(ValueError, match=f"NO_WRAP for --method {method}"):
+            check_fsdp(accelerator, method)
+    for method in ("gist", "autocompressor"):  # they train the LM itself: per-layer units
+        check_fsdp(accelerator, method)
+
+
+def test_fsdp_layers_config_wraps_each_decoder_layer(monkeypatch: pytest.MonkeyPatch) -> None:
+    from accelerate import FullyShardedDataParallelPlugin
+
+    _apply(_launch_env("fsdp_layers"), monkeypatch)
+    plugin = FullyShardedDataParallelPlugin()
+    assert plugin.fsdp_version == 2
+    assert plugin.auto_wrap_policy is not None
+    assert plugin.transformer_cls_names_to_wrap == ["LlamaDecoderLayer"]
 
 
 def _filled_zero3(monkeypatch: pytest.MonkeyPatch, config: TrainConfig,

@@ -127,6 +127,8 @@ def _lm_weights(out: Path) -> dict[str, torch.Tensor]:
 
 @pytest.mark.parametrize(("method", "extra"), [
     ("gist", ()), ("autocompressor", ()),
+    pytest.param("gist", ("--fsdp-layers",), id="gist-fsdp-per-layer"),
+    pytest.param("autocompressor", ("--fsdp-layers",), id="autocompressor-fsdp-per-layer"),
     pytest.param("gist", ("--deepspeed",), marks=NEEDS_DEEPSPEED, id="gist-zero3")])
 @pytest.mark.slow
 def test_fine_tuned_lm_methods_give_the_same_update_on_two_processes(
@@ -140,7 +142,8 @@ def test_fine_tuned_lm_methods_give_the_same_update_on_two_processes(
     at that noise level (a rarely seen token's embedding) can move by a different fraction of
     the learning rate. The bound is therefore on the update as a whole: its relative L2
     difference, besides the per-step losses."""
-    port = {"gist": 29731, "autocompressor": 29733}[method] + (4 if extra else 0)
+    port = ({"gist": 29731, "autocompressor": 29733}[method]
+            + {(): 0, ("--deepspeed",): 4, ("--fsdp-layers",): 8}[extra])
     settings = {**LM_METHOD_SETTINGS, "method": method}
     whole = _run(1, _write_config(tmp_path / "whole", story_corpus, stories, batch_size=4,
                                   **settings), port)
