@@ -82,10 +82,11 @@ LAYER_WRAPPED_METHODS = ("gist", "autocompressor")
 
 
 def check_fsdp(accelerator: Accelerator, method: str) -> None:
-    """FSDP must shard 500x and ICAE as one unit: 500x hands each layer's memory keys/values
-    to the decoder without passing the layer's output, where per-layer units would gather
-    the layer for the backward pass, and ICAE runs its base model twice with the adapter on
-    and off. The methods that train the LM itself may be wrapped layer by layer."""
+    """FSDP must shard 500x as one unit: it hands each layer's memory keys/values to the
+    decoder without passing the layer's output, where per-layer units would not gather the
+    layer for the backward pass. ICAE (its base runs twice, adapter on and off) is held to
+    one unit too, as per-layer units are not tested for it. The methods that train the LM
+    itself (tested under both) may be wrapped layer by layer."""
     if (is_fsdp(accelerator) and accelerator.state.fsdp_plugin.auto_wrap_policy is not None
             and method not in LAYER_WRAPPED_METHODS):
         raise ValueError("FSDP config: fsdp_auto_wrap_policy must be NO_WRAP for --method "
