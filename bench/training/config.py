@@ -6,10 +6,14 @@ from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    import torch
+
     from bench.compressors.soft._layout import Layout
 
 STAGES = ("pretrain", "finetune")
 METHODS = ("500x", "icae", "gist", "autocompressor")
+LM_TRAINING_METHODS = ("gist", "autocompressor")
+"""The methods that train the LM itself (the others train an encoder beside a frozen base)."""
 SCHEDULES = ("constant", "linear")
 DTYPES = ("auto", "float32", "bfloat16")
 
@@ -90,6 +94,14 @@ class TrainConfig:
         return Layout(name=self.layout, context_length=self.context_length,
                       max_context_tokens=self.max_context_tokens, decoder_positions=positions,
                       max_qa_len=self.max_qa_len, loss_on_padding=self.loss_on_padding)
+
+    def torch_dtype(self, cuda: bool) -> torch.dtype:
+        """The dtype the base model loads in (``auto``: bfloat16 on CUDA, else float32)."""
+        import torch
+
+        name = self.dtype if self.dtype != "auto" else ("bfloat16" if cuda else "float32")
+        dtype: torch.dtype = getattr(torch, name)
+        return dtype
 
     @property
     def kind(self) -> str:

@@ -18,7 +18,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from bench.training.config import TrainConfig
+from bench.training.config import LM_TRAINING_METHODS, TrainConfig
 from bench.training.method import MethodParts
 
 FULL_FINETUNE_FLOPS = 6  # forward 2 N, backward through activations 2 N and to weights 2 N
@@ -46,14 +46,6 @@ def _lora(model: Any, config: TrainConfig, trained_fully: Sequence[str] = ()) ->
     return get_peft_model(model, settings)
 
 
-def _dtype(config: TrainConfig, cuda: bool) -> torch.dtype:
-    name = config.dtype
-    if name == "auto":
-        name = "bfloat16" if cuda else "float32"
-    dtype: torch.dtype = getattr(torch, name)
-    return dtype
-
-
 def _base(config: TrainConfig, cuda: bool, tokenizer_from: str | None = None
           ) -> tuple[Any, Any]:
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -63,7 +55,7 @@ def _base(config: TrainConfig, cuda: bool, tokenizer_from: str | None = None
                                               config.revision)
     model = AutoModelForCausalLM.from_pretrained(config.init_from or config.base,
                                                  revision=config.revision,
-                                                 dtype=_dtype(config, cuda),
+                                                 dtype=config.torch_dtype(cuda),
                                                  low_cpu_mem_usage=True)
     if config.gradient_checkpointing:
         model.gradient_checkpointing_enable()  # type: ignore[no-untyped-call]
@@ -110,7 +102,7 @@ def build_autocompressor(config: TrainConfig, cuda: bool) -> _Built:
     return _Built(module, tokenizer, wrapped, collate)
 
 
-BUILDERS = {"gist": build_gist, "autocompressor": build_autocompressor}
+BUILDERS = dict(zip(LM_TRAINING_METHODS, (build_gist, build_autocompressor), strict=True))
 
 
 def load_trained(module: nn.Module, weights: dict[str, torch.Tensor]) -> None:

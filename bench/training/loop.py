@@ -26,7 +26,7 @@ from bench.compressors.soft import checkpoint as ckpt
 from bench.compressors.soft._model import Example
 from bench.training import state as run_state
 from bench.training.batches import DataPosition, micro_batches, training_loader
-from bench.training.config import TrainConfig
+from bench.training.config import LM_TRAINING_METHODS, TrainConfig
 from bench.training.data import load_examples
 from bench.training.evaluation import evaluate
 from bench.training.export import check_repo_export
@@ -210,7 +210,7 @@ def _resume(run: _Run, processes: int) -> int:
 
 def method_parts(config: TrainConfig, cuda: bool) -> MethodParts:
     """The parts of ``config.method``'s run."""
-    if config.method in ("gist", "autocompressor"):
+    if config.method in LM_TRAINING_METHODS:
         from bench.training.lm_methods import lm_method_parts
 
         return lm_method_parts(config, cuda)

@@ -38,12 +38,9 @@ def load_base(config: TrainConfig, device_is_cuda: bool) -> tuple[Any, Any]:
     are partitioned as they load)."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    dtype = config.dtype
-    if dtype == "auto":
-        dtype = "bfloat16" if device_is_cuda else "float32"
     tokenizer = AutoTokenizer.from_pretrained(config.base, revision=config.revision)
     model = AutoModelForCausalLM.from_pretrained(config.base, revision=config.revision,
-                                                 dtype=getattr(torch, dtype),
+                                                 dtype=config.torch_dtype(device_is_cuda),
                                                  low_cpu_mem_usage=True)
     model.requires_grad_(False)
     return tokenizer, model

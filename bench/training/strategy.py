@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import nn
 
-from bench.training.config import TrainConfig
+from bench.training.config import LM_TRAINING_METHODS, TrainConfig
 
 if TYPE_CHECKING:
     from accelerate import Accelerator
@@ -78,9 +78,6 @@ def is_sharded(accelerator: Accelerator) -> bool:
     return is_fsdp(accelerator) or zero_stage(accelerator) == 3
 
 
-LAYER_WRAPPED_METHODS = ("gist", "autocompressor")
-
-
 def check_fsdp(accelerator: Accelerator, method: str) -> None:
     """FSDP must shard 500x as one unit: it hands each layer's memory keys/values to the
     decoder without passing the layer's output, where per-layer units would not gather the
@@ -88,7 +85,7 @@ def check_fsdp(accelerator: Accelerator, method: str) -> None:
     one unit too, as per-layer units are not tested for it. The methods that train the LM
     itself (tested under both) may be wrapped layer by layer."""
     if (is_fsdp(accelerator) and accelerator.state.fsdp_plugin.auto_wrap_policy is not None
-            and method not in LAYER_WRAPPED_METHODS):
+            and method not in LM_TRAINING_METHODS):
         raise ValueError("FSDP config: fsdp_auto_wrap_policy must be NO_WRAP for --method "
                          f"{method} (the soft model is sharded as one unit); use "
                          "configs/accelerate/fsdp.yaml, or DeepSpeed ZeRO-3 to gather the "
