@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from bench.compressors._llmzip_edits import apply_text_edits, text_edits
+from bench.compressors._llmzip_edits import CorruptCodeError, apply_text_edits, text_edits
 from bench.compressors._llmzip_model import (
     Probabilities,
     SequentialPredictor,
@@ -99,6 +99,12 @@ def _decode_count(decoder: Any) -> int:
     return value
 
 
+def _expect_count(decoded: int, recorded: int, what: str) -> int:
+    if decoded != recorded:
+        raise CorruptCodeError(f"the code holds {decoded} {what} where {recorded} were coded")
+    return decoded
+
+
 class LlmzipCodec:
     """Encodes and decodes texts with one causal LM and its tokenizer."""
 
@@ -130,20 +136,22 @@ class LlmzipCodec:
                                                               self.window, ids)).bits
 
     def decode(self, code: LlmzipCode) -> str:
-        """The text of ``code``."""
+        """The text of ``code``; :class:`CorruptCodeError` when its words were changed."""
         constriction = _constriction()
         decoder = constriction.stream.queue.RangeDecoder(code.words)
-        n_tokens = _decode_count(decoder)
+        n_tokens = _expect_count(_decode_count(decoder), code.n_tokens, "tokens")
         predictor = SequentialPredictor(self.model, self.start, self.window)
         ids: list[int] = []
         for index in range(n_tokens):
             row = predictor.first() if index == 0 else predictor.after(ids[-1])
             ids.append(int(decoder.decode(self._family, row[np.newaxis])[0]))
         decoded = self.detokenize(ids)
-        if not int(decoder.decode(constriction.stream.model.Uniform(2))):
-            return decoded
-        n_bytes = _decode_count(decoder)
+        has_edits = bool(decoder.decode(constriction.stream.model.Uniform(2)))
+        n_bytes = _expect_count(_decode_count(decoder) if has_edits else 0, code.edit_bytes,
+                                "edit bytes")
         payload = decoder.decode(constriction.stream.model.Uniform(256), n_bytes)
+        if not decoder.maybe_exhausted():
+            raise CorruptCodeError("the code has words left over after its last symbol")
         return apply_text_edits(decoded, bytes(np.asarray(payload, dtype=np.uint8)))
 
     def _sequential_rows(self, ids: list[int]) -> Iterator[Probabilities]:

@@ -69,15 +69,23 @@ class Llmzip:
         return [self._compress_one(request.context) for request in requests]
 
     def _compress_one(self, context: str) -> CompressedText:
+        from bench.compressors._llmzip_edits import CorruptCodeError
+
         began = time.perf_counter()
         code = self.codec.encode(context)
         encoded = time.perf_counter()
-        decoded = self.codec.decode(code)
+        try:
+            decoded = self.codec.decode(code)
+        except CorruptCodeError as error:
+            raise LosslessCheckError(
+                f"llmzip: the code of the context {_sample_name(context)} does not decode "
+                f"({error}); the model's probabilities were not reproducible on this "
+                "device") from None
         decode_seconds = time.perf_counter() - encoded
         if decoded.encode("utf-8", "surrogatepass") != context.encode("utf-8", "surrogatepass"):
             raise LosslessCheckError(
-                f"llmzip: the decoded text differs from the context ({len(context)} "
-                f"characters, first difference at {_first_difference(decoded, context)}); the "
+                f"llmzip: the decoded text differs from the context {_sample_name(context)} "
+                f"(first difference at character {_first_difference(decoded, context)}); the "
                 "model's probabilities were not reproducible on this device")
         n_tokens = code.n_tokens
         stats = CompressionStats(n_tokens, n_tokens, encoded - began, requested_rate=None,
@@ -87,6 +95,12 @@ class Llmzip:
                  "decode_seconds": decode_seconds, "code_words": len(code.words),
                  "tokenizer_round_trip": code.edit_bytes == 0, "edit_bytes": code.edit_bytes}
         return CompressedText(decoded, stats, extra=extra)
+
+
+def _sample_name(context: str) -> str:
+    """A context named by its size and opening words (compressors do not see doc ids)."""
+    opening = context[:40] + ("..." if len(context) > 40 else "")
+    return f"{opening!r} ({len(context)} characters)"
 
 
 def _first_difference(left: str, right: str) -> int:

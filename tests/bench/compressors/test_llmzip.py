@@ -18,7 +18,7 @@ from bench.compressors._llmzip_codec import (
     LlmzipCodec,
     count_bits,
 )
-from bench.compressors._llmzip_edits import apply_text_edits, text_edits
+from bench.compressors._llmzip_edits import CorruptCodeError, apply_text_edits, text_edits
 from bench.compressors._llmzip_model import SequentialPredictor, parallel_probabilities
 from bench.compressors.llmzip import Llmzip, LosslessCheckError
 from bench.demo_data import demo_qa_path, demo_regeneration_records
@@ -159,13 +159,58 @@ def test_edits_turn_any_decoded_string_into_the_text(decoded: str, text: str) ->
 
 
 def test_the_decoder_reads_the_code(stories: TargetModel) -> None:
+    """A changed bit gives another text or the codec's own error, never a codec exception."""
     assert stories.model is not None
     codec = LlmzipCodec(stories.model, stories.tokenizer)
     text = demo_texts()[0]
     code = codec.encode(text)
-    words = code.words.copy()
-    words[len(words) // 2] ^= np.uint32(1 << 7)
-    assert codec.decode(LlmzipCode(words, code.n_tokens, code.edit_bytes)) != text
+    assert codec.decode(code) == text
+    outcomes = []
+    for bit in range(0, 32 * len(code.words), 32 * len(code.words) // 12 + 1):
+        words = code.words.copy()
+        words[bit // 32] ^= np.uint32(1 << (bit % 32))
+        try:
+            decoded = codec.decode(LlmzipCode(words, code.n_tokens, code.edit_bytes))
+        except CorruptCodeError:
+            outcomes.append("refused")
+        else:
+            assert decoded != text, f"bit {bit}"
+            outcomes.append("other text")
+    assert "refused" in outcomes
+
+
+@pytest.mark.parametrize("payload", [
+    b"\xff\xfe\x80", b"not json", b'{"start": 0}', b'[[0, 1]]', b'[[true, 1, "x"]]',
+    b'[[0, 1, 7]]', b'[[3, 2, "x"]]', b'[[0, 99, "x"]]', b'[[2, 3, "x"], [0, 1, "y"]]',
+])
+def test_edits_that_do_not_fit_the_decoded_text_are_refused(payload: bytes) -> None:
+    with pytest.raises(CorruptCodeError):
+        apply_text_edits("decoded", payload)
+
+
+def test_a_code_whose_counts_differ_from_the_record_is_refused(stories: TargetModel) -> None:
+    codec = LlmzipCodec(stories.model, stories.tokenizer)
+    code = codec.encode("Lily ran to the park.")
+    with pytest.raises(CorruptCodeError, match="tokens where"):
+        codec.decode(LlmzipCode(code.words, code.n_tokens + 1, code.edit_bytes))
+    # The range decoder holds two words of state: two more words are left unread.
+    padded = np.append(code.words, np.array([7, 7], dtype=np.uint32))
+    with pytest.raises(CorruptCodeError, match="left over"):
+        codec.decode(LlmzipCode(padded, code.n_tokens, code.edit_bytes))
+
+
+def test_a_code_that_does_not_decode_fails_the_compression_naming_the_context(
+        tiny: TargetModel, monkeypatch: pytest.MonkeyPatch) -> None:
+    compressor = build_compressor("llmzip", tiny, {})
+    assert isinstance(compressor, Llmzip)
+
+    def corrupt(code: Any) -> str:
+        raise CorruptCodeError("the code has words left over after its last symbol")
+
+    monkeypatch.setattr(compressor.codec, "decode", corrupt)
+    with pytest.raises(LosslessCheckError, match=r"context 'Lily ran\.' \(9 characters\) "
+                                                 r"does not decode \(the code has words left"):
+        compressor.compress([CompressionRequest("Lily ran.")])
 
 
 def test_a_decoded_text_that_differs_fails_the_compression(
