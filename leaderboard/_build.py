@@ -18,8 +18,17 @@ from tqdm import tqdm
 from bench._atomic import atomic_directory
 from bench.prepare.manifest import MANIFEST_NAME, write_manifest
 from leaderboard._errors import LeaderboardError
-from leaderboard._export import dumps, table_json, to_csv, to_latex, to_markdown, write_atomic
+from leaderboard._export import (
+    check_finite,
+    dumps,
+    table_json,
+    to_csv,
+    to_latex,
+    to_markdown,
+    write_atomic,
+)
 from leaderboard._html import render_html
+from leaderboard._labels import label_runs
 from leaderboard._metrics import METRIC_STYLES
 from leaderboard._plots import all_plots, plot_notes
 from leaderboard._runs import Run, check_versions, find_results, load_run, merge_runs
@@ -49,14 +58,15 @@ class BuildOptions:
 
 
 def read_runs(paths: Sequence[Path], with_samples: bool = True) -> list[Run]:
-    """Read every results file under ``paths`` (with a progress bar) and check versions."""
+    """Read every results file under ``paths`` (with a progress bar), check versions and
+    give every row a name no other row has."""
     files = find_results(paths)
     runs = [
         load_run(path, with_samples)
         for path in tqdm(files, desc="results", unit="file", disable=len(files) < 50)
     ]
     check_versions(runs)
-    return runs
+    return label_runs(runs)
 
 
 def make_tables(runs: Sequence[Run], options: BuildOptions) -> list[Table]:
@@ -97,6 +107,7 @@ def build(paths: Sequence[Path], options: BuildOptions) -> list[Path]:
 
 def _write_exports(runs: Sequence[Run], options: BuildOptions, out: Path) -> list[str]:
     tables = make_tables(runs, options)
+    check_finite(tables)
     rows = merge_runs(runs)
     names = METRIC_STYLES[options.metric_style]
     written: list[str] = []

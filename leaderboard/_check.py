@@ -12,7 +12,7 @@ from typing import Any
 
 from leaderboard._errors import LeaderboardError
 from leaderboard._export import dumps, write_atomic
-from leaderboard._runs import Run, merge_runs
+from leaderboard._runs import Run, finite, merge_runs
 
 BASELINE_SCHEMA = "compressbench-leaderboard-baseline"
 BASELINE_VERSION = 1
@@ -86,7 +86,7 @@ def current_entries(runs: Sequence[Run]) -> list[Entry]:
     for key, tasks in merge_runs(runs).items():
         for task, result in tasks.items():
             for metric, value in sorted(result.metrics.items()):
-                if not result.higher_is_better.get(metric, True) or not math.isfinite(value):
+                if not result.higher_is_better.get(metric, True):
                     continue
                 entries.append(
                     Entry(
@@ -133,6 +133,11 @@ def _entry(raw: Any, where: str) -> Entry:
         raise LeaderboardError(f"{where}: field 'stderr' must be a number or null")
     if n is not None and not isinstance(n, int):
         raise LeaderboardError(f"{where}: field 'n' must be an integer or null")
+    if stderr is not None and finite(stderr, where, "stderr") < 0:
+        raise LeaderboardError(f"{where}: field 'stderr': {stderr!r} is negative; a standard "
+                               "error is not")
+    if n is not None and n < 0:
+        raise LeaderboardError(f"{where}: field 'n': {n!r} is negative; a count is not")
     settings = raw["settings"]
     return Entry(
         raw["model"],
@@ -142,7 +147,7 @@ def _entry(raw: Any, where: str) -> Entry:
         raw["task"],
         raw["task_version"],
         raw["metric"],
-        float(raw["value"]),
+        finite(raw["value"], where, "value"),
         None if stderr is None else float(stderr),
         raw["higher_is_better"],
         n,
@@ -164,6 +169,9 @@ def read_baseline(path: Path) -> list[Entry]:
         )
     if not isinstance(data.get("entries"), list):
         raise LeaderboardError(f"{path}: field 'entries' must be a list")
+    if not data["entries"]:
+        raise LeaderboardError(f"{path}: field 'entries': empty, so nothing would be checked; "
+                               "write the baseline with --update")
     return [_entry(raw, f"{path}: entries[{i}]") for i, raw in enumerate(data["entries"])]
 
 
@@ -185,6 +193,15 @@ class Finding:
         return "regression" if self.regression else "ok"
 
 
+def check_allowance(tolerance: float, stderr_z: float | None) -> None:
+    """Refuse a tolerance or z that would let every drop pass (NaN, infinite or negative)."""
+    if not (math.isfinite(tolerance) and tolerance >= 0):
+        raise LeaderboardError(f"--tolerance {tolerance:g}: must be a finite number of points "
+                               ">= 0")
+    if stderr_z is not None and not (math.isfinite(stderr_z) and stderr_z > 0):
+        raise LeaderboardError(f"--z {stderr_z:g}: must be a finite number > 0")
+
+
 def compare(
     baseline: Sequence[Entry],
     current: Sequence[Entry],
@@ -195,6 +212,7 @@ def compare(
 
     With ``stderr_z`` a drop must also exceed ``z * sqrt(se_baseline^2 + se_current^2)``.
     """
+    check_allowance(tolerance, stderr_z)
     by_ident = {entry.ident: entry for entry in current}
     findings = []
     for base in baseline:

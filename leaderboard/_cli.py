@@ -10,6 +10,7 @@ from bench._errors import add_debug_flag, run_cli
 from bench._help import HelpFormatter
 from leaderboard._build import BuildOptions, build, read_runs
 from leaderboard._check import (
+    check_allowance,
     compare,
     current_entries,
     junit_xml,
@@ -139,8 +140,7 @@ def _build(args: argparse.Namespace) -> int:
 
 
 def _check(args: argparse.Namespace) -> int:
-    if args.tolerance < 0 or args.z <= 0:
-        raise LeaderboardError("--tolerance must be >= 0 and --z > 0")
+    check_allowance(args.tolerance, args.z)
     current = current_entries(read_runs(args.runs, with_samples=False))
     if not current:
         raise LeaderboardError("the runs contain no score metrics to check")

@@ -5,11 +5,13 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from bench._atomic import atomic_write_bytes
+from leaderboard._errors import LeaderboardError
 from leaderboard._tables import Cell, Table
 
 
@@ -137,6 +139,25 @@ def _cell_json(cell: Cell) -> dict[str, Any]:
     return data
 
 
+def check_finite(tables: Sequence[Table]) -> None:
+    """Refuse tables with a number that is not finite (an input too large to compute with),
+    naming its table, row and column."""
+    for table in tables:
+        for row in table.rows:
+            for column, cell in zip(table.columns, row, strict=True):
+                for number in (cell.value, cell.stderr):
+                    if isinstance(number, float) and not math.isfinite(number):
+                        raise LeaderboardError(
+                            f"table {table.name!r}, row {_row_name(row)!r}, column {column!r}: "
+                            f"{number} is not a finite number; an input value of this row is "
+                            "too large to compute with"
+                        )
+
+
+def _row_name(row: Sequence[Cell]) -> str:
+    return " / ".join(cell.display for cell in row[:2])
+
+
 def dumps(data: Any) -> str:
-    """Stable, readable JSON."""
-    return json.dumps(data, indent=2, ensure_ascii=False, sort_keys=False) + "\n"
+    """Stable, readable JSON (numbers that JSON cannot hold are an error)."""
+    return json.dumps(data, indent=2, ensure_ascii=False, sort_keys=False, allow_nan=False) + "\n"

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-from leaderboard._runs import RowKey
+from collections.abc import Iterable
+from dataclasses import replace
+
+from leaderboard._labels import unique_labels
+from leaderboard._runs import Display, RowKey
 
 BASELINE, HARD, SOFT, OTHER = "baseline", "hard", "soft", "other"
 FAMILY_ORDER = (BASELINE, HARD, SOFT, OTHER)
@@ -44,4 +48,11 @@ def family(key: RowKey) -> str:
 def curve_key(key: RowKey) -> RowKey:
     """The row without its budget settings: the curve (method) the row is a point of."""
     settings = tuple(item for item in key.settings if item[0] not in BUDGET_SETTINGS)
-    return RowKey(key.model, key.compressor, settings, key.version, key.stock, key.remark)
+    return replace(key, settings=settings, display=Display())
+
+
+def curve_keys(keys: Iterable[RowKey]) -> dict[RowKey, RowKey]:
+    """Per row its curve, named so that no two curves of one model share a label."""
+    rows = list(keys)
+    curves = unique_labels(curve_key(key) for key in rows)
+    return {key: curves[curve_key(key)] for key in rows}

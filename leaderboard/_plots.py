@@ -21,6 +21,7 @@ from matplotlib.artist import Artist
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
+from matplotlib.text import Text
 from matplotlib.ticker import FixedLocator, FuncFormatter, NullLocator
 
 from leaderboard._bits import FLOOR_COMPRESSOR, bits_per_token
@@ -28,7 +29,7 @@ from leaderboard._families import (
     FAMILY_MARKERS,
     FAMILY_ORDER,
     FAMILY_TITLES,
-    curve_key,
+    curve_keys,
     family,
 )
 from leaderboard._metrics import QA_TASKS, REGENERATION_TASKS, MetricNames
@@ -123,8 +124,15 @@ def add_legend(fig: Figure, series: Sequence[Series]) -> None:
     legend = fig.legend(handles, labels, loc="outside right center", frameon=False,
                         fontsize=8, handlelength=1.8)
     for text in legend.get_texts():
+        literal(text)
         if text.get_text() in headers:
             text.set_fontweight("bold")
+
+
+def literal(text: Text) -> None:
+    """Draw ``text`` as written: ``$``, ``_``, ``^`` in a name are not mathtext or TeX."""
+    text.set_parse_math(False)
+    text.set_usetex(False)
 
 
 def draw(ax: Axes, item: Series, markersize: float = 6.0) -> None:
@@ -170,14 +178,15 @@ def _compression(tasks: Mapping[str, TaskResult], key: RowKey) -> float | None:
 
 def compression_series(rows: Rows, column: ScoreColumn) -> list[Series]:
     """One series per curve (rows that differ only in their budget): (compression, score)."""
-    palette = colours(curve_key(key) for key in rows)
+    curves = curve_keys(rows)
+    palette = colours(curves.values())
     by_curve: dict[RowKey, Series] = {}
     for key, tasks in rows.items():
         x = _compression(tasks, key)
         y, error = score(tasks, column)
         if x is None or y is None:
             continue
-        curve = curve_key(key)
+        curve = curves[key]
         item = by_curve.setdefault(curve, new_series(curve, palette[curve]))
         item.points.append((x, y, error))
     return list(by_curve.values())
@@ -281,14 +290,15 @@ def score_vs_length(rows: Rows, names: MetricNames) -> Plot | None:
 def bits_series(rows: Rows, column: ScoreColumn) -> list[Series]:
     """One series per curve: (compressed bits per original token on the column's tasks,
     score)."""
-    palette = colours(curve_key(key) for key in rows)
+    curves = curve_keys(rows)
+    palette = colours(curves.values())
     by_curve: dict[RowKey, Series] = {}
     for key, tasks in rows.items():
         x = bits_per_token(tasks, column.tasks)
         y, error = score(tasks, column)
         if not x or y is None:
             continue
-        curve = curve_key(key)
+        curve = curves[key]
         item = by_curve.setdefault(curve, new_series(curve, palette[curve]))
         item.points.append((x, y, error))
     return list(by_curve.values())

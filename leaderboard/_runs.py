@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import re
 import sys
 from collections.abc import Iterable, Mapping, Sequence
@@ -49,6 +50,16 @@ STOCK_SUFFIX = " (stock lm-eval)"
 _READER_RE = re.compile(r"^lexical-reader\[(?P<tokenizer>.*)\]$")
 
 
+@dataclass(frozen=True)
+class Display:
+    """How a row's names are shown: how many trailing components the model's folder and the
+    settings' paths keep, and a tag for rows whose names are the same even when whole."""
+
+    model_depth: int = 1
+    label_depth: int = 1
+    tag: str = ""
+
+
 @dataclass(frozen=True, order=True)
 class RowKey:
     """Identity of a leaderboard row: base model, compressor and its settings.
@@ -56,7 +67,8 @@ class RowKey:
     ``stock`` rows come from a stock lm-eval backend (``--model hf``, ``vllm``, ...) that ran
     no compressor: their ``compressor`` is the backend's name. ``remark`` qualifies the row for
     readers (e.g. that ``zero_shot`` equals ``none`` for a target that ignores the
-    instruction); it is not part of the identity.
+    instruction); it is not part of the identity, and neither is ``display`` (see
+    :func:`leaderboard._labels.unique_labels`).
     """
 
     model: str
@@ -65,16 +77,18 @@ class RowKey:
     version: str = ""
     stock: bool = False
     remark: str = field(default="", compare=False)
+    display: Display = field(default=Display(), compare=False)
 
     @property
     def label(self) -> str:
         """Name of the row's compressor, e.g. ``500x (num_mem=4)`` or ``hf (stock lm-eval)``
         (paths shortened); ``--baseline-compressor`` accepts it."""
         name = self.compressor + STOCK_SUFFIX if self.stock else self.compressor
-        if not self.settings:
-            return name
-        inner = ", ".join(f"{key}={short_name(value)}" for key, value in self.settings)
-        return f"{name} ({inner})"
+        if self.settings:
+            depth = self.display.label_depth
+            inner = ", ".join(f"{key}={short_name(value, depth)}" for key, value in self.settings)
+            name = f"{name} ({inner})"
+        return f"{name} [{self.display.tag}]" if self.display.tag else name
 
     @property
     def title(self) -> str:
@@ -84,10 +98,11 @@ class RowKey:
     @property
     def model_label(self) -> str:
         """Display name of the base model: an HF id, or a local model's folder name."""
+        depth = self.display.model_depth
         reader = _READER_RE.match(self.model)
         if reader:
-            return f"lexical reader ({model_name(reader.group('tokenizer'))} tokenizer)"
-        return model_name(self.model)
+            return f"lexical reader ({model_name(reader.group('tokenizer'), depth)} tokenizer)"
+        return model_name(self.model, depth)
 
     def answers_to(self, name: str) -> bool:
         """Whether ``name`` (a label, or the compressor or backend name) selects this row."""
@@ -204,19 +219,26 @@ def _budget_used(settings: dict[str, str]) -> dict[str, str]:
 _PATH_RE = re.compile(r"(?:/[^/\[\]\s,()]+)+/([^/\[\]\s,()]+)")
 
 
-def short_name(text: str) -> str:
-    """``text`` with every absolute path shortened to its last component, for display."""
-    return _PATH_RE.sub(r"\1", text)
+def short_name(text: str, depth: int = 1) -> str:
+    """``text`` with every absolute path shortened to its last ``depth`` components, for
+    display (a path with no more components is kept whole)."""
+    return _PATH_RE.sub(lambda match: _tail(match.group(0), depth), text)
 
 
-def model_name(text: str) -> str:
-    """A model as readers know it: an HF id as is (``org/name``), a local folder by its name
-    (absolute, ``./``, ``../`` or ``~/`` paths; trailing slashes ignored)."""
+def _tail(path: str, depth: int) -> str:
+    """The last ``depth`` components of ``path``, or ``path`` itself if it has no more."""
+    parts = path.split("/")
+    return path if depth >= len(parts) else "/".join(parts[-depth:])
+
+
+def model_name(text: str, depth: int = 1) -> str:
+    """A model as readers know it: an HF id as is (``org/name``), a local folder by its name,
+    or by its last ``depth`` path components (absolute, ``./``, ``../`` or ``~/`` paths;
+    trailing slashes ignored)."""
     text = text.strip()
     if text.startswith(("/", "./", "../", "~/")) or text in (".", ".."):
-        text = text.rstrip("/")
-        return text.rsplit("/", 1)[-1] if "/" in text else text
-    return short_name(text)
+        return _tail(text.rstrip("/"), depth)
+    return short_name(text, depth)
 
 
 def find_results(paths: Iterable[Path]) -> list[Path]:
@@ -248,10 +270,41 @@ def _metric_values(
             continue
         if not isinstance(value, int | float) or isinstance(value, bool):
             raise LeaderboardError(f"{where}: {name} must be a number, got {value!r}")
-        metrics[metric] = float(value)
-        err = entry.get(f"{metric}_stderr,{filt}")
-        stderrs[metric] = float(err) if isinstance(err, int | float) else None
+        metrics[metric] = finite(value, where, name)
+        stderr_name = f"{metric}_stderr,{filt}"
+        stderrs[metric] = _stderr(entry.get(stderr_name), where, stderr_name)
     return metrics, stderrs
+
+
+NOT_FINITE = "not a finite number (NaN, Infinity or too large for a float)"
+
+
+def finite(value: float, where: str, name: str) -> float:
+    """``value`` as a float, refused when it is NaN or infinite (JSON's ``NaN``,
+    ``Infinity`` or a number too large for a float)."""
+    number = _as_finite(value)
+    if number is None:
+        raise LeaderboardError(f"{where}: field {name!r}: {NOT_FINITE}")
+    return number
+
+
+def _as_finite(value: float) -> float | None:
+    """``value`` as a finite float, or None (an integer too large for a float included)."""
+    try:
+        number = float(value)
+    except OverflowError:
+        return None
+    return number if math.isfinite(number) else None
+
+
+def _stderr(value: Any, where: str, name: str) -> float | None:
+    """A standard error: a finite number >= 0, or None where lm-eval has none (``N/A``)."""
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        return None
+    if finite(value, where, name) < 0:
+        raise LeaderboardError(f"{where}: field {name!r}: {value!r} is negative; a standard "
+                               "error is not")
+    return float(value)
 
 
 def load_run(path: Path, with_samples: bool = True) -> Run:
@@ -297,9 +350,15 @@ def load_run(path: Path, with_samples: bool = True) -> Run:
             sample_file = path.with_name(f"samples_{task}_{date}.jsonl")
             if sample_file.is_file():
                 tasks[task].samples = read_samples(sample_file)
-    limit = config.get("limit")
-    limit = float(limit) if isinstance(limit, int | float) and not isinstance(limit, bool) else None
-    return Run(path, key, date, str(data.get("lm_eval_version", "")), tasks, limit)
+    return Run(path, key, date, str(data.get("lm_eval_version", "")), tasks,
+               _limit(config.get("limit"), str(path)))
+
+
+def _limit(value: Any, where: str) -> float | None:
+    """lm-eval's ``config.limit``: a finite number, or None when unset."""
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        return None
+    return finite(value, where, "config.limit")
 
 
 def _count(value: Any) -> int | None:
@@ -340,8 +399,16 @@ def read_samples(path: Path) -> list[dict[str, Any]]:
             if not isinstance(record, dict):
                 raise LeaderboardError(f"{path}:{number}: a sample must be a JSON object; "
                                        f"{_SAMPLES_HINT}")
+            _check_finite_fields(record, f"{path}:{number}")
             records.append(record)
     return records
+
+
+def _check_finite_fields(record: Mapping[str, Any], where: str) -> None:
+    """Refuse a sample whose scores or measurements (its top-level numbers) are not finite."""
+    for name, value in record.items():
+        if isinstance(value, int | float) and _as_finite(value) is None:
+            raise LeaderboardError(f"{where}: field {name!r}: {NOT_FINITE}; {_SAMPLES_HINT}")
 
 
 def check_versions(runs: Sequence[Run]) -> None:
@@ -384,10 +451,3 @@ def merge_runs(runs: Sequence[Run]) -> dict[RowKey, dict[str, TaskResult]]:
         key: {t: item[2] for t, item in sorted(tasks.items())}
         for key, tasks in sorted(rows.items())
     }
-
-
-def load_runs(paths: Sequence[Path], with_samples: bool = True) -> list[Run]:
-    """Find and read every results file under ``paths`` and check their task versions."""
-    runs = [load_run(path, with_samples) for path in find_results(paths)]
-    check_versions(runs)
-    return runs

@@ -141,3 +141,64 @@ def test_latex_comments_and_cells_cannot_be_broken_out_of() -> None:
     lines = to_latex(table).splitlines()
     assert lines[0] == "% " + latex_escape(hostile)
     assert not any(line.startswith("\\input") for line in lines)
+
+
+def _set_json_token(path: Path, keys: tuple[str, ...], token: str, line: int = 1) -> None:
+    """Set ``keys`` of the JSON record on ``line`` of ``path`` to the raw JSON ``token``."""
+    lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
+    record = json.loads(lines[line - 1])
+    inner = record
+    for key in keys[:-1]:
+        inner = inner[key]
+    inner[keys[-1]] = "PLACEHOLDER"
+    lines[line - 1] = json.dumps(record).replace('"PLACEHOLDER"', token) + "\n"
+    path.write_text("".join(lines), encoding="utf-8")
+
+
+def _build_args(run: Path, out: Path) -> list[str]:
+    """``build`` of the one run (zero_shot), which is then its own baseline."""
+    return ["build", str(run), "--out", str(out), "--normalise-to", "zero_shot",
+            "--baseline-compressor", "zero_shot"]
+
+
+@pytest.mark.parametrize("token", ["Infinity", "-Infinity", "NaN", "1e999",
+                                   pytest.param("1" + "0" * 400, id="integer-1e400")])
+def test_a_score_that_is_not_a_finite_number_is_refused(
+        one_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], token: str) -> None:
+    (results,) = one_run.rglob("results_*.json")
+    _set_json_token(results, ("results", "compressed_squad", "squad_f1,none"), token)
+    out = tmp_path / "site"
+    err = _fails_with(capsys, _build_args(one_run, out), out)
+    assert err == (f"error: {results}: results.compressed_squad: field 'squad_f1,none': not a "
+                   "finite number (NaN, Infinity or too large for a float)\n")
+
+
+def test_a_limit_that_is_not_a_finite_number_is_refused(
+        one_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (results,) = one_run.rglob("results_*.json")
+    _set_json_token(results, ("config", "limit"), "Infinity")
+    out = tmp_path / "site"
+    err = _fails_with(capsys, _build_args(one_run, out), out)
+    assert err.startswith(f"error: {results}: field 'config.limit': not a finite number")
+
+
+@pytest.mark.parametrize("token", ["Infinity", "NaN",
+                                   pytest.param("1" + "0" * 400, id="integer-1e400")])
+def test_a_sample_number_that_is_not_finite_is_refused_with_its_line(
+        one_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], token: str) -> None:
+    (samples,) = one_run.rglob("samples_compressed_squad_*.jsonl")
+    _set_json_token(samples, ("compress_seconds",), token, line=2)
+    out = tmp_path / "site"
+    err = _fails_with(capsys, _build_args(one_run, out), out)
+    assert err == (f"error: {samples}:2: field 'compress_seconds': not a finite number (NaN, "
+                   f"Infinity or too large for a float); {SAMPLES_HINT}\n")
+
+
+def test_a_score_too_large_to_compute_with_is_refused(
+        one_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (results,) = one_run.rglob("results_*.json")
+    _set_json_token(results, ("results", "compressed_squad", "squad_f1,none"), "1e307")
+    out = tmp_path / "site"
+    err = _fails_with(capsys, _build_args(one_run, out), out)
+    assert err.startswith("error: table 'raw', row 'stories260K / zero_shot', column 'SQuAD F1': "
+                          "inf is not a finite number")

@@ -6,7 +6,9 @@ from __future__ import annotations
 import itertools
 import math
 from pathlib import Path
+from typing import Any
 
+import matplotlib.mathtext
 import matplotlib.pyplot as plt
 import numpy as np
 import pytest
@@ -18,6 +20,7 @@ from leaderboard import read_runs
 from leaderboard._families import FAMILY_MARKERS, family
 from leaderboard._metrics import METRIC_STYLES, REGENERATION_TASKS
 from leaderboard._plots import (
+    figure_score_vs_bits,
     figure_score_vs_compression,
     figure_score_vs_length,
     plot_notes,
@@ -152,3 +155,58 @@ def test_one_length_gives_no_length_plot_but_a_note(tmp_path: Path) -> None:
     assert figure_score_vs_length(rows, NAMES) is None
     (note,) = plot_notes(rows)
     assert "one regeneration length (96 tokens)" in note
+
+
+MEASURED = {"compression_ratio": 0.5, "compressed_bits": 400.0, "original_tokens": 100.0}
+EVERY_PLOT = {
+    "compressed_squad": {"squad_f1": 0.5, **MEASURED},
+    "compressed_regeneration_96": {"rouge_l_f": 0.4, **MEASURED},
+    "compressed_regeneration_192": {"rouge_l_f": 0.3, **MEASURED},
+}
+
+
+def _every_figure(rows: Rows) -> list[Figure]:
+    figures = [figure(rows, NAMES) for figure in
+               (figure_score_vs_compression, figure_score_vs_length, figure_score_vs_bits)]
+    assert all(fig is not None for fig in figures)
+    return [fig for fig in figures if fig is not None]
+
+
+def _legend_texts(fig: Figure) -> list[str]:
+    (legend,) = fig.legends
+    return [text.get_text() for text in legend.get_texts()]
+
+
+def test_labels_are_drawn_literally_in_every_plot(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    label = "truncate (note=$x_1^2$)"
+    write_results(tmp_path / "a", "pretrained=m,compressor=truncate,note=$x_1^2$", EVERY_PLOT)
+    write_results(tmp_path / "b", "pretrained=m,compressor=none", EVERY_PLOT)
+    parsed: list[str] = []
+    parse = matplotlib.mathtext.MathTextParser.parse
+
+    def spy(self: Any, text: str, *args: Any, **kwargs: Any) -> Any:
+        parsed.append(text)
+        return parse(self, text, *args, **kwargs)
+
+    monkeypatch.setattr(matplotlib.mathtext.MathTextParser, "parse", spy)
+    for fig in _every_figure(merge_runs(read_runs([tmp_path], with_samples=False))):
+        fig.canvas.draw()
+        assert label in _legend_texts(fig)
+        assert not [text for text in parsed if "x_1" in text]
+        plt.close(fig)
+
+
+def test_curves_whose_paths_end_alike_keep_apart_in_the_legend(tmp_path: Path) -> None:
+    for folder, checkpoint, mem in (("a", "/ckpt/good/final", 4), ("b", "/ckpt/broken/final", 8)):
+        write_results(tmp_path / folder,
+                      f"pretrained=m,compressor=500x,init_from={checkpoint},num_mem={mem}",
+                      EVERY_PLOT)
+    rows = merge_runs(read_runs([tmp_path], with_samples=False))
+    for fig in (figure_score_vs_compression(rows, NAMES), figure_score_vs_bits(rows, NAMES)):
+        assert fig is not None
+        entries = _legend_texts(fig)
+        assert "500x (init_from=good/final)" in entries
+        assert "500x (init_from=broken/final)" in entries
+        plt.close(fig)
