@@ -3,8 +3,9 @@
 Every command of the project runs its entry point through :func:`run_cli`. Bad input
 (:class:`InputError`, any ``ValueError`` and missing or unreadable files) ends with that one
 line on stderr and exit status 2; failures the command names (a server that stays down)
-end the same way with status 1. The Python traceback is shown only with ``--debug`` (see
-:func:`add_debug_flag`) or ``COMPRESSBENCH_DEBUG=1``.
+end the same way with status 1, and an interrupt (Ctrl-C) with status 130. The Python
+traceback is shown only with ``--debug`` (see :func:`add_debug_flag`) or
+``COMPRESSBENCH_DEBUG=1``.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ __all__ = [
     "DEBUG_ENV",
     "EXIT_FAILURE",
     "EXIT_INPUT",
+    "EXIT_INTERRUPTED",
     "InputError",
     "add_debug_flag",
     "debug_requested",
@@ -31,6 +33,7 @@ __all__ = [
 DEBUG_ENV = "COMPRESSBENCH_DEBUG"
 EXIT_FAILURE = 1
 EXIT_INPUT = 2
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, what a shell reports for Ctrl-C
 
 _FILE_ERRORS = (FileNotFoundError, IsADirectoryError, NotADirectoryError, PermissionError)
 _TRUE = {"1", "true", "yes", "on"}
@@ -101,9 +104,10 @@ def add_debug_flag(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _report(error: BaseException, debug: bool, redact: Callable[[str], str] | None) -> None:
+def _report(error: BaseException, debug: bool, redact: Callable[[str], str] | None,
+            line: str | None = None) -> None:
     text = "".join(traceback.format_exception(error)) if debug else ""
-    text += f"error: {one_line(error)}\n"
+    text += f"error: {line or one_line(error)}\n"
     sys.stderr.write(redact(text) if redact is not None else text)
 
 
@@ -114,7 +118,8 @@ def run_cli(
     input_errors: tuple[type[BaseException], ...] = (),
     redact: Callable[[str], str] | None = None,
 ) -> int:
-    """Run ``main(argv)``; bad input -> one line and 2, a named failure -> one line and 1.
+    """Run ``main(argv)``; bad input -> one line and 2, a named failure -> one line and 1,
+    Ctrl-C -> one line and 130.
 
     ``input_errors`` adds a command's own bad-input exceptions to ``ValueError`` and the
     missing-file errors; ``failures`` are exceptions that are not the user's input (a server
@@ -130,6 +135,9 @@ def run_cli(
     except handled as error:
         _report(error, debug, redact)
         return _exit_status(error, failures, input_errors)
+    except KeyboardInterrupt as error:
+        _report(error, debug, redact, line="interrupted")
+        return EXIT_INTERRUPTED
 
 
 def _exit_status(

@@ -3,6 +3,7 @@ hook of :mod:`bench._atomic`) and checking what it left.
 
 The writer runs in a forked child, so that the libraries the parent already imported cost
 nothing per run; one test per command also runs the real command line in a subprocess.
+:func:`fail_in_staging` instead makes the writer fail in-process (a full disk, a Ctrl-C).
 """
 
 from __future__ import annotations
@@ -12,6 +13,9 @@ import signal
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 from bench._atomic import KILL_AFTER_WRITES_ENV
 
@@ -46,6 +50,28 @@ def run_forked(main: Callable[[Sequence[str]], int], argv: Sequence[str],
         assert os.WTERMSIG(status) == signal.SIGKILL, f"child died of signal {status}"
         return None
     return os.WEXITSTATUS(status)
+
+
+def fail_in_staging(monkeypatch: pytest.MonkeyPatch, error: BaseException) -> None:
+    """Make moving a written file into a staging folder (see :mod:`bench._atomic`) raise
+    ``error``, as a full disk or a Ctrl-C would while the new output is being written."""
+    replace = os.replace
+
+    def failing(source: str | Path, target: str | Path, **kwargs: Any) -> None:
+        if ".staging-" in os.fspath(target):
+            raise error
+        replace(source, target, **kwargs)
+
+    monkeypatch.setattr(os, "replace", failing)
+
+
+def run_in_process(main: Callable[[Sequence[str]], int], argv: Sequence[str]) -> int:
+    """``main(argv)``, failing the test (instead of ending the session) when an interrupt
+    escapes it."""
+    try:
+        return main(list(argv))
+    except KeyboardInterrupt:
+        pytest.fail("KeyboardInterrupt escaped the command")
 
 
 def snapshot(folder: Path, skip: Sequence[str] = ()) -> Snapshot | None:

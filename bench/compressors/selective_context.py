@@ -95,12 +95,8 @@ class SelectiveContext:
         )
         if budget.keep_tokens >= budget.original_tokens:
             text = context
-        elif budget.keep_tokens == 0:
-            text = ""
         else:
-            spans = split_units(context, self._unit)
-            infos = self.unit_information(context, spans)
-            text = select_units(context, spans, infos, budget.keep_tokens, self._target)
+            text = self._select(context, budget.keep_tokens)
         stats = CompressionStats(
             original_tokens=budget.original_tokens,
             compressed_tokens=self._target.count_tokens(text),
@@ -108,6 +104,17 @@ class SelectiveContext:
             requested_rate=budget.requested_rate,
         )
         return CompressedText(text, stats, extra=budget.extra)
+
+    def _select(self, context: str, keep_tokens: int) -> str:
+        """The most informative units of ``context`` within ``keep_tokens`` target tokens
+        (empty when nothing may be kept or the context holds no unit, e.g. only spaces)."""
+        if keep_tokens == 0:
+            return ""
+        spans = split_units(context, self._unit)
+        if not spans:
+            return ""
+        infos = self.unit_information(context, spans)
+        return select_units(context, spans, infos, keep_tokens, self._target)
 
     def token_information(self, context: str) -> tuple[list[Span], list[float]]:
         """Character spans of the compressor's tokens and their self-information (nats)."""

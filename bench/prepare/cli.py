@@ -365,9 +365,10 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Command-line entry point; prints the written parquet path.
 
-    Bad input ends in one line on stderr and exit status 2 (``--debug``: with traceback).
+    Bad input ends in one line on stderr and exit status 2, a failing disk (full, unreadable)
+    in one line and 1, Ctrl-C in one line and 130 (``--debug``: with traceback).
     """
-    return run_cli(_run, argv)
+    return run_cli(_run, argv, failures=(OSError,))
 
 
 def _run(argv: Sequence[str]) -> int:

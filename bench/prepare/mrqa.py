@@ -136,6 +136,20 @@ def _kind(value: object) -> str:
     return type(value).__name__ if value is not None else "null"
 
 
+def _check_text(path: Path, number: int, field: str, text: str) -> str:
+    """``text``, refused when it holds a lone surrogate (a JSON escape such as ``\\ud800``
+    that is half of a UTF-16 pair: valid JSON, but no Unicode text)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as error:
+        raise MRQAFormatError(
+            path, number, field,
+            f"a lone surrogate \\u{ord(text[error.start]):04x} at character {error.start}",
+            "text must be valid Unicode: fix or remove that escape",
+        ) from None
+    return text
+
+
 def _require(
     path: Path, number: int, obj: Mapping[str, Any], key: str, kind: type, where: str = ""
 ) -> Any:
@@ -145,7 +159,16 @@ def _require(
     value = obj[key]
     if not isinstance(value, kind) or isinstance(value, bool):
         raise MRQAFormatError(path, number, field, f"expected {kind.__name__}, got {_kind(value)}")
-    return value
+    return _check_text(path, number, field, value) if isinstance(value, str) else value
+
+
+def _optional_text(path: Path, number: int, obj: Mapping[str, Any], key: str) -> str | None:
+    value = obj.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise MRQAFormatError(path, number, key, f"expected str, got {_kind(value)}")
+    return _check_text(path, number, key, value)
 
 
 def _question(path: Path, number: int, index: int, qa: object) -> Question:
@@ -162,6 +185,7 @@ def _question(path: Path, number: int, index: int, qa: object) -> Question:
             raise MRQAFormatError(
                 path, number, f"{where}answers[{k}]", f"expected str, got {_kind(answer)}"
             )
+        _check_text(path, number, f"{where}answers[{k}]", answer)
     return Question(qid=qid, question=question, answers=tuple(dict.fromkeys(answers)))
 
 
@@ -171,16 +195,10 @@ def _context(
     context = _require(path, number, obj, "context", str)
     qas = _require(path, number, obj, "qas", list)
     questions = tuple(_question(path, number, k, qa) for k, qa in enumerate(qas))
-    context_id = obj.get("id")
-    if context_id is not None and not isinstance(context_id, str):
-        raise MRQAFormatError(path, number, "id", f"expected str, got {_kind(context_id)}")
+    context_id = _optional_text(path, number, obj, "id")
     metadata: dict[str, Any] = {"line": number}
-    benchmark = obj.get("benchmark")
+    benchmark = _optional_text(path, number, obj, "benchmark")
     if benchmark is not None:
-        if not isinstance(benchmark, str):
-            raise MRQAFormatError(
-                path, number, "benchmark", f"expected str, got {_kind(benchmark)}"
-            )
         metadata["benchmark"] = benchmark
     return ContextSample(
         context_id=context_id or context_id_for(context),
@@ -215,6 +233,8 @@ def _header(path: Path, first: tuple[int, str] | None) -> dict[str, Any]:
     dataset = header.get("dataset")
     if dataset is not None and not isinstance(dataset, str):
         raise MRQAFormatError(path, 1, "header.dataset", f"expected str, got {_kind(dataset)}")
+    if isinstance(dataset, str):
+        _check_text(path, 1, "header.dataset", dataset)
     return header
 
 

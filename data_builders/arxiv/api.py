@@ -7,6 +7,10 @@ the file's hash and when it was fetched, and the file becomes ``api-KEY.jsonl``.
 fails or is killed resumes from the results held. A query whose window is still open (no end
 date, or an end less than a week before the fetch) is fetched again once its copy is older
 than ``refresh_after_hours``.
+
+An answer of no results at all may be a glitch of the server: it is asked again
+:data:`EMPTY_CONFIRMATIONS` times with backoff before it is believed, and even then it is
+never recorded as complete, so the next run asks again.
 """
 
 from __future__ import annotations
@@ -17,22 +21,26 @@ import os
 import re
 import time
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from data_builders._io import atomic_write_json, sha256_bytes, sha256_file
-from data_builders.arxiv.atom import QueryRejectedError
+from data_builders.arxiv.atom import Page, QueryRejectedError
 from data_builders.arxiv.pages import DEFAULT_API_URL, ApiSettings, PageClient, PageError
 from data_builders.arxiv.records import Paper, normalize_whitespace, parse_timestamp
 
 __all__ = [
     "DEFAULT_API_URL",
+    "EMPTY_CONFIRMATIONS",
     "ApiFetchError",
     "ApiQueryError",
     "ApiSettings",
+    "Fetched",
     "build_query",
     "cache_path",
+    "empty_answer_note",
     "fetch",
     "query_record",
 ]
@@ -43,6 +51,9 @@ _UPPER_BOUND = re.compile(r"submittedDate:\[\d{12} TO (\d{12})\]")
 # Papers appear in the API only once announced, days after submission for some (weekends,
 # moderation holds), so a window that closed less than this before the fetch may still grow.
 _ANNOUNCEMENT_LAG = timedelta(days=7)
+# Times an answer of no results is asked again (waiting the backoff, doubled) before it is
+# believed.
+EMPTY_CONFIRMATIONS = 2
 
 logger = logging.getLogger(__name__)
 
@@ -53,6 +64,25 @@ class ApiFetchError(RuntimeError):
 
 class ApiQueryError(ValueError):
     """The API rejected a query as malformed."""
+
+
+@dataclass(frozen=True)
+class Fetched:
+    """All results of one query: the file holding them and its papers; ``empty`` when the API
+    answered none (an answer that is not cached)."""
+
+    path: Path
+    papers: Iterator[Paper]
+    empty: bool = False
+
+
+def empty_answer_note(query: str) -> str:
+    """What an answer of no results for ``query`` means, and how to ask again."""
+    return (
+        f"the arXiv API answered 0 results for {query!r} on {1 + EMPTY_CONFIRMATIONS} "
+        "requests; that answer is not cached: rerun to ask again (later, if the window should "
+        "hold papers)"
+    )
 
 
 def build_query(start: date | None, end: date | None, categories: Sequence[str]) -> str:
@@ -144,20 +174,25 @@ def _failure(query: str, offset: int, partial: Path, error: PageError) -> ApiFet
     return ApiFetchError(f"{where}; {held} cached in {partial}: rerun to resume")
 
 
+def _page(client: PageClient, offset: int, held: set[str], partial: Path) -> Page:
+    try:
+        return client.page(offset, held)
+    except PageError as error:
+        raise _failure(client.query, offset, partial, error) from None
+    except QueryRejectedError as error:
+        raise ApiQueryError(f"arXiv API query {client.query!r}: {error}") from None
+
+
 def _download(settings: ApiSettings, query: str, partial: Path) -> int:
-    """Fetch the rest of ``query`` into ``partial``; return the total once all is held."""
+    """Fetch the rest of ``query`` into ``partial``; return the total once all is held (0
+    only once an answer of no results was given :data:`EMPTY_CONFIRMATIONS` more times)."""
     held = _held_ids(partial)
     offset = len(held)
     client = PageClient(settings, query)
-    empty_confirmed = False
+    empty_answers = 0
     with partial.open("a", encoding="utf-8") as handle:
         while True:
-            try:
-                page = client.page(offset, held)
-            except PageError as error:
-                raise _failure(query, offset, partial, error) from None
-            except QueryRejectedError as error:
-                raise ApiQueryError(f"arXiv API query {query!r}: {error}") from None
+            page = _page(client, offset, held, partial)
             for record in page.records:
                 handle.write(json.dumps(record, sort_keys=True) + "\n")
                 held.add(record["id"])
@@ -166,11 +201,12 @@ def _download(settings: ApiSettings, query: str, partial: Path) -> int:
             logger.info("arXiv API query %r: %d of %d results", query, offset, page.total)
             if offset < page.total:
                 continue
-            if offset == 0 and not empty_confirmed:  # a lone empty answer may be a glitch
-                empty_confirmed = True
-                time.sleep(settings.backoff_seconds)
-                continue
-            return offset
+            if offset or empty_answers == EMPTY_CONFIRMATIONS:
+                return offset
+            empty_answers += 1
+            wait = settings.backoff_seconds * 2 ** (empty_answers - 1)
+            logger.warning("arXiv API query %r: 0 results; asking again in %gs", query, wait)
+            time.sleep(wait)
 
 
 def _finish(settings: ApiSettings, query: str, partial: Path, count: int) -> None:
@@ -191,19 +227,37 @@ def _finish(settings: ApiSettings, query: str, partial: Path, count: int) -> Non
     os.replace(partial, path)
 
 
-def fetch(settings: ApiSettings, query: str) -> tuple[Path, Iterator[Paper]]:
-    """Fetch (or resume, refresh or reuse) all results of ``query``; the file and papers."""
+def _lost_results(query: str, earlier: dict[str, Any]) -> ApiFetchError:
+    return ApiFetchError(
+        f"arXiv API query {query!r} answered 0 results on {1 + EMPTY_CONFIRMATIONS} requests, "
+        f"although {earlier['results']} were fetched at {earlier['fetched_at']}; that copy is "
+        "kept: rerun later, or pass --api-refresh-after inf to build from it"
+    )
+
+
+def fetch(settings: ApiSettings, query: str) -> Fetched:
+    """Fetch (or resume, refresh or reuse) all results of ``query``.
+
+    An answer of no results is never cached, and refused with :class:`ApiFetchError` when
+    it would replace a copy that held results.
+    """
     settings.cache_dir.mkdir(parents=True, exist_ok=True)
     path = cache_path(settings, query)
-    state = query_record(settings, query)
-    if state is not None and _needs_refresh(state, settings):
-        logger.info("refreshing %r (fetched at %s)", query, state["fetched_at"])
-        state = None
-    if state is None:
-        partial = _partial_path(path)
-        count = _download(settings, query, partial)
-        _finish(settings, query, partial, count)
-    return path, _read_cache(path)
+    earlier = query_record(settings, query)
+    if earlier is not None and not earlier.get("results"):
+        earlier = None  # an answer of no results, recorded as complete by an older version
+    if earlier is not None and not _needs_refresh(earlier, settings):
+        return Fetched(path, _read_cache(path))
+    if earlier is not None:
+        logger.info("refreshing %r (fetched at %s)", query, earlier["fetched_at"])
+    partial = _partial_path(path)
+    count = _download(settings, query, partial)
+    if count == 0:
+        if earlier is not None:
+            raise _lost_results(query, earlier)
+        return Fetched(partial, iter(()), empty=True)
+    _finish(settings, query, partial, count)
+    return Fetched(path, _read_cache(path))
 
 
 def _json_to_paper(record: dict[str, Any]) -> Paper:

@@ -43,11 +43,13 @@ def _papers(config: BuildConfig, result: BuildResult) -> Iterator[Paper]:
         w = config.windows
         for start, end in ((w.train_after, w.train_before), (w.after, w.before)):
             query = api.build_query(start, end, config.categories)
-            path, papers = api.fetch(config.api, query)
+            fetched = api.fetch(config.api, query)
             result.inputs.append(
-                {"url": config.api.url, "query": query, "sha256": sha256_file(path)}
+                {"url": config.api.url, "query": query, "sha256": sha256_file(fetched.path)}
             )
-            yield from papers
+            if fetched.empty:
+                result.empty_answers.append(query)
+            yield from fetched.papers
         return
     if config.input is None:
         raise ValueError(f"--source {config.source} needs --input PATH")
@@ -207,6 +209,19 @@ def _texts_of(path: Path) -> Callable[[], Iterator[str]]:
     return texts
 
 
+def _no_candidates(config: BuildConfig, result: BuildResult) -> str:
+    w = config.windows
+    message = (
+        f"no papers submitted on/after {w.after}"
+        + (f" and before {w.before}" if w.before else "")
+        + " in the input: nothing to put in dev/test"
+    )
+    query = api.build_query(w.after, w.before, config.categories)
+    if query in result.empty_answers:
+        message += "; " + api.empty_answer_note(query)
+    return message
+
+
 def _build_into(config: BuildConfig, folder: Path) -> BuildResult:
     from data_builders.arxiv import card
 
@@ -216,11 +231,9 @@ def _build_into(config: BuildConfig, folder: Path) -> BuildResult:
         _spill(config, result, runs)
         repeated, n_candidates = _find_repeats(runs, config, result.counts)
         if not n_candidates:
-            raise ValueError(
-                f"no papers submitted on/after {config.windows.after}"
-                + (f" and before {config.windows.before}" if config.windows.before else "")
-                + " in the input: nothing to put in dev/test"
-            )
+            raise ValueError(_no_candidates(config, result))
+        for query in result.empty_answers:
+            logger.warning("%s", api.empty_answer_note(query))
         tokenizer = TargetTokenizer.load(config.tokenizer)
         result.tokenizer = tokenizer
         train = folder / "train.parquet"

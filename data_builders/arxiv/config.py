@@ -37,11 +37,13 @@ class BuildConfig:
 
 @dataclass
 class BuildResult:
-    """What was built: per-file row counts and hashes, the counts and the audit."""
+    """What was built: per-file row counts and hashes, the counts and the audit;
+    ``empty_answers``: the API queries answered with no results (not cached)."""
 
     rows: dict[str, int] = field(default_factory=dict)
     hashes: dict[str, str] = field(default_factory=dict)
     counts: Counter[str] = field(default_factory=Counter)
     inputs: list[dict[str, Any]] = field(default_factory=list)
+    empty_answers: list[str] = field(default_factory=list)
     selection: Selection | None = None
     tokenizer: TargetTokenizer | None = None

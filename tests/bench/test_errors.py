@@ -12,6 +12,7 @@ from bench._errors import (
     DEBUG_ENV,
     EXIT_FAILURE,
     EXIT_INPUT,
+    EXIT_INTERRUPTED,
     InputError,
     add_debug_flag,
     debug_requested,
@@ -78,6 +79,18 @@ def test_failures_exit_1_but_a_missing_file_stays_bad_input(
     missing = _failing(FileNotFoundError(2, "No such file or directory", "in.jsonl"))
     assert run_cli(missing, [], failures=(OSError,)) == EXIT_INPUT
     assert capsys.readouterr().err == "error: in.jsonl: No such file or directory\n"
+
+
+def test_ctrl_c_is_one_line_and_exit_130(capsys: pytest.CaptureFixture[str],
+                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(DEBUG_ENV, raising=False)
+    interrupted = _failing(KeyboardInterrupt())
+    assert run_cli(interrupted, []) == EXIT_INTERRUPTED == 130
+    assert capsys.readouterr().err == "error: interrupted\n"
+    assert run_cli(interrupted, ["--debug"]) == EXIT_INTERRUPTED
+    err = capsys.readouterr().err
+    assert err.startswith("Traceback (most recent call last):")
+    assert err.endswith("KeyboardInterrupt\nerror: interrupted\n")
 
 
 def test_bugs_keep_their_traceback() -> None:

@@ -6,13 +6,14 @@ and a rerun once the fault is gone must give the complete corpus, resuming from 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import parse_qs, urlparse
@@ -20,7 +21,7 @@ from urllib.parse import parse_qs, urlparse
 import pyarrow.parquet as pq
 import pytest
 
-from data_builders.arxiv.api import ApiSettings, build_query, cache_path
+from data_builders.arxiv.api import EMPTY_CONFIRMATIONS, ApiSettings, build_query, cache_path
 from data_builders.arxiv.cli import main, make_parser
 from data_builders.arxiv.records import parse_cli_date, parse_timestamp, split_id
 from tests.data_builders.conftest import FIXTURES
@@ -286,13 +287,87 @@ def test_single_fault_is_retried(
     assert [start for kind, start in server.requests if kind == "eval"] == [0, 1, 1]
 
 
+def answer_nothing(server: FaultServer, kind: str, times: int) -> None:
+    """The next ``times`` requests for the first page of ``kind`` report no results."""
+    nothing = without_entries(server.page(kind, 0), total=0)
+    server.faults[(kind, 0)] = [reply(200, nothing)] * times
+
+
+@pytest.mark.parametrize("glitches", range(1, EMPTY_CONFIRMATIONS + 1))
 def test_empty_first_page_is_confirmed(
-    tmp_path: Path, tiny_tokenizer: str, server: FaultServer
+    tmp_path: Path, tiny_tokenizer: str, server: FaultServer, glitches: int
 ) -> None:
-    glitch = without_entries(server.page("train", 0), total=0)
-    server.faults[("train", 0)] = [reply(200, glitch)]
+    answer_nothing(server, "train", glitches)
     assert build(server, tmp_path / "out", tiny_tokenizer) == 0
     assert corpus_ids(tmp_path / "out") == server.expected()
+    asked = [start for kind, start in server.requests if kind == "train"]
+    assert asked == [0] * (glitches + 1) + list(range(1, len(server.world["train"])))
+
+
+def test_an_empty_answer_is_asked_again_with_backoff_and_never_cached(
+    tmp_path: Path, tiny_tokenizer: str, server: FaultServer, capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    waits: list[float] = []
+    monkeypatch.setattr("data_builders.arxiv.api.time.sleep", waits.append)
+    asked = 1 + EMPTY_CONFIRMATIONS
+    answer_nothing(server, "eval", asked)
+    out = tmp_path / "out"
+    assert build(server, out, tiny_tokenizer, "--api-backoff", "2") == 2
+    assert waits == [2 * 2**k for k in range(EMPTY_CONFIRMATIONS)], "backoff, doubled"
+    assert [start for kind, start in server.requests if kind == "eval"] == [0] * asked
+    assert error_line(capsys) == (
+        f"error: no papers submitted on/after {parse_cli_date(SPLIT)} in the input: nothing to "
+        f"put in dev/test; the arXiv API answered 0 results for {query_of('eval')!r} on {asked} "
+        "requests; that answer is not cached: rerun to ask again (later, if the window should "
+        "hold papers)"
+    )
+    assert not cached(server, out / ".cache", "eval", ".json").exists()
+    before = len(server.requests)
+    assert build(server, out, tiny_tokenizer) == 0, "the rerun asks again"
+    assert [start for kind, start in server.asked(before) if kind == "eval"] == list(
+        range(len(server.world["eval"])))
+    assert corpus_ids(out) == server.expected()
+
+
+def test_an_empty_answer_cached_as_complete_is_not_reused(
+    tmp_path: Path, tiny_tokenizer: str, server: FaultServer
+) -> None:
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    results = cached(server, cache, "train", ".jsonl")
+    results.write_bytes(b"")
+    state = {"query": query_of("train"), "url": server.url, "page_size": PAGE_SIZE,
+             "results": 0, "sha256": hashlib.sha256(b"").hexdigest(),
+             "fetched_at": datetime.now(UTC).isoformat(timespec="seconds"),
+             "open_window": False}
+    cached(server, cache, "train", ".json").write_text(json.dumps(state))
+    assert build(server, tmp_path / "out", tiny_tokenizer, "--cache-dir", str(cache)) == 0
+    assert ("train", 0) in server.requests
+    assert corpus_ids(tmp_path / "out") == server.expected()
+
+
+def test_a_refresh_that_answers_nothing_keeps_the_earlier_copy(
+    tmp_path: Path, tiny_tokenizer: str, server: FaultServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cache = ["--cache-dir", str(tmp_path / "cache")]
+    assert build(server, tmp_path / "first", tiny_tokenizer, *cache) == 0
+    state_path = cached(server, tmp_path / "cache", "eval", ".json")
+    state = json.loads(state_path.read_text())
+    fetched = datetime.fromisoformat(state["fetched_at"]) - timedelta(hours=25)
+    state["fetched_at"] = fetched.isoformat()
+    state_path.write_text(json.dumps(state))
+    answer_nothing(server, "eval", 1 + EMPTY_CONFIRMATIONS)
+    assert build(server, tmp_path / "second", tiny_tokenizer, *cache) == 1
+    assert error_line(capsys) == (
+        f"error: arXiv API query {query_of('eval')!r} answered 0 results on "
+        f"{1 + EMPTY_CONFIRMATIONS} requests, although {state['results']} were fetched at "
+        f"{state['fetched_at']}; that copy is kept: rerun later, or pass --api-refresh-after inf "
+        "to build from it"
+    )
+    assert json.loads(state_path.read_text()) == state
+    assert build(server, tmp_path / "third", tiny_tokenizer, *cache) == 0
+    assert corpus_ids(tmp_path / "third") == server.expected()
 
 
 def test_rejected_query_is_bad_input(

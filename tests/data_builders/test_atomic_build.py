@@ -3,6 +3,7 @@ still load."""
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import shlex
@@ -26,7 +27,14 @@ from data_builders.arxiv.tables import SPLIT_SCHEMA
 from data_builders.arxivqa.cli import main as arxivqa_main
 from tests.data_builders.conftest import REPO, jsonl_record, random_text, write_jsonl
 from tests.data_builders.test_arxivqa import KEY, ChatServer, args, good_pairs, write_corpus
-from tests.kill_points import kill_sweep, leftovers, run_forked, snapshot
+from tests.kill_points import (
+    fail_in_staging,
+    kill_sweep,
+    leftovers,
+    run_forked,
+    run_in_process,
+    snapshot,
+)
 
 
 @pytest.fixture(autouse=True)
@@ -95,6 +103,57 @@ def test_kill_at_every_write_leaves_old_or_new(tmp_path: Path, tiny_tokenizer: s
     assert main(new_args) == 0
     assert snapshot(out, skip=(".cache",)) == new and leftovers(out) == []
     assert (out / ".cache" / "entry").read_text() == "cached"
+
+
+FAULTS = pytest.mark.parametrize(
+    ("fault", "status", "line"),
+    [
+        (KeyboardInterrupt(), 130, "error: interrupted"),
+        (OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), "out.parquet"), 1,
+         f"error: out.parquet: {os.strerror(errno.ENOSPC)}"),
+    ],
+    ids=["ctrl_c", "full_disk"],
+)
+
+
+@FAULTS
+def test_an_interrupt_or_a_full_disk_keeps_the_old_corpus(
+    tmp_path: Path, tiny_tokenizer: str, capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch, fault: BaseException, status: int, line: str,
+) -> None:
+    source = corpus_source(tmp_path / "papers.jsonl")
+    out = tmp_path / "corpus"
+    assert main(build_args(source, out, tiny_tokenizer)) == 0
+    before = snapshot(out)
+    capsys.readouterr()
+    fail_in_staging(monkeypatch, fault)
+    assert run_in_process(main, build_args(source, out, tiny_tokenizer, "--seed", "7")) == status
+    captured = capsys.readouterr()
+    assert (captured.out, captured.err) == ("", line + "\n")
+    assert snapshot(out) == before and leftovers(out) == []
+
+
+@FAULTS
+def test_an_interrupt_or_a_full_disk_keeps_the_old_arxivqa(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
+    fault: BaseException, status: int, line: str,
+) -> None:
+    monkeypatch.setenv("ARXIVQA_TEST_KEY", KEY)
+    out = tmp_path / "qa"
+    server = ChatServer(lambda marker, prompt, attempt: (200, {}, json.dumps(good_pairs(prompt)),
+                                                         0))
+    try:
+        assert arxivqa_main(args(server, write_corpus(tmp_path / "c1", ["A", "B"]), out)) == 0
+        before = snapshot(out, skip=("cache",))
+        capsys.readouterr()
+        fail_in_staging(monkeypatch, fault)
+        other = write_corpus(tmp_path / "c2", ["C", "D"])
+        assert run_in_process(arxivqa_main, args(server, other, out)) == status
+    finally:
+        server.close()
+    captured = capsys.readouterr()
+    assert (captured.out, captured.err) == ("", line + "\n")
+    assert snapshot(out, skip=("cache",)) == before and leftovers(out) == []
 
 
 def test_empty_splits_still_load_and_the_card_says_why(

@@ -100,6 +100,15 @@ def test_target_tokens_and_edge_budgets(target, causal_compressor_dir):
     assert blank.text == "" and blank.stats.achieved_rate == 1.0
 
 
+@pytest.mark.parametrize("unit", ["token", "phrase", "sentence"])
+def test_a_whitespace_context_compresses_to_nothing(target, causal_compressor_dir, unit):
+    context = " \n\t  \n "
+    [result] = compress(target, causal_compressor_dir, [context], unit=unit, rate=0.5)
+    assert result.stats.original_tokens == target.count_tokens(context) > 0
+    assert result.text == "" and result.stats.compressed_tokens == 0
+    assert result.stats.requested_rate == 0.5 and result.stats.achieved_rate == 0.0
+
+
 def test_long_context_is_scored_in_windows(target, causal_compressor_dir):
     compressor = make(target, causal_compressor_dir, max_window=16)
     windowed = compressor.token_information(CONTEXTS[0])

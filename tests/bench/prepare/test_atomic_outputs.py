@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import shlex
@@ -23,7 +24,14 @@ from bench.prepare.manifest import FolderCheckError, fill_rebuild
 from bench.prepare.mrqa import read_mrqa
 from bench.prepare.prepared_io import NoUsableRowsError
 from bench.tiny import train_tokenizer
-from tests.kill_points import kill_sweep, leftovers, run_forked, snapshot
+from tests.kill_points import (
+    fail_in_staging,
+    kill_sweep,
+    leftovers,
+    run_forked,
+    run_in_process,
+    snapshot,
+)
 
 REPO = Path(__file__).resolve().parents[3]
 
@@ -156,6 +164,32 @@ def test_no_usable_question_is_an_error_that_keeps_the_old_folder(
     assert main(squad_args(root, tokenizer_dir, source=header_only)) == 2
     assert capsys.readouterr().err.startswith("error: ")
     assert snapshot(root / "squad") == before
+
+
+FULL_DISK = OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), "test.parquet")
+
+
+@pytest.mark.parametrize(
+    ("fault", "status", "line"),
+    [
+        (KeyboardInterrupt(), 130, "error: interrupted"),
+        (FULL_DISK, 1, f"error: test.parquet: {os.strerror(errno.ENOSPC)}"),
+    ],
+    ids=["ctrl_c", "full_disk"],
+)
+def test_an_interrupt_or_a_full_disk_keeps_the_old_folder(
+    tmp_path: Path, tokenizer_dir: Path, capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch, fault: BaseException, status: int, line: str,
+) -> None:
+    root = tmp_path / "data"
+    assert main(squad_args(root, tokenizer_dir)) == 0
+    before = snapshot(root / "squad")
+    capsys.readouterr()
+    fail_in_staging(monkeypatch, fault)
+    assert run_in_process(main, squad_args(root, tokenizer_dir, limit=8)) == status
+    captured = capsys.readouterr()
+    assert (captured.out, captured.err) == ("", line + "\n")
+    assert snapshot(root / "squad") == before and leftovers(root / "squad") == []
 
 
 def test_regeneration_without_a_long_enough_text_is_an_error(

@@ -139,6 +139,43 @@ def test_a_missing_source_is_one_line(tmp_path: Path, tokenizer_dir: Path,
                    "hf:mrqa-workshop/mrqa)\n")
 
 
+def _with_lone_surrogate(context: dict[str, Any], field: str) -> str:
+    """Put the escape ``\\ud800`` (half of a UTF-16 pair) at the end of ``field`` of
+    ``context``; the text it gave the field."""
+    qa = context["qas"][0]
+    if field == "context":
+        context["context"] += "\ud800"
+        return str(context["context"])
+    if field == "id":
+        context["id"] += "\ud800"
+        return str(context["id"])
+    if field == "qas[0].answers[0]":
+        qa["answers"] = ["alpha \ud800", "alpha beta"]
+        return str(qa["answers"][0])
+    name = field.removeprefix("qas[0].")
+    qa[name] += "\ud800"
+    return str(qa[name])
+
+
+@pytest.mark.parametrize(
+    "field", ["context", "id", "qas[0].qid", "qas[0].question", "qas[0].answers[0]"]
+)
+def test_a_lone_surrogate_is_named_with_its_line_and_field(
+        tmp_path: Path, tokenizer_dir: Path, capsys: pytest.CaptureFixture[str],
+        field: str) -> None:
+    context = _context(4)
+    text = _with_lone_surrogate(context, field)
+    lines = _lines(8)
+    lines[5] = json.dumps(context).encode() + b"\n"
+    assert b"\\ud800" in lines[5], "the file holds the escape, valid JSON and valid UTF-8"
+    source = tmp_path / "surrogate.jsonl"
+    source.write_bytes(b"".join(lines))
+    out = tmp_path / "out"
+    err = _fails_with(capsys, _prepare(source, out, tokenizer_dir), out)
+    assert err == (f"error: {source}:6: field {field!r}: a lone surrogate \\ud800 at character "
+                   f"{len(text) - 1}; text must be valid Unicode: fix or remove that escape\n")
+
+
 def _subprocess(argv: list[str], debug: bool) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
     env.pop(DEBUG_ENV, None)

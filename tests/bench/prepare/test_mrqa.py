@@ -103,6 +103,11 @@ def test_clean_markup_in_reader(tmp_path):
             "expected str, got null",
         ),
         ({"context": "c", "qas": [], "id": 7}, "id", "expected str, got int"),
+        (
+            {"context": "c", "qas": [], "benchmark": "b\ud800"},
+            "benchmark",
+            "a lone surrogate \\ud800 at character 1",
+        ),
     ],
 )
 def test_errors_name_file_line_and_field(tmp_path, line, field, problem):
@@ -123,6 +128,14 @@ def test_header_errors(tmp_path):
     no_header = write_lines(tmp_path / "nohead.jsonl", [GOOD])
     with pytest.raises(MRQAFormatError, match=r"nohead\.jsonl:1: field 'header': missing"):
         list(read_mrqa(no_header))
+
+
+def test_a_lone_surrogate_in_the_header_names_the_field(tmp_path):
+    path = write_lines(tmp_path / "head.jsonl", [{"header": {"dataset": "Toy\udfff"}}, GOOD])
+    with pytest.raises(MRQAFormatError) as info:
+        list(read_mrqa(path))
+    assert str(info.value) == (f"{path}:1: field 'header.dataset': a lone surrogate \\udfff at "
+                               "character 3; text must be valid Unicode: fix or remove that escape")
 
 
 def test_truncated_gzip_names_the_line(tmp_path):
