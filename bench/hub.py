@@ -76,7 +76,7 @@ def load_from_hub(
     """
     path = Path(name).expanduser()
     if path.exists():
-        return load()
+        return _load_local(load, path, what, flag)
     if looks_like_local_path(name):
         raise InputError("no such file or folder", path, field=flag,
                          hint=f"give the local folder of the {what} or a hub id")
@@ -86,6 +86,14 @@ def load_from_hub(
     if not _in_local_cache(name, repo_type, revision):
         _probe(name, what, flag, repo_type, revision)
     return _load_or_explain(load, name, what, flag, None)
+
+
+def _load_local(load: Callable[[], T], path: Path, what: str, flag: str) -> T:
+    try:
+        return load()
+    except OSError as error:  # e.g. a config.json that is not JSON
+        raise InputError(f"cannot load the {what}: {_first_line(error)}", path,
+                         field=flag) from error
 
 
 def _load_or_explain(load: Callable[[], T], name: str, what: str, flag: str,

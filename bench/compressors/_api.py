@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
+import math
 from collections.abc import Callable, Mapping, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -208,15 +209,22 @@ def _convert(raw: Any, annotation: str, method: str, key: str) -> Any:
         return None
     base = annotation.replace(" | None", "").strip()
     try:
-        if base == "bool":
-            return raw if isinstance(raw, bool) else str(raw).lower() in ("1", "true", "yes")
-        if base == "int":
-            return int(raw)
-        if base == "float":
-            return float(raw)
+        value = _parsed(raw, base)
     except (TypeError, ValueError):
         raise ValueError(f"compressor {method!r}: option {key}={raw!r} is not a valid {base}") \
             from None
+    if base == "float" and not math.isfinite(value):
+        raise ValueError(f"compressor {method!r}: option {key}={raw!r} is not a finite number")
+    return value
+
+
+def _parsed(raw: Any, base: str) -> Any:
+    if base == "bool":
+        return raw if isinstance(raw, bool) else str(raw).lower() in ("1", "true", "yes")
+    if base == "int":
+        return int(raw)
+    if base == "float":
+        return float(raw)
     return str(raw) if base == "str" else raw
 
 

@@ -64,10 +64,10 @@ class WeightsSource:
 
 
 def eos_ids(target: TargetModel, model: SoftModel) -> list[int]:
-    """EOS ids: the tokenizer's plus any the generation config lists."""
-    from bench.compressors.soft._prompts import generation_eos_ids
+    """Ids that end generation (:func:`._prompts.repo_stop_ids`)."""
+    from bench.compressors.soft._prompts import repo_stop_ids
 
-    return sorted({model.ids.eos, *generation_eos_ids(target.tokenizer, target.model)})
+    return sorted({model.ids.eos, *repo_stop_ids(target.tokenizer, target.model)})
 
 
 def requested_layout(method: str, options: SoftOptions, recorded: Layout | None = None,
@@ -103,6 +103,9 @@ def build_soft_model(model_type: type[SoftModel], target: TargetModel, options: 
         raise ValueError(f"{model_type.method}: needs a neural target model (target.model)")
     if options.batch_size < 1:
         raise ValueError(f"{model_type.method}: batch_size must be >= 1")
+    if options.lora_dropout is not None and not 0 <= options.lora_dropout <= 1:
+        raise ValueError(f"{model_type.method}: option lora_dropout={options.lora_dropout} "
+                         "must be in [0, 1]")
     if options.checkpoint is None:
         warnings.warn(
             f"{model_type.method}: no checkpoint given; the LoRA and memory are freshly "

@@ -14,6 +14,7 @@ from typing import Any
 from transformers import PreTrainedTokenizerBase
 
 QA_TEMPLATE = "Question: {question} Answer: "
+LLAMA3_END_OF_TEXT = "<|end_of_text|>"
 
 
 @dataclass(frozen=True)
@@ -48,8 +49,8 @@ def text_ids(tokenizer: PreTrainedTokenizerBase, text: str) -> list[int]:
 
 
 def qa_prompt_ids(tokenizer: PreTrainedTokenizerBase, question: str) -> list[int]:
-    """The QA cue that follows the memory."""
-    return text_ids(tokenizer, QA_TEMPLATE.format(question=question.strip()))
+    """The QA cue that follows the memory, with ``question`` exactly as given."""
+    return text_ids(tokenizer, QA_TEMPLATE.format(question=question))
 
 
 def generation_eos_ids(tokenizer: PreTrainedTokenizerBase, model: Any) -> list[int]:
@@ -64,4 +65,15 @@ def generation_eos_ids(tokenizer: PreTrainedTokenizerBase, model: Any) -> list[i
         ids.update(int(i) for i in configured)
     if not ids:
         raise ValueError("neither the tokenizer nor generation_config.json defines an EOS token")
+    return sorted(ids)
+
+
+def repo_stop_ids(tokenizer: PreTrainedTokenizerBase, model: Any) -> list[int]:
+    """Ids that end 500x and ICAE-baseline generation, as in the 500xCompressor code: the
+    model's EOS ids (:func:`generation_eos_ids`) and Llama-3's ``<|end_of_text|>`` where the
+    tokenizer has it (that code always stops there, whatever the tokenizer's EOS)."""
+    ids = set(generation_eos_ids(tokenizer, model))
+    end_of_text = tokenizer.get_vocab().get(LLAMA3_END_OF_TEXT)
+    if end_of_text is not None:
+        ids.add(int(end_of_text))
     return sorted(ids)

@@ -11,7 +11,6 @@ files: a local folder, or the Hugging Face cache for a hub id (never downloaded 
 from __future__ import annotations
 
 import hashlib
-import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +19,11 @@ from typing import Any
 import torch
 
 from bench._atomic import sha256_file
+from bench.compressors.soft._checkpoint_files import (
+    CheckpointFileError,
+    read_json,
+    read_tensors,
+)
 
 SUMMARY_WEIGHT = "embed_summary.weight"
 #: Weight files in the order they are looked for; an index names the shard holding a tensor.
@@ -92,7 +96,11 @@ def weight_files(name: str, revision: str | None = None) -> dict[str, Path]:
             continue
         if not filename.endswith(".index.json"):
             return {"": found}
-        weight_map: dict[str, str] = json.loads(found.read_text("utf-8"))["weight_map"]
+        weight_map: dict[str, str] = read_json(found, {"weight_map": dict})["weight_map"]
+        unnamed = sorted(key for key, shard in weight_map.items() if not isinstance(shard, str))
+        if unnamed:
+            raise CheckpointFileError(f"the shard of {unnamed[0]!r} is not a file name", found,
+                                      field="weight_map")
         shards = {shard: _locate(name, shard, revision) for shard in set(weight_map.values())}
         missing = sorted(shard for shard, path in shards.items() if path is None)
         if missing:
@@ -128,18 +136,10 @@ def _read_tensor(files: dict[str, Path], tensor: str, name: str) -> torch.Tensor
     if path is None:
         raise AutoCompressorCheckpointError(
             f"{name}: the weight index has no {tensor}; not an AutoCompressor checkpoint")
-    if path.name.endswith(".safetensors"):
-        from safetensors import safe_open
-
-        with safe_open(str(path), framework="pt") as handle:
-            if tensor not in handle.keys():  # noqa: SIM118  (safe_open is not a mapping)
-                raise _missing(path, tensor)
-            loaded: torch.Tensor = handle.get_tensor(tensor)
-            return loaded
-    state = torch.load(str(path), map_location="cpu", weights_only=True, mmap=True)
-    if tensor not in state:
+    found = read_tensors(path, tensor.__eq__)
+    if tensor not in found:
         raise _missing(path, tensor)
-    return torch.as_tensor(state[tensor]).clone()
+    return found[tensor]
 
 
 def _missing(path: Path, tensor: str) -> AutoCompressorCheckpointError:

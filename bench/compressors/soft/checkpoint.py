@@ -16,7 +16,6 @@ Directories are written to a temporary sibling and renamed into place.
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import shutil
 import tempfile
@@ -27,6 +26,14 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from bench._atomic import atomic_path, atomic_write_json
+from bench.compressors.soft._checkpoint_files import (
+    CheckpointFileError,
+    FieldTypes,
+    check_fields,
+    existing,
+    read_json,
+    read_tensors,
+)
 from bench.compressors.soft._encoder import ADAPTER_NAME, LoraSettings
 from bench.compressors.soft._layout import Layout
 
@@ -42,6 +49,19 @@ REPO_WEIGHTS_FILE = "pytorch_model.bin"
 FORMAT = "compressbench-soft/1"
 FORMATS = ("compressbench", "500x-repo")
 ICAE_VARIANT = "500x-baseline"
+#: Fields every ``soft_config.json`` has, with their JSON types.
+CONFIG_FIELDS: dict[str, FieldTypes] = {
+    "method": str, "num_mem": int, "seed": int, "special_token_ids": dict,
+    "base_model.name": str, "base_model.model_type": str, "base_model.hidden_size": int,
+    "base_model.num_hidden_layers": int, "base_model.vocab_size": int,
+    "lora.r": int, "lora.alpha": int, "lora.dropout": float, "lora.target_modules": list,
+}
+LAYOUT_FIELDS: dict[str, FieldTypes] = {
+    "layout.name": str, "layout.context_length": int, "layout.max_context_tokens": int,
+    "layout.max_qa_len": int, "layout.loss_on_padding": bool,
+}
+#: Configs written before layouts were recorded (compressbench layout).
+OLD_LAYOUT_FIELDS: dict[str, FieldTypes] = {"max_context_tokens": int}
 
 
 class CheckpointMismatchError(ValueError):
@@ -132,33 +152,32 @@ def save_checkpoint(model: SoftModel, path: Path, base_name: str,
 
 def read_config(path: Path) -> dict[str, Any]:
     """The config of checkpoint directory ``path`` (clear error when it is not one)."""
-    config_path = Path(path) / CONFIG_FILE
+    config_path = existing(Path(path)) / CONFIG_FILE
     if not config_path.is_file():
-        raise FileNotFoundError(f"{path} is not a soft-compressor checkpoint: {CONFIG_FILE} "
-                                "is missing")
-    try:
-        config: dict[str, Any] = json.loads(config_path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as error:
-        raise ValueError(f"{config_path}: invalid JSON at line {error.lineno}: {error.msg}") \
-            from None
-    if config.get("format") != FORMAT:
-        raise ValueError(f"{config_path}: field 'format' is {config.get('format')!r}, "
-                         f"expected {FORMAT!r}")
+        raise CheckpointFileError(f"not a soft-compressor checkpoint: {CONFIG_FILE} is missing",
+                                  path)
+    config = read_json(config_path, {"format": str})
+    if config["format"] != FORMAT:
+        raise CheckpointFileError(f"is {config['format']!r}, expected {FORMAT!r}", config_path,
+                                  field="format")
+    check_fields(config, CONFIG_FIELDS, config_path)
+    old_layout = "layout" not in config and "max_context_tokens" in config
+    check_fields(config, OLD_LAYOUT_FIELDS if old_layout else LAYOUT_FIELDS, config_path)
     return config
 
 
 def detect_format(path: Path) -> str:
     """``compressbench`` (a directory with ``soft_config.json``) or ``500x-repo`` (a ``.bin``
     file, or a directory with ``pytorch_model.bin``)."""
-    path = Path(path)
+    path = existing(Path(path))
     if path.is_dir() and (path / CONFIG_FILE).is_file():
         return "compressbench"
     if (path.is_file() and path.suffix == ".bin") or (path.is_dir()
                                                       and (path / REPO_WEIGHTS_FILE).is_file()):
         return "500x-repo"
-    raise FileNotFoundError(f"{path} is not a soft-compressor checkpoint: expected a directory "
-                            f"with {CONFIG_FILE} (compressbench) or {REPO_WEIGHTS_FILE} "
-                            "(500x-repo), or a .bin file; set checkpoint_format to force one")
+    raise CheckpointFileError(f"not a soft-compressor checkpoint: expected a directory with "
+                              f"{CONFIG_FILE} (compressbench) or {REPO_WEIGHTS_FILE} (500x-repo), "
+                              "or a .bin file", path, hint="set checkpoint_format to force one")
 
 
 def layout_of(config: dict[str, Any]) -> Layout:
@@ -206,10 +225,9 @@ def check_compatible(config: dict[str, Any], path: Path, method: str, model: Pre
 def load_weights(model: SoftModel, path: Path) -> None:
     """Load trained weights into ``model``: every tensor it trains must be there, in shape."""
     from peft import get_peft_model_state_dict, set_peft_model_state_dict
-    from safetensors.torch import load_file
 
     file = Path(path) / WEIGHTS_FILE
-    state = load_file(str(file), device=str(model.device))
+    state = read_tensors(file, device=str(model.device))
     needed = {f"lora.{key}": value for key, value in
               get_peft_model_state_dict(model.encoder.peft_model,
                                         adapter_name=ADAPTER_NAME).items()}

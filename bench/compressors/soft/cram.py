@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any, Protocol
 
@@ -80,6 +80,13 @@ class CramOptions:
 
 OBJECTIVES = ("reconstruction", "kl")
 _KL_OPTIONS = ("kl_tokens", "probes", "probe_tokens")
+#: The AdamW settings' ranges, as stated and as tested (NaN is in none).
+_OPTIMISER_RANGES: dict[str, tuple[str, Callable[[float], bool]]] = {
+    "lr": ("> 0", lambda value: value > 0),
+    "beta1": ("in [0, 1)", lambda value: 0 <= value < 1),
+    "beta2": ("in [0, 1)", lambda value: 0 <= value < 1),
+    "weight_decay": (">= 0", lambda value: value >= 0),
+}
 
 
 @dataclass
@@ -118,6 +125,13 @@ class _Reconstruction:
         return losses, (correct.float() / counts).detach()
 
 
+def _check_optimiser(options: CramOptions) -> None:
+    for key, (stated, holds) in _OPTIMISER_RANGES.items():
+        value = getattr(options, key)
+        if not holds(value):
+            raise ValueError(f"cram: option {key}={value} must be {stated}")
+
+
 def _seed_for(seed: int, context: str) -> int:
     digest = hashlib.sha256(f"{seed}\0{context}".encode()).digest()
     return int.from_bytes(digest[:8], "big") % (2**63)
@@ -137,6 +151,7 @@ class Cram:
         if options.objective not in OBJECTIVES:
             raise ValueError(f"cram: objective={options.objective!r} is not one of "
                              f"{', '.join(OBJECTIVES)}")
+        _check_optimiser(options)
         self.target = target
         self.model = target.model
         self.options = options

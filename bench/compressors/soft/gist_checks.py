@@ -6,6 +6,7 @@ from typing import Any
 
 from transformers import PreTrainedTokenizerBase
 
+from bench.compressors.soft._checkpoint_files import check_values
 from bench.compressors.soft._prompts import generation_eos_ids
 from bench.compressors.soft._torch import input_embedding
 
@@ -57,6 +58,8 @@ def check_model(model: Any, gist_id: int, num_gist_tokens: int, where: str) -> N
         raise GistModelError(
             f"gist: {where} has {rows} embedding rows but the gist token id is {gist_id}; the "
             "model was not fine-tuned with the gist token (config.json vocab_size)")
+    gist_row = input_embedding(model).weight[gist_id]
+    check_values(where, {f"input embedding of the gist token (id {gist_id})": gist_row})
     if num_gist_tokens < 1:
         raise GistModelError(f"gist: num_gist_tokens must be >= 1, got {num_gist_tokens}")
     trained = getattr(config, "num_gist_tokens", None)

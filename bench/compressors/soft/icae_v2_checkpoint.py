@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from bench._atomic import sha256_file
+from bench.compressors.soft._checkpoint_files import existing, read_tensors
 
 if TYPE_CHECKING:
     import torch
@@ -58,7 +59,9 @@ class IcaeV2Checkpoint:
 
 def resolve_checkpoint_file(checkpoint: str) -> Path:
     """The ``.safetensors`` file named by ``checkpoint``: the file, or the only one in a folder."""
-    path = Path(checkpoint).expanduser()
+    path = existing(Path(checkpoint).expanduser(),
+                    hint="pass the path of a downloaded file such as sggetao/icae's "
+                         "mistral_7b_ft_icae.safetensors")
     if path.is_file():
         if path.suffix != ".safetensors":
             raise IcaeV2CheckpointError(f"{path}: ICAE v2 checkpoints are .safetensors files "
@@ -71,9 +74,7 @@ def resolve_checkpoint_file(checkpoint: str) -> Path:
         found = ", ".join(f.name for f in files) or "none"
         raise IcaeV2CheckpointError(f"{path}: expected exactly one .safetensors file, found "
                                     f"{found}; pass checkpoint=<the file> instead")
-    raise IcaeV2CheckpointError(f"checkpoint {path} does not exist; pass the path of a "
-                                "downloaded file such as sggetao/icae's "
-                                "mistral_7b_ft_icae.safetensors")
+    raise IcaeV2CheckpointError(f"{path}: neither a file nor a folder")
 
 
 def expected_shapes(base: BaseShape, rank: int) -> dict[str, tuple[int, int]]:
@@ -88,19 +89,14 @@ def expected_shapes(base: BaseShape, rank: int) -> dict[str, tuple[int, int]]:
 
 def read_checkpoint(checkpoint: str, base: BaseShape) -> IcaeV2Checkpoint:
     """Read and check the LoRA and memory tensors of ``checkpoint`` for ``base``."""
-    from safetensors import safe_open
-
     path = resolve_checkpoint_file(checkpoint)
-    with safe_open(str(path), framework="pt") as handle:
-        available = set(handle.keys())
-        first_a = lora_key(0, LORA_TARGETS[0], "A")
-        needed = [MEMORY_KEY, *expected_shapes(base, 1)]
-        missing = [key for key in needed if key not in available]
-        if missing:
-            raise IcaeV2CheckpointError(f"{path}: missing tensor(s) {', '.join(missing)}; "
-                                        "this is not a complete ICAE v2 checkpoint for the model")
-        rank = int(handle.get_slice(first_a).get_shape()[0])
-        tensors = {key: handle.get_tensor(key) for key in needed}
+    needed = [MEMORY_KEY, *expected_shapes(base, 1)]
+    tensors = read_tensors(path, set(needed).__contains__)
+    missing = [key for key in needed if key not in tensors]
+    if missing:
+        raise IcaeV2CheckpointError(f"{path}: missing tensor(s) {', '.join(missing)}; "
+                                    "this is not a complete ICAE v2 checkpoint for the model")
+    rank = int(tensors[lora_key(0, LORA_TARGETS[0], "A")].shape[0])
     _check_shapes(path, tensors, expected_shapes(base, rank), base.hidden_size)
     memory = tensors.pop(MEMORY_KEY)
     return IcaeV2Checkpoint(path, sha256_file(path), tensors, memory, rank)

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 import torch
 from torch import nn
 
+from bench.compressors.soft._checkpoint_files import CheckpointFileError, existing, read_tensors
 from bench.compressors.soft._encoder import LoraSettings
 from bench.compressors.soft.checkpoint import REPO_WEIGHTS_FILE, listed
 
@@ -41,11 +42,11 @@ class RepoCheckpointError(ValueError):
 
 def weights_file(path: Path) -> Path:
     """The ``.bin`` file of ``path`` (the file itself, or ``pytorch_model.bin`` inside it)."""
-    path = Path(path)
+    path = existing(Path(path))
     file = path / WEIGHTS_FILE if path.is_dir() else path
     if not file.is_file():
-        raise FileNotFoundError(f"{path}: no {WEIGHTS_FILE} (a 500x-repo checkpoint is that "
-                                "file or a directory holding it)")
+        raise CheckpointFileError(f"no {WEIGHTS_FILE} (a 500x-repo checkpoint is that file or a "
+                                  "directory holding it)", path)
     return file
 
 
@@ -85,12 +86,7 @@ class RepoCheckpoint:
 def read_repo_checkpoint(path: Path) -> RepoCheckpoint:
     """Load the tensors of a 500x-repo checkpoint (``weights_only``; no base weights kept)."""
     file = weights_file(path)
-    loaded = torch.load(file, map_location="cpu", weights_only=True)
-    if not isinstance(loaded, dict):
-        raise RepoCheckpointError(f"{file}: expected a dict of tensors, got "
-                                  f"{type(loaded).__name__}")
-    tensors = {str(key): value for key, value in loaded.items()
-               if isinstance(value, torch.Tensor) and _is_trained(str(key))}
+    tensors = read_tensors(file, _is_trained)
     if MEMORY_KEY not in tensors:
         raise RepoCheckpointError(f"{file}: tensor {MEMORY_KEY!r} is missing")
     if tensors[MEMORY_KEY].dim() != 3 or tensors[MEMORY_KEY].shape[0] != 1:

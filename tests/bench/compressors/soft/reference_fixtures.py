@@ -3,7 +3,9 @@
 The root is ``$COMPRESSBENCH_REFERENCE_DIR`` when set, else ``../shared/data/reference`` beside
 the checkout. Every expectation a parity test compares (case ids, k, lengths, shapes,
 tolerances) is read from a method folder, so the same tests hold for any fixture set made the
-same way.
+same way. Under a root named by the variable, anything missing (a method folder, a file, the
+base model beside the root) fails the test with its path; only the default root may be absent,
+and then the tests skip.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import os
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import pytest
 
@@ -28,9 +30,32 @@ def reference_root() -> Path:
     return Path(configured) if configured else DEFAULT_ROOT
 
 
+def root_is_configured() -> bool:
+    """Whether ``$COMPRESSBENCH_REFERENCE_DIR`` names the root (then it must be complete)."""
+    return bool(os.environ.get(ENV_VAR))
+
+
+def report_missing(what: str, path: Path) -> NoReturn:
+    """Fail for a path missing under a configured root; skip when the default root lacks it
+    (a checkout without ``../shared``)."""
+    if root_is_configured():
+        pytest.fail(f"{what} not found at {path} ({ENV_VAR} is set, so the fixture set must "
+                    "hold it)", pytrace=False)
+    pytest.skip(f"{what} not found at {path} (set {ENV_VAR} or place ../shared beside the "
+                "checkout)")
+
+
 def stories_dir() -> Path:
     """The tiny real Llama the fixtures were made with (``../shared/data/stories260K_hf``)."""
     return reference_root().parent / "stories260K_hf"
+
+
+def require_stories_dir() -> Path:
+    """:func:`stories_dir`, which must exist (see :func:`report_missing`)."""
+    path = stories_dir()
+    if not path.is_dir():
+        report_missing("the base model of the reference fixtures", path)
+    return path
 
 
 @dataclass(frozen=True)
@@ -87,18 +112,32 @@ class ReferenceFixture:
 
 
 def load_fixture(method: str) -> ReferenceFixture:
-    """The fixture folder of ``method``; skips the test when it is absent."""
+    """The fixture folder of ``method`` (see :func:`report_missing` when it is absent)."""
     path = reference_root() / method
     if not (path / "fixture.json").is_file():
-        pytest.skip(f"reference fixtures for {method!r} not found at {path} "
-                    f"(set {ENV_VAR} or place ../shared beside the checkout)")
+        report_missing(f"reference fixtures for {method!r}", path)
     return ReferenceFixture(path)
 
 
-def case_ids(method: str, kind: str | None = None) -> list[str]:
-    """Case ids for parametrisation (empty when the fixtures are absent: nothing to run)."""
-    path = reference_root() / method / "cases.jsonl"
-    if not path.is_file():
+def fixture_file(method: str, name: str) -> Path | None:
+    """``name`` in the folder of ``method``: None when the default root is absent (nothing to
+    parametrise), a failure when a configured root lacks it."""
+    path = reference_root() / method / name
+    if path.is_file():
+        return path
+    if root_is_configured():
+        report_missing(f"reference fixture file {name!r} for {method!r}", path)
+    return None
+
+
+def read_cases(method: str) -> list[dict[str, Any]]:
+    """``cases.jsonl`` of ``method`` for parametrisation (see :func:`fixture_file`)."""
+    path = fixture_file(method, "cases.jsonl")
+    if path is None:
         return []
-    cases = [json.loads(line) for line in path.read_text("utf-8").splitlines() if line.strip()]
-    return [case["id"] for case in cases if kind is None or case["kind"] == kind]
+    return [json.loads(line) for line in path.read_text("utf-8").splitlines() if line.strip()]
+
+
+def case_ids(method: str, kind: str | None = None) -> list[str]:
+    """Case ids for parametrisation (see :func:`read_cases`)."""
+    return [case["id"] for case in read_cases(method) if kind is None or case["kind"] == kind]

@@ -5,7 +5,9 @@ Tensor tolerance: the fixture's ``atol``, or the fp32 rounding error of the same
 when that is larger. The reference ran in fp32 on another CPU; two fp32 runs of one formula
 differ by up to their rounding error, which this measures as the distance between our fp32
 result and the same encoder pass in float64 (the LoRA weights of these checkpoints are large,
-so it reaches a few 1e-5 here). A layout error moves the tensors by far more.
+so it reaches a few 1e-5 here). A layout error moves the tensors by far more. The measured
+floor may widen the ``atol`` at most :data:`FLOOR_CAP` times: a larger one means our own pass
+is perturbed (e.g. dropout on), which would otherwise widen the tolerance until anything passes.
 """
 
 from __future__ import annotations
@@ -27,12 +29,15 @@ from bench.compressors.soft._encoder import EncoderOutput
 from bench.compressors.soft._model import Example
 from bench.generation import DecoderPrompt, GenerationSettings
 from bench.records import CompressedEmbeddings, CompressedKV
+from tests.bench.compressors.soft.forced_logits import token_forced_at
 from tests.bench.compressors.soft.reference_fixtures import (
     ReferenceFixture,
+    fixture_file,
     load_fixture,
-    reference_root,
-    stories_dir,
+    require_stories_dir,
 )
+
+FLOOR_CAP = 10
 
 METHODS: dict[str, tuple[str, dict[str, str]]] = {
     "500x": ("500x", {}),
@@ -41,9 +46,9 @@ METHODS: dict[str, tuple[str, dict[str, str]]] = {
 
 
 def loss_case_ids(folder: str) -> list[str]:
-    """Case ids of ``losses.json`` (empty when the fixtures are absent)."""
-    path = reference_root() / folder / "losses.json"
-    if not path.is_file():
+    """Case ids of ``losses.json`` (see :func:`.reference_fixtures.fixture_file`)."""
+    path = fixture_file(folder, "losses.json")
+    if path is None:
         return []
     return list(json.loads(path.read_text("utf-8"))["cases"])
 
@@ -52,9 +57,7 @@ def stories_target(dtype: torch.dtype = torch.float32) -> TargetModel:
     """A fresh copy of the tiny Llama the fixtures were made with."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    path = stories_dir()
-    if not path.is_dir():
-        pytest.skip(f"base model of the reference fixtures not found at {path}")
+    path = require_stories_dir()
     model = AutoModelForCausalLM.from_pretrained(str(path), dtype=dtype).eval()  # type: ignore[no-untyped-call]
     return TargetModel(path.name, AutoTokenizer.from_pretrained(str(path)), model)
 
@@ -119,6 +122,14 @@ def fp32_rounding(folder: str, case: dict[str, Any], ours: torch.Tensor) -> floa
     return float((ours.double() - _stacked(memory, folder).double()).abs().max())
 
 
+def tensor_tolerance(atol: float, fp32_floor: float) -> float:
+    """The tensor tolerance: ``atol`` widened to the measured fp32 floor, up to the cap."""
+    assert fp32_floor <= FLOOR_CAP * atol, (
+        f"our fp32 and float64 encoder passes differ by {fp32_floor:.3g}, more than "
+        f"{FLOOR_CAP}x the fixture's atol {atol:g}: the pass is perturbed (dropout on?)")
+    return max(atol, fp32_floor)
+
+
 def check_compressed_tensors(folder: str, case_id: str) -> float:
     """Compressed tensors and memory positions of both the recorded ids and the tokenizer
     path; returns the max |diff| to the fixture."""
@@ -129,7 +140,7 @@ def check_compressed_tensors(folder: str, case_id: str) -> float:
         from_ids = _stacked(compressor.model.encode_ids([case["encoder_input_ids"]]), folder)
     (record,) = compressor.compress([CompressionRequest(case["context"])])
     from_text = _stacked(record, folder)  # type: ignore[arg-type]
-    tolerance = max(fixture.tensor_atol, fp32_rounding(folder, case, from_ids))
+    tolerance = tensor_tolerance(fixture.tensor_atol, fp32_rounding(folder, case, from_ids))
     for ours in (from_ids, from_text):
         torch.testing.assert_close(ours, expected, atol=tolerance, rtol=fixture.tensor_rtol)
     positions = fixture.tensors[f"{case_id}.memory_positions"].tolist()
@@ -176,6 +187,20 @@ def check_greedy_tokens(folder: str, case_id: str) -> None:
     assert output.text == case["reference_predict_text"]
     stopped = case["expected_token_ids"][-1:] == [case["eos_token_id"]]
     assert stopped == case["stopped_at_eos"]
+
+
+def greedy_with_forced_token(compressor: SoftCompressor, case: dict[str, Any], token: int,
+                             step: int) -> tuple[list[int], str]:
+    """Greedy ids (stopping EOS included) and text of ``case`` when the decoder picks
+    ``token`` at generation step ``step``."""
+    (record,) = compressor.compress([CompressionRequest(case["context"])])
+    settings = GenerationSettings(max_new_tokens=case["max_new_tokens"])
+    items = [(record, prompt_of(case))]
+    with token_forced_at(compressor.model.base, token, step):
+        (ids,) = compressor.generate_token_ids(items, settings)
+    with token_forced_at(compressor.model.base, token, step):
+        (output,) = compressor.generate(items, settings)  # type: ignore[attr-defined]
+    return ids, output.text
 
 
 def _example(case: dict[str, Any]) -> Example:

@@ -13,6 +13,7 @@ import torch
 
 from bench.compressors import CompressionRequest, build_compressor
 from bench.compressors._api import TargetModel
+from bench.compressors.soft._checkpoint_files import CheckpointFileError
 from bench.compressors.soft._compressor import SoftCompressor
 from bench.compressors.soft.checkpoint import CheckpointMismatchError, save_checkpoint
 from bench.generation import DecoderPrompt, GenerationSettings
@@ -92,7 +93,7 @@ def test_mismatched_checkpoint_is_a_clear_error(
                                                         "layout": "compressbench"})
     with pytest.raises(CheckpointMismatchError, match="model_type"):
         build_compressor("500x", load_target("qwen2"), {"checkpoint": path})
-    with pytest.raises(FileNotFoundError, match=r"soft_config\.json"):
+    with pytest.raises(CheckpointFileError, match=r"soft_config\.json"):
         build_compressor("500x", load_target("llama"), {"checkpoint": str(tmp_path)})
 
 

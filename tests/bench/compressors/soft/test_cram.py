@@ -4,9 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import pytest
+
+from bench._errors import one_line
 from bench.compressors import CompressionRequest, build_compressor
 from bench.compressors._api import TargetModel
 from bench.generation import DecoderPrompt, GenerationSettings
+from bench.lmeval.cli_errors import user_facing
 from bench.records import CompressedEmbeddings
 
 SENTENCE = "Lily saw a big red ball in the park. She wanted to play with it, so she ran fast."
@@ -44,3 +48,15 @@ def test_cram_batch_equals_single(load_target: Callable[[str], TargetModel]) -> 
     prompt = DecoderPrompt("qa", "", " Who went to the lake?")
     assert ([o.text for o in cram.generate([(batched[1], prompt)], settings)]  # type: ignore[attr-defined]
             == [o.text for o in cram.generate([(single[0], prompt)], settings)])  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize(("key", "value"), [("lr", "nan"), ("lr", "inf"), ("lr", "0"),
+                                            ("lr", "-0.01"), ("beta1", "1"), ("beta2", "-0.1"),
+                                            ("weight_decay", "-1")])
+def test_an_optimiser_option_out_of_range_is_one_line(
+        load_target: Callable[[str], TargetModel], key: str, value: str) -> None:
+    with pytest.raises(ValueError) as caught:
+        build_compressor("cram", load_target("llama"), {key: value})
+    assert user_facing(caught.value) is caught.value
+    line = one_line(caught.value)
+    assert "cram" in line and f"option {key}=" in line

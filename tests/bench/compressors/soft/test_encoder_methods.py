@@ -13,6 +13,7 @@ from bench.compressors.soft._compressor import SoftCompressor
 from bench.compressors.soft._model import Example
 from bench.generation import DecoderPrompt, GenerationSettings
 from bench.records import CompressedEmbeddings, CompressedKV
+from tests.bench.compressors.soft.forced_logits import token_forced_at
 
 CONTEXTS = (
     "Lily saw a big red ball in the park. She wanted to play with it.",
@@ -165,3 +166,23 @@ def test_gradient_checkpointing_gives_the_same_gradients(
     assert plain.keys() == checkpointed.keys() and len(plain) > 2
     for name in plain:
         torch.testing.assert_close(plain[name], checkpointed[name], rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.parametrize("method", ["500x", "icae"])
+def test_llama3_end_of_text_ends_generation(
+        load_target: Callable[[str], TargetModel], method: str) -> None:
+    """As in the 500xCompressor code, ``<|end_of_text|>`` stops decoding even where the
+    tokenizer's and the generation config's EOS is another token (``<|eot_id|>``)."""
+    target = load_target("llama")
+    tokenizer, model = target.tokenizer, target.model
+    assert model is not None
+    tokenizer.add_tokens(["<|end_of_text|>", "<|eot_id|>"], special_tokens=True)
+    tokenizer.eos_token = "<|eot_id|>"
+    model.resize_token_embeddings(len(tokenizer))
+    model.generation_config.eos_token_id = tokenizer.eos_token_id
+    end_of_text = tokenizer.get_vocab()["<|end_of_text|>"]
+    compressor = _build(target, method)
+    (record,) = compressor.compress([CompressionRequest(CONTEXTS[0])])
+    with token_forced_at(model, end_of_text, 2):
+        (ids,) = compressor.generate_token_ids([(record, PROMPTS[1])], GenerationSettings(6))
+    assert len(ids) == 3 and ids[-1] == end_of_text

@@ -13,7 +13,7 @@ from bench.records import CompressedKV
 from tests.bench.compressors.soft.reference_fixtures import (
     ReferenceFixture,
     load_fixture,
-    stories_dir,
+    require_stories_dir,
 )
 from tests.bench.compressors.soft.test_parity_gist import load_gist_target
 
@@ -32,17 +32,15 @@ def gist_target(fixture: ReferenceFixture) -> TargetModel:
 def _base_model() -> Any:
     from transformers import AutoModelForCausalLM
 
-    path = stories_dir()
-    if not path.is_dir():
-        pytest.skip(f"the base model of the gist fixtures is not at {path}")
+    path = require_stories_dir()
     return AutoModelForCausalLM.from_pretrained(str(path)).eval()  # type: ignore[no-untyped-call]
 
 
 def test_tokenizer_without_gist_token_is_refused() -> None:
     from transformers import AutoTokenizer
 
-    model = _base_model()
-    target = TargetModel("stories", AutoTokenizer.from_pretrained(str(stories_dir())), model)
+    tokenizer = AutoTokenizer.from_pretrained(str(require_stories_dir()))
+    target = TargetModel("stories", tokenizer, _base_model())
     with pytest.raises(GistModelError, match="no added token '<GIST>'"):
         build_compressor("gist", target, {})
 

@@ -6,18 +6,24 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Any
 
 import pytest
+import torch
 
 from bench.compressors import CompressionRequest, build_compressor
+from bench.compressors.soft import _compressor as soft_compressor
+from bench.compressors.soft._model import Example
 from bench.compressors.soft.repo_checkpoint import RepoCheckpointError
-from bench.generation import GenerationSettings
+from bench.generation import DecoderPrompt, GenerationSettings
 from tests.bench.compressors.soft import repo_parity as parity
 from tests.bench.compressors.soft.reference_fixtures import case_ids, load_fixture
 
 FOLDERS = sorted(parity.METHODS)  # "500x", "icae_500x_repo"
 CASES = [(folder, case) for folder in FOLDERS for case in case_ids(folder)]
 LOSS_CASES = [(folder, case) for folder in FOLDERS for case in parity.loss_case_ids(folder)]
+FIRST_OF_EACH_KIND = [(folder, ids[0]) for folder in FOLDERS
+                      for ids in (case_ids(folder, "regeneration"), case_ids(folder, "qa")) if ids]
 REGENERATION_CASES = [(folder, case) for folder in FOLDERS
                       for case in case_ids(folder, "regeneration")]
 
@@ -97,3 +103,63 @@ def test_icae_regeneration_is_refused_without_the_ae_embedding() -> None:
     with pytest.raises(ValueError, match=re.escape(qa["checkpoint"]) + ".*ae_embedding"):
         compressor.generate([(record, parity.prompt_of(regeneration))],  # type: ignore[attr-defined]
                             GenerationSettings(max_new_tokens=2))
+
+
+@pytest.mark.parametrize("folder", FOLDERS)
+def test_an_encoder_pass_with_dropout_on_is_rejected(monkeypatch: pytest.MonkeyPatch,
+                                                     folder: str) -> None:
+    """A fault that perturbs our fp32 and float64 passes alike (LoRA dropout left on) must not
+    widen the tolerance until the perturbed tensors pass."""
+    build = parity.build_for_case
+
+    def with_dropout(*args: Any, **kwargs: Any) -> Any:
+        fixture, case, compressor = build(*args, **kwargs)
+        compressor.model.train()
+        return fixture, case, compressor
+
+    monkeypatch.setattr(parity, "build_for_case", with_dropout)
+    torch.manual_seed(0)
+    with pytest.raises(AssertionError):
+        parity.check_compressed_tensors(folder, case_ids(folder)[0])
+
+
+@pytest.mark.parametrize("folder", FOLDERS)
+def test_an_inflated_fp32_floor_is_refused(folder: str) -> None:
+    atol = load_fixture(folder).tensor_atol
+    with pytest.raises(AssertionError, match="differ by 4"):
+        parity.tensor_tolerance(atol, 4.0)
+
+
+@pytest.mark.parametrize("folder", FOLDERS)
+def test_the_qa_prompt_keeps_the_question_as_given(folder: str) -> None:
+    """The reference formats the question as read, surrounding whitespace included, both for
+    decoding and for the fine-tuning rows."""
+    fixture = load_fixture(folder)
+    case = next(c for c in fixture.cases if c["kind"] == "qa")
+    _, _, compressor = parity.build_for_case(folder, case["id"])
+    question = f"  {case['question']} \n"
+    prompt = case["decoder_prompt"].replace(case["question"], question)
+    expected = compressor.target.tokenizer(prompt, add_special_tokens=False)["input_ids"]
+    assert expected != case["decoder_prompt_ids"]
+    (record,) = compressor.compress([CompressionRequest(case["context"])])
+    item = compressor.decoder_item(record, DecoderPrompt("qa", "", "", question=question))
+    assert list(item.prompt_ids) == expected
+    rows = compressor.model.training_ids(Example(case["context"], "qa", case["answer"], question))
+    assert rows.decoder_ids[:len(expected)] == expected
+
+
+@pytest.mark.parametrize(("folder", "case_id"), FIRST_OF_EACH_KIND)
+def test_generation_stops_at_the_eos_id(monkeypatch: pytest.MonkeyPatch, folder: str,
+                                        case_id: str) -> None:
+    """The fixtures never emit EOS, so it is forced halfway; a stop set without the model's
+    EOS id (a wrong hard-coded one) does not stop there."""
+    _, case, compressor = parity.build_for_case(folder, case_id)
+    expected, eos = case["expected_token_ids"], case["eos_token_id"]
+    step = len(expected) // 2
+    ids, text = parity.greedy_with_forced_token(compressor, case, eos, step)
+    assert ids == [*expected[:step], eos]
+    tokenizer = compressor.target.tokenizer
+    assert text == tokenizer.decode(expected[:step], skip_special_tokens=True)
+    monkeypatch.setattr(soft_compressor, "eos_ids", lambda target, model: [eos + 1])
+    _, _, wrong = parity.build_for_case(folder, case_id)
+    assert parity.greedy_with_forced_token(wrong, case, eos, step)[0] != ids

@@ -10,7 +10,6 @@ tokens, both from the recorded ids and through the public compressor path from t
 from __future__ import annotations
 
 import dataclasses
-import json
 from typing import Any
 
 import pytest
@@ -26,7 +25,7 @@ from tests.bench.compressors.soft.reference_fixtures import (
     ReferenceFixture,
     case_ids,
     load_fixture,
-    reference_root,
+    read_cases,
 )
 
 METHOD = "autocompressor"
@@ -34,11 +33,7 @@ CASES = case_ids(METHOD)
 
 
 def _single_call_cases() -> list[str]:
-    path = reference_root() / METHOD / "cases.jsonl"
-    if not path.is_file():
-        return []
-    cases = [json.loads(line) for line in path.read_text("utf-8").splitlines() if line.strip()]
-    return [case["id"] for case in cases if len(case["compress_calls"]) == 1]
+    return [case["id"] for case in read_cases(METHOD) if len(case["compress_calls"]) == 1]
 
 
 class RecordingTokenizer:

@@ -8,8 +8,10 @@ compressor gives ``expected_token_ids``; the training losses match ``losses.json
 
 from __future__ import annotations
 
+import json
 import random
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -66,17 +68,26 @@ def fixture() -> ReferenceFixture:
 
 @pytest.fixture(scope="module")
 def compressor_for(fixture: ReferenceFixture) -> CompressorFor:
-    """One compressor (own base-model copy) per checkpoint and rate, built on first use."""
-    built: dict[tuple[str, int], IcaeV2] = {}
+    return compressors_of(fixture)
+
+
+def compressors_of(fixture: ReferenceFixture) -> CompressorFor:
+    """One compressor (own base-model copy) per :func:`compressor_key`, built on first use."""
+    built: dict[tuple[str, int, str], IcaeV2] = {}
 
     def get(case: dict[str, Any]) -> IcaeV2:
-        key = (case["checkpoint"], case["mean_compression_rate"])
+        key = compressor_key(case)
         if key not in built:
             target = load_base(fixture, case["base_model"])
             built[key] = make_icae_v2(target, case_options(fixture, case))
         return built[key]
 
     return get
+
+
+def compressor_key(case: dict[str, Any]) -> tuple[str, int, str]:
+    """What a case's compressor depends on: its checkpoint, rate and kind (the mode)."""
+    return case["checkpoint"], case["mean_compression_rate"], case["kind"]
 
 
 def compress(compressor: IcaeV2, case: dict[str, Any]) -> CompressedEmbeddings:
@@ -141,12 +152,24 @@ def test_slots_match(fixture: ReferenceFixture, compressor_for: CompressorFor,
 @pytest.mark.parametrize("kind", KINDS)
 def test_greedy_ids_match_in_one_batch(fixture: ReferenceFixture,
                                        compressor_for: CompressorFor, kind: str) -> None:
-    cases = [fixture.case(case_id) for case_id in case_ids(METHOD, kind)]
-    compressor = compressor_for(cases[0])
-    assert all(compressor_for(case) is compressor for case in cases), "one checkpoint per kind"
-    steps = {case["max_new_tokens"] for case in cases}
-    assert len(steps) == 1, "the cases of one kind share max_new_tokens"
-    settings = GenerationSettings(max_new_tokens=steps.pop())
+    check_greedy_batches(fixture, compressor_for, kind)
+
+
+def check_greedy_batches(fixture: ReferenceFixture, compressor_for: CompressorFor,
+                         kind: str) -> None:
+    """The cases of ``kind``, one batch per checkpoint, rate and token limit, give the
+    recorded greedy ids, stops and texts."""
+    groups: dict[tuple[str, int, str, int], list[dict[str, Any]]] = {}
+    for case in fixture.cases:
+        if case["kind"] == kind:
+            key = (*compressor_key(case), case["max_new_tokens"])
+            groups.setdefault(key, []).append(case)
+    for cases in groups.values():
+        check_greedy_batch(compressor_for(cases[0]), cases)
+
+
+def check_greedy_batch(compressor: IcaeV2, cases: list[dict[str, Any]]) -> None:
+    settings = GenerationSettings(max_new_tokens=cases[0]["max_new_tokens"])
     requests = [CompressionRequest(case["context"], case.get("question")) for case in cases]
     compressed = compressor.compress(requests)
     items = [(c, decoder_prompt(case)) for c, case in zip(compressed, cases, strict=True)]
@@ -197,3 +220,31 @@ def test_tokenizer_path_gives_loss_ids(fixture: ReferenceFixture,
     assert list(example.encoder_ids) == recorded["input_ids"]
     assert list(example.prompt_answer_ids) == recorded["prompt_answer_ids"]
     assert list(example.labels) == recorded["labels"]
+
+
+def several_checkpoints(fixture: ReferenceFixture, root: Path) -> ReferenceFixture:
+    """A copy of the fixture set (files linked) whose cases alternate between the original
+    checkpoint folder and a second one holding the same files."""
+    copy = root / METHOD
+    copy.mkdir(parents=True)
+    for item in fixture.path.iterdir():
+        if item.name != "cases.jsonl":
+            (copy / item.name).symlink_to(item, target_is_directory=item.is_dir())
+    cases = []
+    for index, case in enumerate(fixture.cases):
+        folder, name = case["checkpoint"].rsplit("/", 1)
+        second = Path(f"{folder}_second")
+        if not (copy / second).exists():
+            (copy / second).symlink_to(fixture.path / folder, target_is_directory=True)
+        cases.append({**case, "checkpoint": f"{second}/{name}"} if index % 2 else case)
+    (copy / "cases.jsonl").write_text("".join(json.dumps(case) + "\n" for case in cases))
+    return ReferenceFixture(copy)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_greedy_batches_hold_when_cases_use_several_checkpoints(
+        tmp_path: Path, fixture: ReferenceFixture, kind: str) -> None:
+    synthetic = several_checkpoints(fixture, tmp_path / "reference")
+    checkpoints = {case["checkpoint"] for case in synthetic.cases if case["kind"] == kind}
+    assert len(checkpoints) == 2
+    check_greedy_batches(synthetic, compressors_of(synthetic), kind)
