@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
+import math
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -157,7 +158,8 @@ class _RecordingHook:
 
 
 def retry_after_seconds(error: BaseException) -> float:
-    """``Retry-After`` of a 429/503 response behind ``error`` (requests or aiohttp), capped."""
+    """``Retry-After`` of a 429/503 response behind ``error`` (requests or aiohttp), capped;
+    0 when it is neither a number of seconds nor a date."""
     response = getattr(error, "response", None)
     status = getattr(response, "status_code", None) or getattr(error, "status", None)
     if status not in (429, 503):
@@ -177,4 +179,6 @@ def retry_after_seconds(error: BaseException) -> float:
         if when.tzinfo is None:
             when = when.replace(tzinfo=UTC)
         seconds = (when - datetime.now(UTC)).total_seconds()
+    if math.isnan(seconds):
+        return 0.0
     return min(max(seconds, 0.0), MAX_RETRY_AFTER_SECONDS)

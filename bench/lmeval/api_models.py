@@ -10,18 +10,22 @@ key, default ``OPENAI_API_KEY``) are ours; every other key is a compressor optio
 context is compressed, each distinct context once; rates are counted in ``tokenizer``'s tokens.
 The chat model sends the prompt (instruction, context, question) as the user message and the
 server applies its chat template. With ``compressor=none`` both send exactly the requests of
-lm-eval's own models.
+lm-eval's own models. Answers are read and checked as :mod:`bench.lmeval.api_answers`
+describes, with ``timeout`` as the deadline of each whole request.
 """
 
 from __future__ import annotations
 
 import asyncio
+import copy
 import inspect
 import os
 import time
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
+import aiohttp
 from lm_eval.api.registry import register_model
 from lm_eval.models.openai_completions import LocalChatCompletion, LocalCompletionsAPI
 
@@ -29,7 +33,8 @@ from bench.compressors import SoftDecoder, TargetModel, build_compressor, get_co
 from bench.generation import GenerationOutput
 from bench.harness.answering import RunAccount, open_cache, settings_from_gen_kwargs
 from bench.harness.frontend import CompressionFrontEnd
-from bench.lmeval.api_calls import CallLedger, ClockedSemaphore, start_call_clock
+from bench.lmeval.api_answers import GuardedSession, post_for_answer
+from bench.lmeval.api_calls import CallLedger, ClockedSemaphore, prompt_key, start_call_clock
 from bench.lmeval.api_prompts import PromptView, original_prompt
 from bench.lmeval.api_tokenizers import (
     TokenizerSpec,
@@ -120,6 +125,7 @@ class ServedCompression(_ApiModel):  # type: ignore[misc,valid-type]
                                             open_cache(compression_cache, self.compressor))
         self.account = RunAccount(self.frontend, None)
         self.ledger = CallLedger()
+        self._prompt_names: dict[str, str] = {}
 
     def _check_api_key(self, named: bool) -> None:
         """A key is needed when its variable was named, or for OpenAI's own endpoint."""
@@ -155,6 +161,8 @@ class ServedCompression(_ApiModel):  # type: ignore[misc,valid-type]
             text = prep.text_prompt()
             assert text is not None  # soft compressors are refused at construction
             req.arguments = (view.rebuild(text), *req.arguments[1:])
+        self._prompt_names = {prompt_key(req.args[0]): f"task {view.task_name}, doc {view.doc_id}"
+                              for req, view in zip(requests, views, strict=True)}
         with self.ledger.watching(self):
             answers: list[str] = super().generate_until(requests, disable_tqdm)
             costs = [self.ledger.cost_of(req.args[0]) for req in requests]
@@ -168,22 +176,51 @@ class ServedCompression(_ApiModel):  # type: ignore[misc,valid-type]
 
     def model_call(self, messages: Any, *, generate: bool = True,
                    gen_kwargs: dict[str, Any] | None = None, **kwargs: Any) -> Any:
+        """lm-eval's request, read through :class:`GuardedSession` (a deadline for the whole
+        request, a size cap, a checked answer)."""
         start_call_clock()
+        payload = self._create_payload(self.create_message(messages), generate=generate,
+                                       gen_kwargs=copy.deepcopy(gen_kwargs), seed=self._seed,
+                                       eos=self.eos_string, **kwargs)
         try:
-            return super().model_call(messages, generate=generate, gen_kwargs=gen_kwargs,
-                                      **kwargs)
+            return asyncio.run(self._post(payload, messages))
         except Exception as error:
             time.sleep(self.ledger.note_failure(error))
             raise
 
+    async def _post(self, payload: dict[str, Any], messages: Any) -> dict[str, Any]:
+        connector = aiohttp.TCPConnector(ssl=self.verify_certificate)
+        timeout = aiohttp.ClientTimeout(total=self.timeout)
+        async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
+            guarded = GuardedSession(session, lambda: self._request_name(messages))
+            return await post_for_answer(guarded, str(self.base_url), payload, self.header)
+
     async def amodel_call(self, session: Any, sem: asyncio.Semaphore, messages: Any,
                           **kwargs: Any) -> Any:
+        guarded = GuardedSession(session, lambda: self._request_name(messages))
         try:
-            return await super().amodel_call(session, ClockedSemaphore(sem), messages,
+            return await super().amodel_call(guarded, ClockedSemaphore(sem), messages,
                                              **kwargs)
         except Exception as error:
             await asyncio.sleep(self.ledger.note_failure(error))
             raise
+
+    def _request_name(self, messages: Sequence[Any]) -> str:
+        """The endpoint and the documents whose prompts ``messages`` carries."""
+        names = [self._prompt_name(message) for message in messages]
+        known = [name for name in names if name is not None]
+        prompts = "; ".join(known) if len(known) == len(names) else f"{len(names)} prompt(s)"
+        return f"{_public_url(self.base_url)}, request for {prompts}"
+
+    def _prompt_name(self, message: Any) -> str | None:
+        """The document of a prompt sent as text, or as token ids (cut from the left)."""
+        if not isinstance(message, list):
+            return self._prompt_names.get(prompt_key(message))
+        for prompt, name in self._prompt_names.items():
+            ids = list(self.tok_encode(prompt, add_special_tokens=self.add_bos_token))
+            if message and ids[-len(message):] == message:
+                return name
+        return None
 
     def parse_generations(self, outputs: Any, **kwargs: Any) -> list[str]:
         self.ledger.note_response(outputs)

@@ -52,6 +52,8 @@ def test_retry_after_is_read_from_429_and_503_only_and_capped():
     assert api_calls.retry_after_seconds(_http_error(503, "1.5")) == 1.5
     assert api_calls.retry_after_seconds(_http_error(500, "3")) == 0.0
     assert api_calls.retry_after_seconds(_http_error(429, None)) == 0.0
+    assert api_calls.retry_after_seconds(_http_error(429, "nan")) == 0.0
+    assert api_calls.retry_after_seconds(_http_error(503, "soon")) == 0.0
     assert api_calls.retry_after_seconds(_http_error(429, "1e9")) == \
         api_calls.MAX_RETRY_AFTER_SECONDS
     later = email.utils.format_datetime(datetime.now(UTC) + timedelta(seconds=30), usegmt=True)
