@@ -9,8 +9,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from bench._errors import InputError, add_debug_flag, run_cli
-from bench._help import HelpFormatter
+from bench.substrate.errors import InputError, add_debug_flag, run_cli
+from bench.substrate.help import HelpFormatter
 
 _HELP_FLAGS = ("-h", "--help")
 
@@ -31,11 +31,10 @@ def _eval(argv: Sequence[str]) -> int:
     from bench.lmeval.plugin import register
 
     register()
-    from lm_eval.__main__ import cli_evaluate
+    from bench.lmeval.adapter import run_cli as run_lm_eval_cli
 
-    sys.argv = ["lm_eval", *(argument for argument in argv if argument != "--debug")]
     try:
-        cli_evaluate()
+        run_lm_eval_cli([argument for argument in argv if argument != "--debug"])
     except ValueError as error:
         shown = user_facing(error)
         if isinstance(shown, InputError) and shown is not error:
@@ -66,6 +65,9 @@ def _parser() -> argparse.ArgumentParser:
     tasks.add_argument("--data", type=Path, default=None,
                        help="data directory to check (default: $COMPRESSBENCH_DATA or the "
                             "user cache directory)")
+    tasks.add_argument("--write", action="store_true",
+                       help="instead of listing, write the task folder's YAML files from the "
+                            "benchmarks and metrics declared in bench/specs")
     from bench.demo import add_arguments
 
     demo = commands.add_parser(
@@ -85,6 +87,11 @@ def _run(argv: Sequence[str]) -> int:
     if command == ["eval"]:
         return _eval(arguments[arguments.index("eval") + 1:])
     options = _parser().parse_args(arguments)
+    if options.command == "tasks" and options.write:
+        from bench.lmeval.task_files import write_task_folder
+
+        print(write_task_folder())
+        return 0
     if options.command == "tasks":
         from bench.lmeval.task_list import format_task_list
 

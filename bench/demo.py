@@ -20,7 +20,8 @@ from dataclasses import dataclass
 from importlib.resources import files
 from pathlib import Path
 
-QA_BENCHMARKS = ("arxivqa", "squad", "relation_extraction", "hotpotqa", "race")
+from bench import specs
+
 MODEL_FOLDER = "tiny-llama-random-init"  # the model's name in the tables
 DEMO_LENGTHS = (96,)
 
@@ -83,9 +84,9 @@ def prepare_demo_data(model_dir: Path, data_dir: Path) -> None:
     """Every QA benchmark and regeneration from the bundled texts, in ``model_dir``'s tokens."""
     from bench.prepare.cli import prepare_benchmark, prepare_regeneration_from_texts
 
-    for benchmark in QA_BENCHMARKS:
-        prepare_benchmark(benchmark, bundled_path("demo_qa.jsonl"), data_dir, str(model_dir),
-                          subset=benchmark, show_progress=False)
+    for spec in specs.benchmarks("qa"):
+        prepare_benchmark(spec.name, bundled_path("demo_qa.jsonl"), data_dir, str(model_dir),
+                          subset=spec.name, show_progress=False)
     lines = bundled_path("demo_regeneration.jsonl").read_text(encoding="utf-8").splitlines()
     prepare_regeneration_from_texts([json.loads(line) for line in lines], data_dir,
                                     str(model_dir), DEMO_LENGTHS, source_name="demo",
@@ -94,7 +95,8 @@ def prepare_demo_data(model_dir: Path, data_dir: Path) -> None:
 
 def demo_runs(model_dir: Path, neural_limit: int, skip_neural: bool) -> list[DemoRun]:
     """The runs of the demo: reader x compressors, then the tiny neural model."""
-    tasks = ("compressed_qa", *(f"compressed_regeneration_{n}" for n in DEMO_LENGTHS))
+    (regeneration,) = specs.benchmarks("regeneration")
+    tasks = (specs.QA_GROUP, *(f"{regeneration.task}_{n}" for n in DEMO_LENGTHS))
     compressors = {
         "none": "compressor=none",
         "zero_shot": "compressor=zero_shot",
@@ -167,12 +169,12 @@ def describe_model(model_dir: Path) -> str:
 def describe_data(data_dir: Path) -> str:
     """Where the prepared data is, from which files, and how many questions and texts."""
     counts = []
-    for benchmark in (*QA_BENCHMARKS, "regeneration"):
-        manifest_path = data_dir / benchmark / "manifest.json"
+    for spec in specs.benchmarks():
+        manifest_path = data_dir / spec.name / "manifest.json"
         manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
         rows = manifest.get("output", {}).get("rows")
-        unit = "texts" if benchmark == "regeneration" else "questions"
-        counts.append(f"{benchmark} {rows} {unit}")
+        unit = "texts" if spec.kind == "regeneration" else "questions"
+        counts.append(f"{spec.name} {rows} {unit}")
     sources = ", ".join(str(bundled_path(name))
                         for name in ("demo_qa.jsonl", "demo_regeneration.jsonl"))
     return (f"[demo] data: {data_dir} (COMPRESSBENCH_DATA for lm-eval)\n"
@@ -187,9 +189,11 @@ def describe_counts(results: dict[str, object]) -> str:
     if not isinstance(samples, dict) or not samples:
         return "no samples"
     questions = texts = qa_tasks = 0
+    regeneration = {task for spec in specs.benchmarks("regeneration")
+                    for task in (spec.task, *spec.task_lengths())}
     for task, count in samples.items():
         effective = int(count.get("effective", 0)) if isinstance(count, dict) else 0
-        if str(task).startswith("compressed_regeneration"):
+        if task in regeneration:
             texts += effective
         else:
             questions += effective

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Literal, TypeVar
 
-from bench._errors import InputError
+from bench.substrate.errors import InputError
 
 __all__ = [
     "OFFLINE_VARIABLES",

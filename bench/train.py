@@ -17,9 +17,9 @@ from dataclasses import MISSING, Field, fields
 from pathlib import Path
 from typing import Any
 
-from bench._errors import InputError, add_debug_flag, run_cli
-from bench._help import RawHelpFormatter, default_text
 from bench.compressors.soft._layout import DECODER_POSITIONS, LAYOUTS
+from bench.substrate.errors import InputError, add_debug_flag, run_cli
+from bench.substrate.help import RawHelpFormatter, default_text
 from bench.training.config import (
     DTYPES,
     METHODS,

@@ -139,10 +139,11 @@ def _timed_run(lm: Any, forward: ForwardClock, tasks: tuple[str, ...], limit: in
     """One run; ``own`` is the compressed model's code outside lm-eval's ``hf`` methods."""
     from lm_eval.models.huggingface import HFLM
 
+    from bench.lmeval.adapter import HF_GENERATION_METHODS
     from bench.lmeval.compressed_model import CompressedLM
 
     forward.seconds = 0.0
-    methods = ("generate_until", "_model_generate")
+    methods = HF_GENERATION_METHODS
     with ExitStack() as stack:
         ours = {name: stack.enter_context(CallClock(CompressedLM, name)) for name in methods}
         theirs = {name: stack.enter_context(CallClock(HFLM, name)) for name in methods}
@@ -261,15 +262,14 @@ def through_cli(model_dir: Path, data_dir: Path, tasks: tuple[str, ...], limit: 
 
 
 class _QuestionRequest:
-    """The parts of an lm-eval Instance that the compression front end reads."""
+    """A request as the compression front end reads it."""
 
     task_name = "compressed_squad"
     doc_id = 0
 
     def __init__(self, context: str, question: str) -> None:
         self.doc = {"context": context, "question": question, "kind": "qa"}
-        self.args: tuple[str, dict[str, Any]] = (
-            f"Context: {context} Question: {question} Answer:", {})
+        self.text = f"Context: {context} Question: {question} Answer:"
 
 
 @dataclass(frozen=True)

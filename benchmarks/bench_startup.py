@@ -35,7 +35,6 @@ from pathlib import Path
 
 TARGET_SECONDS = 0.3
 _OFFLINE = {"HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
-_CLI_IMPORT = "import lm_eval._cli"
 
 
 @dataclass(frozen=True)
@@ -75,9 +74,12 @@ def _importtime(code: str, autoload: str = "0") -> list[ImportLine]:
 
 def autoload_imports() -> list[ImportLine]:
     """The modules that the autoload (:func:`register` and the rest of what the hook does once
-    ``lm_eval._cli`` is imported) adds to what lm-eval's CLI package imports anyway."""
-    plain = {line.module for line in _importtime(_CLI_IMPORT, autoload="0")}
-    return [line for line in _importtime(_CLI_IMPORT, autoload="1")
+    lm-eval's CLI package is imported) adds to what that package imports anyway."""
+    from bench.lmeval.adapter import CLI_PACKAGE
+
+    cli_import = f"import {CLI_PACKAGE}"
+    plain = {line.module for line in _importtime(cli_import, autoload="0")}
+    return [line for line in _importtime(cli_import, autoload="1")
             if line.module not in plain]
 
 
@@ -174,7 +176,7 @@ def _report_imports(runs: int) -> None:
     autoload_run = autoload_runs[len(autoload_runs) // 2]
     biggest = sorted(autoload_run, key=lambda line: -line.self_us)[:4]
     hook_runs = sorted((hook_imports() for _ in range(runs)), key=_cumulative_ms)
-    print(f"{'autoload imports beyond lm_eval._cli (-X importtime, median)':72s} "
+    print(f"{'autoload imports beyond lm-eval CLI package (-X importtime, median)':72s} "
           f"{_self_ms(autoload_run):7.1f} ms  ({len(autoload_run)} modules, most: "
           f"{', '.join(f'{line.module} {line.self_us / 1000:.1f}' for line in biggest)})")
     print(f"{'.pth hook imports in every python process (median)':72s} "

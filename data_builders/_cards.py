@@ -2,21 +2,15 @@
 
 from __future__ import annotations
 
-import platform
-from importlib import metadata
-
+from bench.substrate.manifest import installed_versions
 from data_builders import BUILDER_VERSION
 
 
 def package_versions(*names: str) -> dict[str, str]:
-    """Installed versions of ``names`` (``"absent"`` when not installed), plus Python's."""
-    versions = {"python": platform.python_version(), "compressbench-builders": BUILDER_VERSION}
-    for name in names:
-        try:
-            versions[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            versions[name] = "absent"
-    return versions
+    """Installed versions of ``names`` (``"absent"`` when not installed), Python's and the
+    builders'."""
+    versions = installed_versions(names, missing="absent")
+    return {**versions, "compressbench-builders": BUILDER_VERSION}
 
 
 def markdown_table(header: list[str], rows: list[list[object]]) -> str:

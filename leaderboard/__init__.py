@@ -10,13 +10,11 @@ from leaderboard._build import BuildOptions, build, make_tables, read_runs
 from leaderboard._check import compare, current_entries, read_baseline, write_baseline
 from leaderboard._errors import LeaderboardError
 from leaderboard._folders import run_folder_name
-from leaderboard._metrics import QA_TASKS, REGENERATION_TASKS, Normalised, normalise
+from leaderboard._metrics import Normalised, normalise, qa_tasks, regeneration_tasks
 from leaderboard._runs import RowKey, Run, TaskResult, load_run, parse_model_args
 from leaderboard._tables import Cell, Table
 
 __all__ = [
-    "QA_TASKS",
-    "REGENERATION_TASKS",
     "BuildOptions",
     "Cell",
     "LeaderboardError",
@@ -32,8 +30,10 @@ __all__ = [
     "make_tables",
     "normalise",
     "parse_model_args",
+    "qa_tasks",
     "read_baseline",
     "read_runs",
+    "regeneration_tasks",
     "run_folder_name",
     "write_baseline",
 ]

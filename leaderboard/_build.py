@@ -1,7 +1,7 @@
 """``build``: read runs, make the tables, plots and page, and write every export.
 
 The output folder is written as one unit: every file goes to a staging sibling that then
-replaces the folder (:func:`bench._atomic.atomic_directory`), so a killed build leaves the
+replaces the folder (:func:`bench.substrate.atomic.atomic_directory`), so a killed build leaves the
 previous complete leaderboard, and ``manifest.json`` lists every file with its hash.
 """
 
@@ -9,14 +9,15 @@ from __future__ import annotations
 
 import os
 import shlex
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from tqdm import tqdm
 
-from bench._atomic import atomic_directory
-from bench.prepare.manifest import MANIFEST_NAME, write_manifest
+from bench.substrate.atomic import atomic_directory, atomic_write_text
+from bench.substrate.manifest import MANIFEST_NAME, write_manifest
 from leaderboard._errors import LeaderboardError
 from leaderboard._export import (
     check_finite,
@@ -25,11 +26,10 @@ from leaderboard._export import (
     to_csv,
     to_latex,
     to_markdown,
-    write_atomic,
 )
 from leaderboard._html import render_html
 from leaderboard._labels import label_runs
-from leaderboard._metrics import METRIC_STYLES
+from leaderboard._metrics import metric_style, metric_styles
 from leaderboard._plots import all_plots, plot_notes
 from leaderboard._runs import Run, check_versions, find_results, load_run, merge_runs
 from leaderboard._samples import viewer_data
@@ -39,6 +39,8 @@ from leaderboard._tables import (
     efficiency_table,
     normalised_table,
     raw_table,
+    split_unknown_tasks,
+    unknown_tasks_note,
 )
 
 SCHEMA_VERSION = 1
@@ -71,9 +73,12 @@ def read_runs(paths: Sequence[Path], with_samples: bool = True) -> list[Run]:
 
 def make_tables(runs: Sequence[Run], options: BuildOptions) -> list[Table]:
     """The raw, normalised, delta and efficiency tables of the runs."""
-    rows = merge_runs(runs)
-    names = METRIC_STYLES[options.metric_style]
+    rows, unknown = split_unknown_tasks(merge_runs(runs))
+    names = metric_style(options.metric_style)
     tables = [raw_table(rows, names)]
+    if unknown:
+        tables[0].notes.append(unknown_tasks_note(unknown))
+        print(f"warning: {unknown_tasks_note(unknown)}", file=sys.stderr)
     normalised = normalised_table(rows, names, options.normalise_to)
     if normalised is not None:
         tables.append(normalised)
@@ -95,7 +100,7 @@ def rebuild_command(paths: Sequence[Path], options: BuildOptions) -> str:
 
 def build(paths: Sequence[Path], options: BuildOptions) -> list[Path]:
     """Write Markdown, CSV, LaTeX, JSON and ``index.html`` into ``options.out`` as one unit."""
-    if options.metric_style not in METRIC_STYLES:
+    if options.metric_style not in metric_styles():
         raise LeaderboardError(f"unknown metric style {options.metric_style!r}")
     runs = read_runs(paths)
     with atomic_directory(options.out, owned=OUTPUT_ENTRIES) as staging:
@@ -108,12 +113,12 @@ def build(paths: Sequence[Path], options: BuildOptions) -> list[Path]:
 def _write_exports(runs: Sequence[Run], options: BuildOptions, out: Path) -> list[str]:
     tables = make_tables(runs, options)
     check_finite(tables)
-    rows = merge_runs(runs)
-    names = METRIC_STYLES[options.metric_style]
+    rows, _unknown = split_unknown_tasks(merge_runs(runs))
+    names = metric_style(options.metric_style)
     written: list[str] = []
 
     def emit(name: str, text: str) -> None:
-        write_atomic(out / name, text)
+        atomic_write_text(out / name, text)
         written.append(name)
 
     emit("leaderboard.md", to_markdown(tables, options.title))

@@ -10,8 +10,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from bench.substrate.atomic import atomic_write_text
 from leaderboard._errors import LeaderboardError
-from leaderboard._export import dumps, write_atomic
+from leaderboard._export import dumps
 from leaderboard._runs import Run, finite, merge_runs
 
 BASELINE_SCHEMA = "compressbench-leaderboard-baseline"
@@ -108,7 +109,7 @@ def current_entries(runs: Sequence[Run]) -> list[Entry]:
 
 def write_baseline(path: Path, entries: Sequence[Entry]) -> None:
     """Write a baseline file (versioned schema) atomically."""
-    write_atomic(
+    atomic_write_text(
         path,
         dumps(
             {

@@ -6,8 +6,9 @@ import argparse
 from collections.abc import Sequence
 from pathlib import Path
 
-from bench._errors import add_debug_flag, run_cli
-from bench._help import HelpFormatter
+from bench.substrate.atomic import atomic_write_text
+from bench.substrate.errors import add_debug_flag, run_cli
+from bench.substrate.help import HelpFormatter
 from leaderboard._build import BuildOptions, build, read_runs
 from leaderboard._check import (
     check_allowance,
@@ -20,9 +21,8 @@ from leaderboard._check import (
     write_baseline,
 )
 from leaderboard._errors import LeaderboardError
-from leaderboard._export import write_atomic
 from leaderboard._folders import run_folder_name
-from leaderboard._metrics import METRIC_STYLES
+from leaderboard._metrics import metric_styles
 
 EXIT_OK, EXIT_REGRESSION, EXIT_UNUSABLE = 0, 1, 2
 
@@ -64,7 +64,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     b.add_argument(
         "--metric-style",
-        choices=sorted(METRIC_STYLES),
+        choices=metric_styles(),
         default="squad",
         help="squad: squad_f1/squad_exact_match/rouge_l_f/bleu (default); "
         "500x: the 500xCompressor definitions f1_500x/exact_match_500x/...",
@@ -154,7 +154,7 @@ def _check(args: argparse.Namespace) -> int:
         findings = [f for f in findings if f.current is not None]
     print(report(findings, new_entries(baseline, current)))
     if args.junit:
-        write_atomic(args.junit, junit_xml(findings))
+        atomic_write_text(args.junit, junit_xml(findings))
     return EXIT_REGRESSION if any(f.status != "ok" for f in findings) else EXIT_OK
 
 

@@ -1,4 +1,4 @@
-"""Writing tables as Markdown, CSV, LaTeX and JSON; atomic file writes."""
+"""Writing tables as Markdown, CSV, LaTeX and JSON."""
 
 from __future__ import annotations
 
@@ -7,19 +7,10 @@ import io
 import json
 import math
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
-from bench._atomic import atomic_write_bytes
 from leaderboard._errors import LeaderboardError
 from leaderboard._tables import Cell, Table
-
-
-def write_atomic(path: Path, data: str | bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary file and ``os.replace`` (mode from the
-    umask; see :mod:`bench._atomic`)."""
-    atomic_write_bytes(path, data.encode("utf-8") if isinstance(data, str) else data)
-
 
 _MD_SPECIAL = {
     "\\": "\\\\",

@@ -1,24 +1,28 @@
-"""Task and metric names of the compressbench lm-eval tasks, and the normalisation."""
+"""The leaderboard's view of the declared benchmarks and metrics (:mod:`bench.specs`), and the
+normalisation."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Literal
 
-QA_TASKS: dict[str, str] = {
-    "compressed_arxivqa": "ArxivQA",
-    "compressed_squad": "SQuAD",
-    "compressed_relation_extraction": "RE",
-    "compressed_hotpotqa": "HotpotQA",
-    "compressed_race": "RACE",
-}
-REGENERATION_LENGTHS = (96, 192, 288, 384, 480)
-REGENERATION_TASKS: dict[str, int] = {
-    f"compressed_regeneration_{length}": length for length in REGENERATION_LENGTHS
-}
+from bench import specs
 
-MetricStyle = Literal["squad", "500x"]
+
+def qa_tasks() -> dict[str, str]:
+    """Task -> column title of every declared QA benchmark, in column order."""
+    return {spec.task: spec.title for spec in specs.benchmarks("qa")}
+
+
+def regeneration_tasks() -> dict[str, int]:
+    """Task -> text length of every declared regeneration task, in column order."""
+    return {task: length for spec in specs.benchmarks("regeneration")
+            for task, length in spec.task_lengths().items() if length is not None}
+
+
+def known_tasks() -> set[str]:
+    """Every task the tables have columns for."""
+    return {*qa_tasks(), *regeneration_tasks()}
 
 
 @dataclass(frozen=True)
@@ -31,28 +35,35 @@ class MetricNames:
     bleu: str
 
 
-METRIC_STYLES: dict[str, MetricNames] = {
-    "squad": MetricNames("squad_f1", "squad_exact_match", "rouge_l_f", "bleu"),
-    "500x": MetricNames("f1_500x", "exact_match_500x", "rouge_l_f_500x", "bleu_500x"),
-}
-# Every metric name that is a score (as opposed to an efficiency number), in either style.
-SCORE_METRICS = frozenset(
-    name for names in METRIC_STYLES.values() for name in vars(names).values()
-)
+# The score titles (bench.specs) the normalised table and the plots pair up.
+_STYLE_ROLES: tuple[tuple[specs.MetricKind, str], ...] = (
+    ("qa", "F1"), ("qa", "EM"), ("regeneration", "Rouge-L-F"), ("regeneration", "BLEU"))
 
-# (metric, column title, how per-sample values combine): efficiency columns.
-EFFICIENCY: tuple[tuple[str, str, str], ...] = (
-    ("compression_ratio", "rate (compressed/original)", "mean"),
-    ("requested_rate", "requested rate", "mean"),
-    ("original_tokens", "original tokens", "mean"),
-    ("compressed_tokens", "compressed tokens", "mean"),
-    ("compress_seconds", "compress s/sample", "mean"),
-    ("answer_seconds", "answer s/sample", "mean"),
-    ("ttft_seconds", "TTFT s", "mean"),
-    ("generated_tokens", "generated tokens", "mean"),
-    ("peak_rss_mb", "peak RSS MB", "max"),
-    ("flops_ratio", "FLOPs ratio", "mean"),
-)
+
+def metric_styles() -> list[str]:
+    """The ``--metric-style`` choices: every style a declared score has."""
+    return sorted({spec.style for spec in specs.metrics(*specs.SCORE_KINDS)})
+
+
+def metric_style(style: str) -> MetricNames:
+    """The metrics of ``style`` that fill the F1, EM, Rouge-L-F and BLEU columns."""
+    names = []
+    for kind, title in _STYLE_ROLES:
+        found = [m.name for m in specs.metrics(kind) if m.style == style and m.title == title]
+        if not found:
+            raise KeyError(f"metric style {style!r} declares no {kind} score titled {title!r}")
+        names.append(found[0])
+    return MetricNames(*names)
+
+
+def score_metrics() -> frozenset[str]:
+    """Every metric name that is a score (as opposed to an efficiency number), any style."""
+    return frozenset(spec.name for spec in specs.metrics(*specs.SCORE_KINDS))
+
+
+def efficiency_metrics() -> tuple[specs.MetricSpec, ...]:
+    """The efficiency table's metrics: measured for every answer, then served usage."""
+    return (*specs.metrics("efficiency"), *specs.metrics("served"))
 
 
 @dataclass(frozen=True)

@@ -32,7 +32,7 @@ from leaderboard._families import (
     curve_keys,
     family,
 )
-from leaderboard._metrics import QA_TASKS, REGENERATION_TASKS, MetricNames
+from leaderboard._metrics import MetricNames, qa_tasks, regeneration_tasks
 from leaderboard._runs import RowKey, TaskResult
 from leaderboard._tables import Rows, ScoreColumn, efficiency_values, score
 
@@ -195,9 +195,9 @@ def compression_series(rows: Rows, column: ScoreColumn) -> list[Series]:
 def figure_score_vs_compression(rows: Rows, names: MetricNames) -> Figure | None:
     """Mean QA F1 and mean Rouge-L-F against the achieved compression (original/compressed)."""
     panels = [
-        ("QA", "mean F1 (x100)", ScoreColumn("QA F1", names.f1, tuple(QA_TASKS), "questions")),
+        ("QA", "mean F1 (x100)", ScoreColumn("QA F1", names.f1, tuple(qa_tasks()), "questions")),
         ("Regeneration", "mean Rouge-L-F (x100)",
-         ScoreColumn("Rouge-L-F", names.rouge, tuple(REGENERATION_TASKS), "texts")),
+         ScoreColumn("Rouge-L-F", names.rouge, tuple(regeneration_tasks()), "texts")),
     ]
     drawn = [(t, y, s) for t, y, c in panels if (s := compression_series(rows, c))]
     if not drawn:
@@ -225,7 +225,7 @@ def length_series(rows: Rows, names: MetricNames) -> list[Series]:
     series = []
     for key, tasks in rows.items():
         item = new_series(key, palette[key])
-        for task, length in REGENERATION_TASKS.items():
+        for task, length in regeneration_tasks().items():
             y, error = score(tasks, ScoreColumn("", names.rouge, (task,), "texts"))
             if y is not None:
                 item.points.append((float(length), y, error))
@@ -236,7 +236,7 @@ def length_series(rows: Rows, names: MetricNames) -> list[Series]:
 
 def lengths_present(rows: Rows) -> list[int]:
     """The regeneration lengths that any row ran."""
-    return [n for task, n in REGENERATION_TASKS.items() if any(task in t for t in rows.values())]
+    return [n for task, n in regeneration_tasks().items() if any(task in t for t in rows.values())]
 
 
 def figure_score_vs_length(rows: Rows, names: MetricNames) -> Figure | None:
@@ -273,7 +273,7 @@ def score_vs_compression(rows: Rows, names: MetricNames) -> Plot | None:
     fig = figure_score_vs_compression(rows, names)
     if fig is None:
         return None
-    column = ScoreColumn("QA F1", names.f1, tuple(QA_TASKS), "questions")
+    column = ScoreColumn("QA F1", names.f1, tuple(qa_tasks()), "questions")
     alt = "QA mean F1 by compression: " + _alt(compression_series(rows, column), "×")
     return Plot("score_vs_compression", "Score vs compression", alt, render(fig))
 
@@ -316,9 +316,9 @@ def bits_floors(rows: Rows, tasks: Sequence[str]) -> dict[str, float]:
 
 def _bits_panels(names: MetricNames) -> list[tuple[str, str, ScoreColumn]]:
     return [
-        ("QA", "mean F1 (x100)", ScoreColumn("QA F1", names.f1, tuple(QA_TASKS), "questions")),
+        ("QA", "mean F1 (x100)", ScoreColumn("QA F1", names.f1, tuple(qa_tasks()), "questions")),
         ("Regeneration", "mean Rouge-L-F (x100)",
-         ScoreColumn("Rouge-L-F", names.rouge, tuple(REGENERATION_TASKS), "texts")),
+         ScoreColumn("Rouge-L-F", names.rouge, tuple(regeneration_tasks()), "texts")),
     ]
 
 

@@ -11,7 +11,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench._errors import format_input_error
 from bench.lmeval.plugin import MODELS as COMPRESSBENCH_MODELS
 from leaderboard._errors import LeaderboardError
 
@@ -377,7 +376,7 @@ def _utf8_error(
     """The error for bytes ``data`` (starting at line ``first_line``) that are not UTF-8."""
     line = first_line + data.count(b"\n", 0, error.start)
     problem = f"not UTF-8 (byte 0x{data[error.start]:02x})"
-    return LeaderboardError(format_input_error(problem, path, line, hint=hint))
+    return LeaderboardError(problem, path, line, hint=hint)
 
 
 def read_samples(path: Path) -> list[dict[str, Any]]:

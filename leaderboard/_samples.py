@@ -5,7 +5,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from leaderboard._metrics import EFFICIENCY, MetricNames
+from bench import specs
+from leaderboard._metrics import MetricNames
 from leaderboard._tables import Rows
 
 
@@ -63,7 +64,8 @@ def sample_view(record: dict[str, Any], names: MetricNames) -> dict[str, Any]:
         "score_metric": score_metric or "",
         "score": _finite(record.get(score_metric)) if score_metric else None,
         "efficiency": {
-            m: v for m, _t, _h in EFFICIENCY if (v := _finite(record.get(m))) is not None
+            m: v for m in specs.metric_names("efficiency")
+            if (v := _finite(record.get(m))) is not None
         },
     }
 

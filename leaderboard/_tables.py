@@ -9,23 +9,17 @@ from dataclasses import dataclass, field
 from leaderboard._baseline import Baseline, baseline_note, find_baseline
 from leaderboard._bits import bits_per_token, floor_bits, has_bits
 from leaderboard._metrics import (
-    EFFICIENCY,
-    QA_TASKS,
-    REGENERATION_TASKS,
-    SCORE_METRICS,
     MetricNames,
+    efficiency_metrics,
+    known_tasks,
     normalise,
+    qa_tasks,
+    regeneration_tasks,
+    score_metrics,
 )
 from leaderboard._runs import RowKey, TaskResult
 
 Rows = Mapping[RowKey, Mapping[str, TaskResult]]
-
-# Usage a server reported for each answer (rows answered by served models only).
-SERVED_EFFICIENCY: tuple[tuple[str, str, str], ...] = (
-    ("served_prompt_tokens", "served prompt tokens", "mean"),
-    ("served_completion_tokens", "served completion tokens", "mean"),
-)
-EFFICIENCY_COLUMNS = (*EFFICIENCY, *SERVED_EFFICIENCY)
 
 
 @dataclass(frozen=True)
@@ -106,19 +100,40 @@ Column = ScoreColumn | CountColumn
 
 
 def _qa_present(rows: Rows) -> list[str]:
-    return [task for task in QA_TASKS if any(task in tasks for tasks in rows.values())]
+    return [task for task in qa_tasks() if any(task in tasks for tasks in rows.values())]
 
 
 def _regen_present(rows: Rows) -> list[str]:
-    return [task for task in REGENERATION_TASKS if any(task in tasks for tasks in rows.values())]
+    return [task for task in regeneration_tasks() if any(task in tasks for tasks in rows.values())]
+
+
+def split_unknown_tasks(rows: Rows) -> tuple[Rows, dict[str, list[str]]]:
+    """The rows without the tasks no benchmark is declared for (:mod:`bench.specs`), and
+    those tasks with the rows that measured them."""
+    known = known_tasks()
+    unknown: dict[str, list[str]] = {}
+    for key, tasks in rows.items():
+        for task in tasks:
+            if task not in known:
+                unknown.setdefault(task, []).append(f"{key.model_label} / {key.title}")
+    kept = {key: {t: r for t, r in tasks.items() if t in known} for key, tasks in rows.items()}
+    return kept, dict(sorted(unknown.items()))
+
+
+def unknown_tasks_note(unknown: Mapping[str, Sequence[str]]) -> str:
+    """The note naming the tasks left out of every table."""
+    listed = "; ".join(f"{task} ({', '.join(rows)})" for task, rows in unknown.items())
+    return (f"Not in any table: {listed}: no benchmark is declared for these tasks "
+            "(bench/specs), so their scores and efficiency numbers are left out.")
 
 
 def table_columns(rows: Rows, names: MetricNames, counts: bool) -> list[Column]:
     """F1/EM (and n) per QA benchmark, their means, Rouge-L-F/BLEU (and n) per length."""
     columns: list[Column] = []
     qa, regen = _qa_present(rows), _regen_present(rows)
+    titles, lengths = qa_tasks(), regeneration_tasks()
     for task in qa:
-        bench = QA_TASKS[task]
+        bench = titles[task]
         columns += [ScoreColumn(f"{bench} F1", names.f1, (task,), "questions"),
                     ScoreColumn(f"{bench} EM", names.em, (task,), "questions")]
         if counts:
@@ -127,7 +142,7 @@ def table_columns(rows: Rows, names: MetricNames, counts: bool) -> list[Column]:
         columns += [ScoreColumn("Avg F1", names.f1, tuple(qa), "questions"),
                     ScoreColumn("Avg EM", names.em, tuple(qa), "questions")]
     for task in regen:
-        length = REGENERATION_TASKS[task]
+        length = lengths[task]
         columns += [ScoreColumn(f"Rouge-L-F {length}", names.rouge, (task,), "texts"),
                     ScoreColumn(f"BLEU {length}", names.bleu, (task,), "texts")]
         if counts:
@@ -220,11 +235,12 @@ LIMITED = "--limit: partial data"
 def row_remarks(tasks: Mapping[str, TaskResult]) -> list[str]:
     """What a reader must know about a row before comparing its numbers."""
     remarks = []
+    scored = score_metrics()
     scores = [
         value * 100.0
         for result in tasks.values()
         for metric, value in result.metrics.items()
-        if metric in SCORE_METRICS
+        if metric in scored
     ]
     if scores and all(value == 0 for value in scores):
         remarks.append(ALL_ZERO)
@@ -256,9 +272,9 @@ def raw_notes(rows: Rows, names: MetricNames) -> list[str]:
         notes.append(f"'{ALL_ZERO}': the model answered nothing right (e.g. a randomly "
                      "initialised model), so the row only shows that the pipeline runs; it is "
                      "not a measurement of its compressor.")
-    qa = _qa_present(rows)
+    qa, titles = _qa_present(rows), qa_tasks()
     incomplete = [
-        f"{key.model_label} / {key.title}: {', '.join(QA_TASKS[t] for t in qa if t not in tasks)}"
+        f"{key.model_label} / {key.title}: {', '.join(titles[t] for t in qa if t not in tasks)}"
         for key, tasks in rows.items()
         if any(t not in tasks for t in qa)
     ]
@@ -282,7 +298,8 @@ def normalised_table(rows: Rows, names: MetricNames, baseline: str = "none") -> 
     if not qa:
         return None
     bases = _baselines(rows, baseline, "--normalise-to")
-    columns = [f"{QA_TASKS[t]} {m}" for t in qa for m in ("F1", "EM")]
+    titles = qa_tasks()
+    columns = [f"{titles[t]} {m}" for t in qa for m in ("F1", "EM")]
     table = Table(
         "normalised",
         f"Normalised scores (% of the same base model's {baseline!r} score)",
@@ -302,8 +319,8 @@ def normalised_table(rows: Rows, names: MetricNames, baseline: str = "none") -> 
         cells += [Cell.number(norm[names.f1].mean), Cell.number(norm[names.em].mean)]
         used = norm[names.f1].used
         cells.append(Cell.text(
-            "all" if len(used) == len(QA_TASKS)
-            else ", ".join(QA_TASKS[t] for t in used) or "none (see notes)"
+            "all" if len(used) == len(titles)
+            else ", ".join(titles[t] for t in used) or "none (see notes)"
         ))
         table.rows.append(cells)
     table.notes.append(
@@ -358,7 +375,8 @@ def delta_table(rows: Rows, names: MetricNames, baseline: str) -> Table:
 def efficiency_values(tasks: Mapping[str, TaskResult]) -> dict[str, float]:
     """Efficiency numbers of a row, from per-sample records where present, else aggregates."""
     out: dict[str, float] = {}
-    for metric, _title, how in EFFICIENCY_COLUMNS:
+    for spec in efficiency_metrics():
+        metric = spec.name
         values: list[float] = []
         for result in tasks.values():
             per_sample = [
@@ -369,25 +387,25 @@ def efficiency_values(tasks: Mapping[str, TaskResult]) -> dict[str, float]:
             elif metric in result.metrics:
                 values += [result.metrics[metric]] * (result.n_samples or 1)
         if values:
-            out[metric] = max(values) if how == "max" else sum(values) / len(values)
+            out[metric] = max(values) if spec.pooling == "max" else sum(values) / len(values)
     return out
 
 
 def efficiency_table(rows: Rows) -> Table | None:
     """Achieved compression, token counts, time and memory per row (all tasks pooled)."""
     values = {key: efficiency_values(tasks) for key, tasks in rows.items()}
-    present = [m for m in EFFICIENCY_COLUMNS if any(m[0] in v for v in values.values())]
+    present = [m for m in efficiency_metrics() if any(m.name in v for v in values.values())]
     if not present:
         return None
-    titles = [title for _m, title, _h in present]
+    titles = [m.title for m in present]
     table = Table(
         "efficiency", "Efficiency (per sample, all tasks)", ["Model", "Compressor", *titles]
     )
-    if any(m[0] == "compression_ratio" for m in present):
+    if any(m.name == "compression_ratio" for m in present):
         table.columns.insert(3, "compression (x)")
     for key, numbers in values.items():
         cells = _head(key)
-        for metric, _title, _how in present:
+        for metric in (m.name for m in present):
             digits = 4 if metric.endswith("seconds") or metric.endswith("ratio") else 1
             cells.append(Cell.number(numbers.get(metric), digits))
             if metric == "compression_ratio":
@@ -397,7 +415,7 @@ def efficiency_table(rows: Rows) -> Table | None:
     table.notes.append(
         "Means over samples (peak RSS: maximum); rate = compressed / original target tokens."
     )
-    if any(m in present for m in SERVED_EFFICIENCY):
+    if any(m.kind == "served" for m in present):
         table.notes.append(
             "Served prompt/completion tokens: the usage the API server reported per answer "
             "(an equal share when one call answered several prompts); answer s = call latency."

@@ -1,5 +1,5 @@
 """Interrupting a writer at every write step (the ``COMPRESSBENCH_TEST_KILL_AFTER_WRITES``
-hook of :mod:`bench._atomic`) and checking what it left.
+hook of :mod:`bench.substrate.atomic`) and checking what it left.
 
 The writer runs in a forked child, so that the libraries the parent already imported cost
 nothing per run; one test per command also runs the real command line in a subprocess.
@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from bench._atomic import KILL_AFTER_WRITES_ENV
+from bench.substrate.atomic import KILL_AFTER_WRITES_ENV
 
 Snapshot = dict[str, bytes]
 
@@ -53,8 +53,8 @@ def run_forked(main: Callable[[Sequence[str]], int], argv: Sequence[str],
 
 
 def fail_in_staging(monkeypatch: pytest.MonkeyPatch, error: BaseException) -> None:
-    """Make moving a written file into a staging folder (see :mod:`bench._atomic`) raise
-    ``error``, as a full disk or a Ctrl-C would while the new output is being written."""
+    """Make moving a written file into a staging folder (see :mod:`bench.substrate.atomic`)
+    raise ``error``, as a full disk or a Ctrl-C would while the new output is being written."""
     replace = os.replace
 
     def failing(source: str | Path, target: str | Path, **kwargs: Any) -> None:

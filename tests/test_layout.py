@@ -84,3 +84,41 @@ def test_stage_folders_exist():
     # belongs in the stage folders.
     top_level = sorted(p.name for p in (ROOT / "bench").glob("*.py"))
     assert len(top_level) <= 15, top_level
+
+
+# What bench.substrate implements once: nobody else writes atomically, hashes files, writes
+# Parquet, formats one-line errors or --help by hand.
+SUBSTRATE = ROOT / "bench" / "substrate"
+SUBSTRATE_CALLS = {("tempfile", "mkstemp"), ("tempfile", "mkdtemp"), ("os", "fsync"),
+                   ("pq", "write_table"), ("pq", "ParquetWriter")}
+SUBSTRATE_FUNCTIONS = {"atomic_directory", "atomic_path", "atomic_write_bytes",
+                       "atomic_write_json", "atomic_write_text", "write_atomic", "sha256_file",
+                       "sha256_bytes", "write_parquet", "write_manifest", "verify_folder",
+                       "format_input_error"}
+
+
+def substrate_copies(root: Path) -> list[str]:
+    """``file:line: what`` for each re-implementation of the substrate under ``root``."""
+    found = []
+    for package in PACKAGES:
+        for path in sorted((root / package).rglob("*.py")):
+            if (root / "bench" / "substrate") in path.parents:
+                continue
+            where = path.relative_to(root).as_posix()
+            for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+                call = node.func if isinstance(node, ast.Call) else None
+                if (isinstance(call, ast.Attribute) and isinstance(call.value, ast.Name)
+                        and (call.value.id, call.attr) in SUBSTRATE_CALLS):
+                    found.append(f"{where}:{call.lineno}: {call.value.id}.{call.attr}()")
+                elif (isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)
+                      and node.name in SUBSTRATE_FUNCTIONS):
+                    found.append(f"{where}:{node.lineno}: def {node.name}")
+                elif isinstance(node, ast.ClassDef) and any(
+                        ast.unparse(base).endswith("HelpFormatter") for base in node.bases):
+                    found.append(f"{where}:{node.lineno}: class {node.name}")
+    return found
+
+
+def test_the_substrate_is_implemented_once():
+    assert SUBSTRATE.is_dir()
+    assert substrate_copies(ROOT) == []

@@ -10,13 +10,14 @@ from typing import Any
 
 from platformdirs import user_cache_dir
 
+from bench import specs
 from bench.compressors.baselines import TARGET_TOKENS_EXCEED_CONTEXT
 from bench.compressors.bits import BitCounter
 from bench.generation import GenerationOutput, GenerationSettings
 from bench.harness import sample_log
 from bench.harness.accounting import ModelShape, flops_ratio, peak_cuda_mb, peak_rss_mb
 from bench.harness.compression_cache import CompressionCache
-from bench.harness.frontend import CompressionFrontEnd, PreparedRequest
+from bench.harness.frontend import CompressionFrontEnd, PreparedRequest, PromptSource
 from bench.records import CompressedText
 
 HARNESS_VERSION = "1"
@@ -68,7 +69,7 @@ class RunAccount:
         self.target_tokens_exceed_context: Counter[str] = Counter()
         self.count_bits = BitCounter(frontend.target, code_text)
 
-    def file(self, request: Any, prepared: PreparedRequest, output: GenerationOutput,
+    def file(self, request: PromptSource, prepared: PreparedRequest, output: GenerationOutput,
              original_prompt: str, served: sample_log.ServedUsage | None = None) -> None:
         count = self.frontend.target.count_tokens
         stats = prepared.compressed.stats
@@ -138,7 +139,7 @@ def _summary(records: list[sample_log.SampleRecord]) -> dict[str, float]:
         summary["bits_per_original_token"] = bits / tokens if tokens else 0.0
     served = [r.metrics() for r in records if r.served_prompt_tokens is not None]
     if served:
-        for name in sample_log.SERVED_METRICS:
+        for name in specs.metric_names("served"):
             summary[f"{name}_mean"] = statistics.fmean(m[name] for m in served)
     return summary
 

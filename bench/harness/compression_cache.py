@@ -21,8 +21,6 @@ from typing import Any
 
 from safetensors import SafetensorError
 
-from bench._atomic import atomic_path, atomic_write_text
-from bench._errors import one_line
 from bench.records import (
     CompressedContext,
     CompressedEmbeddings,
@@ -30,6 +28,8 @@ from bench.records import (
     CompressedText,
     CompressionStats,
 )
+from bench.substrate.atomic import atomic_path, atomic_write_text
+from bench.substrate.errors import one_line
 
 CACHE_FORMAT = "1"
 logger = logging.getLogger(__name__)

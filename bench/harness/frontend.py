@@ -1,4 +1,4 @@
-"""Turns lm-eval requests into compressed prompts, compressing each distinct context once."""
+"""Turns requests' prompts into compressed prompts, compressing each distinct context once."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import logging
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from tqdm import tqdm
 
@@ -21,6 +21,22 @@ from bench.harness.compression_cache import (
 from bench.records import CompressedContext, CompressedText
 
 logger = logging.getLogger(__name__)
+
+
+class PromptSource(Protocol):
+    """One request as the front end reads it: the rendered prompt and its document."""
+
+    @property
+    def text(self) -> str: ...
+
+    @property
+    def doc(self) -> dict[str, Any]: ...
+
+    @property
+    def task_name(self) -> str: ...
+
+    @property
+    def doc_id(self) -> int: ...
 
 
 @dataclass(frozen=True)
@@ -72,7 +88,7 @@ class PreparedRequest:
 
 
 class CompressionFrontEnd:
-    """Compresses the contexts of lm-eval requests, once per distinct context."""
+    """Compresses the contexts of requests' prompts, once per distinct context."""
 
     def __init__(self, compressor: Compressor, target: TargetModel,
                  cache: CompressionCache | None, batch_size: int = 1) -> None:
@@ -92,10 +108,10 @@ class CompressionFrontEnd:
         self.contexts_cut = 0
         self.compressions = 0
 
-    def prepare(self, requests: Sequence[Any], max_prompt_tokens: int | None = None
+    def prepare(self, requests: Sequence[PromptSource], max_prompt_tokens: int | None = None
                 ) -> list[PreparedRequest]:
-        """Compress the contexts of ``requests`` (lm-eval Instances), in request order."""
-        parts = [split_prompt(req.args[0], req.doc, f"task {req.task_name}, doc {req.doc_id}")
+        """Compress the contexts of ``requests``, in request order."""
+        parts = [split_prompt(req.text, req.doc, f"task {req.task_name}, doc {req.doc_id}")
                  for req in requests]
         cut = [self._fit(p, max_prompt_tokens) for p in parts]
         parts = [p for p, _ in cut]
@@ -127,7 +143,8 @@ class CompressionFrontEnd:
         return cut, removed
 
     def _compress_distinct(self, parts: Sequence[PromptParts], keys: Sequence[str],
-                           requests: Sequence[Any]) -> dict[str, tuple[CompressedContext, bool]]:
+                           requests: Sequence[PromptSource]
+                           ) -> dict[str, tuple[CompressedContext, bool]]:
         done: dict[str, tuple[CompressedContext, bool]] = {}
         todo: dict[str, CompressionRequest] = {}
         for p, key, req in zip(parts, keys, requests, strict=True):

@@ -10,28 +10,13 @@ where each rank scores its own shard).
 from __future__ import annotations
 
 import hashlib
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, fields
 from typing import Any
 
-EFFICIENCY_METRICS = (
-    "compression_ratio",
-    "original_tokens",
-    "compressed_tokens",
-    "compress_seconds",
-    "answer_seconds",
-    "ttft_seconds",
-    "generated_tokens",
-    "peak_rss_mb",
-    "flops_ratio",
-)
-# The rate the compressor was asked for, beside the achieved compression_ratio; present
-# when the compressor states one (``rate``, or ``target_tokens`` / original tokens).
-REQUESTED_RATE = "requested_rate"
-# Present only for answers from served models: the token usage the server reported.
-SERVED_METRICS = ("served_prompt_tokens", "served_completion_tokens")
-# Present when the size of the compressed form is known (see bench.compressors.bits): its
-# bits, and those bits per original target token.
-BITS_METRICS = ("compressed_bits", "bits_per_token")
+from bench import specs
+
+# The kinds of metric a record measures (scores are the task's).
+MEASURED_KINDS: tuple[specs.MetricKind, ...] = ("efficiency", "served", "size")
 
 
 @dataclass(frozen=True)
@@ -69,18 +54,13 @@ class SampleRecord:
         return self.compressed_bits / self.original_tokens if self.original_tokens else 0.0
 
     def metrics(self) -> dict[str, float]:
-        """The efficiency metrics, as floats (the cache flag is not a metric)."""
-        values = asdict(self)
-        metrics = {name: float(values[name]) for name in EFFICIENCY_METRICS}
-        metrics.update({name: float(values[name]) for name in SERVED_METRICS
-                        if values[name] is not None})
-        if self.requested_rate is not None:
-            metrics[REQUESTED_RATE] = float(self.requested_rate)
-        if self.compressed_bits is not None:
-            bits_name, per_token_name = BITS_METRICS
-            metrics[bits_name] = float(self.compressed_bits)
-            metrics[per_token_name] = float(self.bits_per_token or 0.0)
-        return metrics
+        """The values declared as measured metrics (:mod:`bench.specs`) that this record
+        knows, as floats, in the record's order (the cache flag is not a metric)."""
+        declared = set(specs.metric_names(*MEASURED_KINDS))
+        values = {**{f.name: getattr(self, f.name) for f in fields(self)},
+                  "bits_per_token": self.bits_per_token}
+        return {name: float(value) for name, value in values.items()
+                if name in declared and value is not None}
 
 
 _RECORDS: dict[str, SampleRecord] = {}

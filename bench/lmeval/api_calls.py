@@ -22,6 +22,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from bench.harness.sample_log import ServedUsage
+from bench.lmeval.adapter import answers_noted
 
 MAX_RETRY_AFTER_SECONDS = 120.0
 _CALL_STARTED: ContextVar[float | None] = ContextVar("compressbench_call_started", default=None)
@@ -125,14 +126,11 @@ class CallLedger:
 
     @contextmanager
     def watching(self, owner: Any) -> Iterator[None]:
-        """Put a recording cache hook on ``owner`` (an lm-eval model) meanwhile."""
-        inner = owner.cache_hook
-        owner.cache_hook = _RecordingHook(inner, self)
-        self._by_prompt.clear()
-        try:
+        """Meanwhile, file the latest call's cost under each prompt that ``owner`` (an lm-eval
+        API model) answers."""
+        with answers_noted(owner, self._file):
+            self._by_prompt.clear()
             yield
-        finally:
-            owner.cache_hook = inner
 
     def _file(self, prompt: Any) -> None:
         if self._latest is not None:
@@ -143,18 +141,6 @@ class CallLedger:
                 "retry_after_seconds": self.waited_for_retry_after,
                 "prompt_tokens": self.prompt_tokens,
                 "completion_tokens": self.completion_tokens}
-
-
-class _RecordingHook:
-    """Stands in for lm-eval's cache hook: files the latest call's cost under each prompt."""
-
-    def __init__(self, inner: Any, ledger: CallLedger) -> None:
-        self._inner = inner
-        self._ledger = ledger
-
-    def add_partial(self, attr: str, req: Any, res: Any) -> None:
-        self._ledger._file(req[0])
-        self._inner.add_partial(attr, req, res)
 
 
 def retry_after_seconds(error: BaseException) -> float:

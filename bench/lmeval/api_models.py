@@ -17,8 +17,6 @@ describes, with ``timeout`` as the deadline of each whole request.
 from __future__ import annotations
 
 import asyncio
-import copy
-import inspect
 import os
 import time
 from collections.abc import Sequence
@@ -33,9 +31,16 @@ from bench.compressors import SoftDecoder, TargetModel, build_compressor, get_co
 from bench.generation import GenerationOutput
 from bench.harness.answering import RunAccount, open_cache, settings_from_gen_kwargs
 from bench.harness.frontend import CompressionFrontEnd
+from bench.lmeval.adapter import (
+    api_max_gen_toks,
+    api_model_arguments,
+    api_payload,
+    read_request,
+    set_prompt,
+)
 from bench.lmeval.api_answers import GuardedSession, post_for_answer
 from bench.lmeval.api_calls import CallLedger, ClockedSemaphore, prompt_key, start_call_clock
-from bench.lmeval.api_prompts import PromptView, original_prompt
+from bench.lmeval.api_prompts import PromptView
 from bench.lmeval.api_tokenizers import (
     TokenizerSpec,
     load_counting_tokenizer,
@@ -49,8 +54,6 @@ else:
 
 DEFAULT_API_KEY_ENV = "OPENAI_API_KEY"
 OPENAI_HOST = "api.openai.com"
-# lm-eval adds these to every model's arguments (``create_from_arg_obj``).
-_LM_EVAL_EXTRAS = frozenset({"batch_size", "max_batch_size", "device"})
 _SECRETS = ("api_key", "auth_token")
 _SOFT_PACKAGE = "bench.compressors.soft"
 
@@ -72,16 +75,6 @@ def build_text_compressor(name: str, target: TargetModel, options: dict[str, Any
     if isinstance(compressor, SoftDecoder):
         raise SoftCompressorRefused(refusal)
     return compressor
-
-
-def _api_parameters(api_class: type) -> frozenset[str]:
-    """Keyword arguments of lm-eval's API model classes along ``api_class``'s bases."""
-    names: set[str] = set(_LM_EVAL_EXTRAS)
-    for klass in api_class.__mro__:
-        init = vars(klass).get("__init__")
-        if klass.__module__.startswith("lm_eval.") and init is not None:
-            names |= set(inspect.signature(init).parameters)
-    return frozenset(names - {"self", "args", "kwargs"})
 
 
 def _public_url(url: str | None) -> str | None:
@@ -110,7 +103,7 @@ class ServedCompression(_ApiModel):  # type: ignore[misc,valid-type]
                              "recorded with the results; put the key in an environment variable "
                              "and name it with api_key_env=VAR")
         spec = parse_tokenizer_spec(tokenizer, self.model_name)
-        parameters = _api_parameters(type(self))
+        parameters = api_model_arguments(type(self))
         api_args = {k: v for k, v in kwargs.items() if k in parameters}
         options = {k: v for k, v in kwargs.items() if k not in parameters}
         self._api_key_env = str(api_key_env)
@@ -150,22 +143,23 @@ class ServedCompression(_ApiModel):  # type: ignore[misc,valid-type]
     def generate_until(self, requests: list[Any], disable_tqdm: bool = False) -> list[str]:
         if not requests:
             return []
-        originals = [original_prompt(req) for req in requests]
-        views = [PromptView.of(req, prompt, self.sends_messages)
-                 for req, prompt in zip(requests, originals, strict=True)]
+        views = [PromptView.of(read_request(req), self.sends_messages) for req in requests]
+        default_max = api_max_gen_toks(self)
         window = self.max_length - max(
-            settings_from_gen_kwargs(req.args[1], self._max_gen_toks).max_new_tokens
-            for req in requests)
+            settings_from_gen_kwargs(view.gen_kwargs, default_max).max_new_tokens
+            for view in views)
         prepared = self.frontend.prepare(views, window)
+        prompts = []
         for req, view, prep in zip(requests, views, prepared, strict=True):
             text = prep.text_prompt()
             assert text is not None  # soft compressors are refused at construction
-            req.arguments = (view.rebuild(text), *req.arguments[1:])
-        self._prompt_names = {prompt_key(req.args[0]): f"task {view.task_name}, doc {view.doc_id}"
-                              for req, view in zip(requests, views, strict=True)}
+            prompts.append(view.rebuild(text))
+            set_prompt(req, prompts[-1])
+        self._prompt_names = {prompt_key(prompt): f"task {view.task_name}, doc {view.doc_id}"
+                              for prompt, view in zip(prompts, views, strict=True)}
         with self.ledger.watching(self):
             answers: list[str] = super().generate_until(requests, disable_tqdm)
-            costs = [self.ledger.cost_of(req.args[0]) for req in requests]
+            costs = [self.ledger.cost_of(prompt) for prompt in prompts]
         count = self.frontend.target.count_tokens
         for view, prep, answer, cost in zip(views, prepared, answers, costs, strict=True):
             seconds = cost.seconds if cost is not None else 0.0
@@ -179,9 +173,7 @@ class ServedCompression(_ApiModel):  # type: ignore[misc,valid-type]
         """lm-eval's request, read through :class:`GuardedSession` (a deadline for the whole
         request, a size cap, a checked answer)."""
         start_call_clock()
-        payload = self._create_payload(self.create_message(messages), generate=generate,
-                                       gen_kwargs=copy.deepcopy(gen_kwargs), seed=self._seed,
-                                       eos=self.eos_string, **kwargs)
+        payload = api_payload(self, messages, generate, gen_kwargs, **kwargs)
         try:
             return asyncio.run(self._post(payload, messages))
         except Exception as error:

@@ -8,34 +8,16 @@ request's document and puts the compressed text back in the same form.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import Any
 
-from lm_eval.models.api_models import JsonChatStr
-
-_ORIGINAL_PROMPT = "_compressbench_original_prompt"
-
-
-def original_prompt(request: Any) -> Any:
-    """The request's uncompressed prompt (lm-eval passes a repeated request more than once)."""
-    if not hasattr(request, _ORIGINAL_PROMPT):
-        setattr(request, _ORIGINAL_PROMPT, request.args[0])
-        return request.args[0]
-    original = getattr(request, _ORIGINAL_PROMPT)
-    request.arguments = (original, *request.arguments[1:])
-    return original
-
-
-def dump_messages(messages: list[dict[str, Any]]) -> JsonChatStr:
-    """Messages as lm-eval's chat string (the same JSON its chat template path writes)."""
-    return JsonChatStr(json.dumps(messages, ensure_ascii=False))
+from bench.lmeval.adapter import GenerationRequest, chat_messages, chat_prompt
 
 
 @dataclass(frozen=True)
 class PromptView:
     """One request's prompt text with the request's document, in the shape the front end
-    reads (``args``, ``doc``, ``task_name``, ``doc_id``)."""
+    reads (``text``, ``doc``, ``task_name``, ``doc_id``)."""
 
     text: str
     gen_kwargs: dict[str, Any]
@@ -45,35 +27,30 @@ class PromptView:
     messages: tuple[dict[str, Any], ...] | None = None
     message_index: int = -1
 
-    @property
-    def args(self) -> tuple[str, dict[str, Any]]:
-        return (self.text, self.gen_kwargs)
-
     @classmethod
-    def of(cls, request: Any, prompt: Any, as_chat: bool) -> PromptView:
-        """The view of ``request`` whose uncompressed prompt is ``prompt``."""
-        where = f"task {request.task_name}, doc {request.doc_id}"
-        common = {"gen_kwargs": request.args[1], "doc": request.doc,
-                  "task_name": str(request.task_name), "doc_id": int(request.doc_id)}
-        if isinstance(prompt, JsonChatStr):
-            messages = json.loads(prompt.prompt)
-            index = _context_message(messages, request.doc, where)
+    def of(cls, request: GenerationRequest, as_chat: bool) -> PromptView:
+        """The view of ``request`` (read with its uncompressed prompt)."""
+        common: dict[str, Any] = {"gen_kwargs": request.gen_kwargs, "doc": request.doc,
+                                  "task_name": request.task_name, "doc_id": request.doc_id}
+        messages = chat_messages(request.prompt)
+        if messages is not None:
+            index = _context_message(messages, request.doc, request.where)
             return cls(text=messages[index]["content"], messages=tuple(messages),
                        message_index=index, **common)
-        if not isinstance(prompt, str):
-            raise TypeError(f"{where}: expected a prompt string, got {type(prompt).__name__}")
+        prompt = request.text
         if as_chat:
             return cls(text=prompt, messages=({"role": "user", "content": prompt},),
                        message_index=0, **common)
         return cls(text=prompt, **common)
 
-    def rebuild(self, text: str) -> str | JsonChatStr:
-        """The request's prompt with its text replaced by ``text``, in the original form."""
+    def rebuild(self, text: str) -> Any:
+        """The request's prompt with its text replaced by ``text``, in the original form (a
+        string, or lm-eval's chat form)."""
         if self.messages is None:
             return text
         messages = [dict(message) for message in self.messages]
         messages[self.message_index]["content"] = text
-        return dump_messages(messages)
+        return chat_prompt(messages)
 
 
 def _context_message(messages: Any, doc: dict[str, Any], where: str) -> int:

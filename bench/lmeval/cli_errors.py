@@ -12,7 +12,8 @@ from __future__ import annotations
 import sys
 from types import TracebackType
 
-from bench._errors import InputError, debug_requested, one_line
+from bench.lmeval.adapter import is_unknown_task_error
+from bench.substrate.errors import InputError, debug_requested, one_line
 
 __all__ = ["HUB_HINT", "TASKS_HINT", "install_excepthook", "user_facing"]
 
@@ -24,7 +25,7 @@ _INPUT_KINDS = (ValueError, OSError, LookupError)
 
 def user_facing(error: BaseException) -> BaseException | None:
     """The error to show as one line, or None when it deserves its traceback."""
-    if isinstance(error, ValueError) and str(error).startswith("Tasks not found"):
+    if is_unknown_task_error(error):
         return InputError(one_line(error), hint=TASKS_HINT)
     if isinstance(error, _INPUT_KINDS) and type(error).__module__.startswith(_PROJECT_PACKAGES):
         return error

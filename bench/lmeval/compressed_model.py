@@ -12,9 +12,8 @@ exactly the generations of ``--model hf``.
 
 from __future__ import annotations
 
-import inspect
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from lm_eval.api.registry import register_model
@@ -31,9 +30,17 @@ from bench.harness.answering import (
     text_bits_setting,
 )
 from bench.harness.frontend import CompressionFrontEnd, PreparedRequest
+from bench.lmeval.adapter import (
+    BatchGeneration,
+    GenerationRequest,
+    answers_noted,
+    hf_backend_arguments,
+    read_request,
+    set_prompt,
+    use_processes,
+)
 
-_HF_ARGS = frozenset(inspect.signature(HFLM.__init__).parameters) - {"self", "kwargs"}
-_ORIGINAL_PROMPT = "_compressbench_original_prompt"
+_HF_ARGS = hf_backend_arguments()
 
 
 class _FirstTokenTimer(LogitsProcessor):
@@ -48,23 +55,8 @@ class _FirstTokenTimer(LogitsProcessor):
         return scores
 
 
-class _TimingHook:
-    """Stands in for lm-eval's cache hook to learn which batch produced which answer."""
-
-    def __init__(self, inner: Any, owner: CompressedLM) -> None:
-        self.inner = inner
-        self.owner = owner
-
-    def add_partial(self, attr: str, req: Any, res: Any) -> None:
-        seconds, ttft, counts = self.owner._last_batch_timing
-        row = self.owner._rows_reported
-        self.owner._rows_reported += 1
-        self.owner._answer_timing[req[0]] = (seconds, ttft, counts[row] if row < len(counts) else 0)
-        self.inner.add_partial(attr, req, res)
-
-
 @register_model("compressed")
-class CompressedLM(HFLM):  # type: ignore[misc]
+class CompressedLM(BatchGeneration, HFLM):  # type: ignore[misc]
     """lm-eval model that compresses each request's context before answering."""
 
     def __init__(self, pretrained: str, compressor: str | None = "none",
@@ -105,56 +97,50 @@ class CompressedLM(HFLM):  # type: ignore[misc]
 
         state = PartialState()
         if state.num_processes > 1 and self.world_size == 1:
-            self.accelerator = Accelerator()
-            self._rank = state.process_index
-            self._world_size = state.num_processes
+            use_processes(self, Accelerator(), state.process_index, state.num_processes)
 
     def generate_until(self, requests: list[Any], disable_tqdm: bool = False) -> list[str]:
         if not requests:
             return []
-        originals = [self._original_prompt(req) for req in requests]
+        read = [read_request(req) for req in requests]
         window = self.max_length - max(
-            settings_from_gen_kwargs(req.args[1], self.max_gen_toks).max_new_tokens
-            for req in requests)
-        prepared = self.frontend.prepare(requests, window)
+            settings_from_gen_kwargs(request.gen_kwargs, self.max_gen_toks).max_new_tokens
+            for request in read)
+        prepared = self.frontend.prepare(read, window)
         outputs: list[GenerationOutput | None] = [None] * len(requests)
         self._answer_text(requests, prepared, outputs, disable_tqdm)
-        self._answer_soft(requests, prepared, outputs)
+        self._answer_soft(read, prepared, outputs)
         answers: list[str] = []
-        for req, prep, output, original in zip(requests, prepared, outputs, originals,
-                                               strict=True):
+        for request, prep, output in zip(read, prepared, outputs, strict=True):
             assert output is not None
-            self.account.file(req, prep, output, original)
+            self.account.file(request, prep, output, request.text)
             answers.append(output.text)
         return answers
 
-    def _original_prompt(self, req: Any) -> str:
-        """The uncompressed prompt (requests can be seen twice: repeats, rank padding)."""
-        if not hasattr(req, _ORIGINAL_PROMPT):
-            setattr(req, _ORIGINAL_PROMPT, req.args[0])
-            return str(req.args[0])
-        original = str(getattr(req, _ORIGINAL_PROMPT))
-        req.arguments = (original, *req.arguments[1:])
-        return original
-
     def _answer_text(self, requests: Sequence[Any], prepared: Sequence[PreparedRequest],
                      outputs: list[GenerationOutput | None], disable_tqdm: bool) -> None:
-        chosen = [i for i, p in enumerate(prepared) if p.text_prompt() is not None]
-        if not chosen:
+        """Answer the text compressions with the ``hf`` backend (``requests``: lm-eval's)."""
+        prompts = {i: text for i, p in enumerate(prepared)
+                   if (text := p.text_prompt()) is not None}
+        if not prompts:
             return
-        for i in chosen:
-            requests[i].arguments = (prepared[i].text_prompt(), *requests[i].arguments[1:])
-        hook: Any = getattr(self, "cache_hook")  # noqa: B009  (set by lm-eval, untyped)
-        self.cache_hook = _TimingHook(hook, self)
-        try:
-            texts = super().generate_until([requests[i] for i in chosen], disable_tqdm)
-        finally:
-            self.cache_hook = hook
-        for i, text in zip(chosen, texts, strict=True):
-            seconds, ttft, tokens = self._answer_timing.get(requests[i].args[0], (0.0, 0.0, 0))
+        for i, prompt in prompts.items():
+            set_prompt(requests[i], prompt)
+        with answers_noted(self, self._note_timing):
+            texts = super().generate_until([requests[i] for i in prompts], disable_tqdm)
+        for (i, prompt), text in zip(prompts.items(), texts, strict=True):
+            seconds, ttft, tokens = self._answer_timing.get(prompt, (0.0, 0.0, 0))
             outputs[i] = GenerationOutput(text, tokens, seconds, ttft)
 
-    def _answer_soft(self, requests: Sequence[Any], prepared: Sequence[PreparedRequest],
+    def _note_timing(self, prompt: Any) -> None:
+        """File the timing of the batch that answered ``prompt`` (answers come in row order)."""
+        seconds, ttft, counts = self._last_batch_timing
+        row = self._rows_reported
+        self._rows_reported += 1
+        self._answer_timing[prompt] = (seconds, ttft, counts[row] if row < len(counts) else 0)
+
+    def _answer_soft(self, requests: Sequence[GenerationRequest],
+                     prepared: Sequence[PreparedRequest],
                      outputs: list[GenerationOutput | None]) -> None:
         chosen = [i for i, p in enumerate(prepared) if p.text_prompt() is None]
         if not chosen:
@@ -164,7 +150,7 @@ class CompressedLM(HFLM):  # type: ignore[misc]
                             "but does not implement SoftDecoder.generate")
         groups: dict[GenerationSettings, list[int]] = {}
         for i in chosen:
-            settings = settings_from_gen_kwargs(requests[i].args[1], self.max_gen_toks)
+            settings = settings_from_gen_kwargs(requests[i].gen_kwargs, self.max_gen_toks)
             groups.setdefault(settings, []).append(i)
         batch = self.frontend.batch_size
         for settings, members in groups.items():
@@ -175,14 +161,14 @@ class CompressedLM(HFLM):  # type: ignore[misc]
                 for i, output in zip(group, answers, strict=True):
                     outputs[i] = output
 
-    def _model_generate(self, context: Any, max_length: int, stop: list[str],
-                        **generation_kwargs: Any) -> Any:
+    def generate_batch(self, context: Any, generate: Callable[..., Any],
+                       generation_kwargs: dict[str, Any]) -> Any:
+        """One batch of the ``hf`` backend, timed, with the new tokens of each row counted."""
         timer = _FirstTokenTimer()
         processors = generation_kwargs.pop("logits_processor", None) or LogitsProcessorList()
         processors.append(timer)
         start = time.perf_counter()
-        output = super()._model_generate(context, max_length, stop,
-                                         logits_processor=processors, **generation_kwargs)
+        output = generate(logits_processor=processors, **generation_kwargs)
         elapsed = time.perf_counter() - start
         first = timer.first - start if timer.first is not None else elapsed
         self._last_batch_timing = (elapsed, first, self._generated_counts(output, context))

@@ -8,12 +8,12 @@ import re
 import textwrap
 from typing import Any
 
-from bench._help import default_text
 from bench.compressors import ENTRY_POINT_GROUP, available_compressors, get_compressor_factory
 from bench.compressors._api import options_type_of
 from bench.demo import MODEL_FOLDER
 from bench.lmeval.plugin import MODELS
 from bench.lmeval.task_list import read_tasks
+from bench.substrate.help import default_text
 
 __all__ = ["MODEL_HELP", "compressors_help", "eval_help"]
 
@@ -115,9 +115,9 @@ def _models_help() -> str:
 
 def lm_eval_flags_help(program: str = "python -m bench") -> str:
     """lm-eval's ``run`` options, without its examples of unrelated tasks."""
-    from lm_eval._cli.harness import HarnessCLI
+    from bench.lmeval.adapter import run_command_parser
 
-    run = HarnessCLI()._subparsers.choices["run"]
+    run = run_command_parser()
     run.prog = f"{program} eval"
     if run.usage:
         run.usage = run.usage.replace("lm-eval run", run.prog)

@@ -4,28 +4,26 @@ lm-eval 0.4.13 has no plug-in discovery. :func:`register` adds our models to lm-
 registry as lazy ``module:Class`` entries, the way lm-eval lists its own built-ins, so a model's
 module (torch, transformers, the compressors) is imported only when that model is asked for;
 and it adds the project's task folder to every ``TaskManager`` as soon as ``lm_eval.tasks`` is
-imported. :func:`install_autoload` is run by the ``.pth`` file that the wheel installs: for a
-process started as ``lm_eval``/``lm-eval`` or ``python -m lm_eval`` (or with
-``COMPRESSBENCH_LM_EVAL=1``) it calls :func:`register` right after ``lm_eval._cli`` (the CLI package
-that ``lm_eval.__main__`` imports first) has been imported, before the CLI parses its arguments.
+imported (both through :mod:`bench.lmeval.adapter`). :func:`install_autoload` is run by the
+``.pth`` file that the wheel installs: for a process started as ``lm_eval``/``lm-eval`` or
+``python -m lm_eval`` (or with ``COMPRESSBENCH_LM_EVAL=1``) it calls :func:`register` right after
+lm-eval's CLI package has been imported, before the CLI parses its arguments; under an lm-eval
+version other than the supported one it says so in one line and leaves lm-eval alone.
 ``COMPRESSBENCH_LM_EVAL=0`` turns the autoload off, even for ``lm_eval``.
 """
 
 from __future__ import annotations
 
-import importlib.abc
-import importlib.machinery
 import os
 import sys
-from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+
+from bench.lmeval.import_hook import call_after_import
 
 AUTOLOAD_ENV = "COMPRESSBENCH_LM_EVAL"
-_CLI_MODULE = "lm_eval._cli"
-_TASKS_MODULE = "lm_eval.tasks"
-_LM_EVAL_MODULES = ("lm_eval", "lm_eval.__main__")
+_LM_EVAL_PACKAGE = "lm_eval"
+_LM_EVAL_MODULES = (_LM_EVAL_PACKAGE, "lm_eval.__main__")
 MODELS = {
     "compressed": "bench.lmeval.compressed_model:CompressedLM",
     "compressed_reader": "bench.lmeval.reader_model:CompressedReaderLM",
@@ -40,73 +38,11 @@ def register() -> None:
     global _registered
     if _registered:
         return
-    import lm_eval.models  # noqa: F401  (built-ins first: their lazy entries are added once)
-    from lm_eval.api.registry import model_registry
+    from bench.lmeval.adapter import add_task_folder, register_lazy_models
 
-    for name, target in MODELS.items():
-        if name not in model_registry:  # already there when its module was imported first
-            model_registry.register(name, target=target)
-    _after_import(_TASKS_MODULE, _add_task_folder)
+    register_lazy_models(MODELS)
+    add_task_folder(task_include_path)
     _registered = True
-
-
-def _add_task_folder(tasks_module: ModuleType) -> None:
-    manager_class: Any = tasks_module.TaskManager
-    original_init = manager_class.__init__
-    folder = str(task_include_path())
-
-    def init_with_project_tasks(self: Any, *args: Any, include_path: Any = None,
-                                **kwargs: Any) -> None:
-        paths: list[Any] = [] if include_path is None else (
-            list(include_path) if isinstance(include_path, (list, tuple)) else [include_path])
-        # A user's own folder comes first so that its tasks override ours, as lm-eval documents.
-        original_init(self, *args, include_path=[*paths, folder], **kwargs)
-
-    manager_class.__init__ = init_with_project_tasks
-
-
-def _after_import(module_name: str, then: Callable[[ModuleType], None]) -> None:
-    """Call ``then(module)`` now if ``module_name`` is imported, else right after its import."""
-    module = sys.modules.get(module_name)
-    if module is not None:
-        then(module)
-    else:
-        sys.meta_path.insert(0, _CallAfterImport(module_name, then))
-
-
-class _CallAfterImport(importlib.abc.MetaPathFinder):
-    """Finds one module once and gives it a loader that calls back after executing it."""
-
-    def __init__(self, module_name: str, then: Callable[[ModuleType], None]) -> None:
-        self._module_name = module_name
-        self._then = then
-
-    def find_spec(self, fullname: str, path: Sequence[str] | None,
-                  target: ModuleType | None = None) -> importlib.machinery.ModuleSpec | None:
-        if fullname != self._module_name:
-            return None
-        sys.meta_path.remove(self)
-        spec = importlib.machinery.PathFinder.find_spec(fullname, path)
-        if spec is not None and spec.loader is not None:
-            spec.loader = _CallingLoader(spec.loader, self._then)
-        return spec
-
-
-class _CallingLoader(importlib.abc.Loader):
-    def __init__(self, inner: Any, then: Callable[[ModuleType], None]) -> None:
-        self._inner = inner
-        self._then = then
-
-    def create_module(self, spec: importlib.machinery.ModuleSpec) -> ModuleType | None:
-        created: ModuleType | None = self._inner.create_module(spec)
-        return created
-
-    def exec_module(self, module: ModuleType) -> None:
-        self._inner.exec_module(module)
-        self._then(module)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._inner, name)
 
 
 def install_autoload() -> None:
@@ -116,7 +52,9 @@ def install_autoload() -> None:
         return
     program = os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else ""
     if program in ("lm_eval", "lm-eval") or _running_lm_eval_module() or switch == "1":
-        _after_import(_CLI_MODULE, _register_for_cli)
+        # The adapter checks lm-eval's version, which can be read once lm-eval is imported
+        # (while .pth files run, sys.path may still lack the folder that holds it).
+        call_after_import(_LM_EVAL_PACKAGE, _register_after_cli_import)
 
 
 def _running_lm_eval_module() -> bool:
@@ -138,7 +76,18 @@ def _running_lm_eval_module() -> bool:
     return False
 
 
-def _register_for_cli(_cli: ModuleType) -> None:
+def _register_after_cli_import(_package: ModuleType) -> None:
+    from bench.substrate.errors import InputError
+
+    try:
+        from bench.lmeval.adapter import after_cli_import
+    except InputError as error:  # an lm-eval version other than the supported one
+        sys.stderr.write(f"compressbench: lm-eval plug-in not loaded: {error}\n")
+        return
+    after_cli_import(_register_for_cli)
+
+
+def _register_for_cli() -> None:
     from bench.lmeval.cli_errors import install_excepthook
 
     register()

@@ -17,6 +17,7 @@ from lm_eval.api.registry import register_model
 from bench.compressors import TargetModel, build_compressor
 from bench.generation import GenerationOutput
 from bench.harness.answering import RunAccount, open_cache
+from bench.lmeval.adapter import read_request, set_prompt
 from bench.lmeval.lexical_reader import extract_answer
 from bench.records import CompressedText
 
@@ -44,24 +45,24 @@ class CompressedReaderLM(LM):  # type: ignore[misc]
         self.account = RunAccount(self.frontend, None)
 
     def generate_until(self, requests: list[Any], disable_tqdm: bool = False) -> list[str]:
-        originals = [str(req.args[0]) for req in requests]
-        prepared = self.frontend.prepare(requests)
+        read = [read_request(req) for req in requests]
+        prepared = self.frontend.prepare(read)
         answers = []
-        for req, prep, original in zip(requests, prepared, originals, strict=True):
+        for req, request, prep in zip(requests, read, prepared, strict=True):
             compressed = prep.compressed
             if not isinstance(compressed, CompressedText):
                 raise TypeError(f"compressed_reader reads text; compressor "
                                 f"{self.compressor.name!r} produces {type(compressed).__name__}")
-            req.arguments = (prep.text_prompt(), *req.arguments[1:])
+            set_prompt(req, prep.text_prompt())
             start = time.perf_counter()
-            if req.doc.get("kind") == "regeneration":
+            if request.doc.get("kind") == "regeneration":
                 answer = compressed.text
             else:
-                answer = extract_answer(compressed.text, str(req.doc.get("question", "")))
+                answer = extract_answer(compressed.text, str(request.doc.get("question", "")))
             seconds = time.perf_counter() - start
             tokens = self.frontend.target.count_tokens(answer)
-            self.account.file(req, prep, GenerationOutput(answer, tokens, seconds, seconds),
-                              original)
+            self.account.file(request, prep, GenerationOutput(answer, tokens, seconds, seconds),
+                              request.text)
             answers.append(answer)
         return answers
 

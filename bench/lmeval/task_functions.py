@@ -11,15 +11,14 @@ from pathlib import Path
 from typing import Any
 
 from bench import metrics
-from bench._errors import InputError
 from bench.harness import sample_log
 from bench.prepare.data_dir import benchmark_dir, verified_benchmark_dir
+from bench.substrate.errors import InputError
 
 QA_INSTRUCTION = (
     "Please finish the extractive question answering task. Just output the answer."
 )
 REGENERATION_INSTRUCTION = "Please repeat the following text exactly."
-REGENERATION_LENGTHS = (96, 192, 288, 384, 480)
 
 
 def _read_parquet(benchmark: str) -> Any:
@@ -95,26 +94,13 @@ def process_qa(doc: dict[str, Any], results: list[str]) -> dict[str, float]:
     """SQuAD EM/F1 (official normalisation) and the 500x-compatible variants."""
     prediction = results[0].strip()
     answers = [str(answer) for answer in doc["answers"]]
-    scores = {
-        "squad_exact_match": metrics.squad_exact_match(prediction, answers),
-        "squad_f1": metrics.squad_f1(prediction, answers),
-        "exact_match_500x": metrics.exact_match_500x(prediction, answers),
-        "f1_500x": metrics.f1_500x(prediction, answers),
-    }
-    return {**scores, **_efficiency(doc)}
+    return {**metrics.qa_scores(prediction, answers), **_efficiency(doc)}
 
 
 def process_regeneration(doc: dict[str, Any], results: list[str]) -> dict[str, float]:
     """Rouge-L-F and BLEU (rouge-score / sacrebleu) and the paper-compatible variants."""
     prediction = results[0].strip()
-    reference = str(doc["context"])
-    scores = {
-        "rouge_l_f": metrics.rouge_l_f(prediction, reference),
-        "bleu": metrics.bleu(prediction, reference),
-        "rouge_l_f_500x": metrics.rouge_l_f_500x(prediction, reference),
-        "bleu_500x": metrics.bleu_500x(prediction, reference),
-    }
-    return {**scores, **_efficiency(doc)}
+    return {**metrics.regeneration_scores(prediction, str(doc["context"])), **_efficiency(doc)}
 
 
 def task_folder() -> Path:

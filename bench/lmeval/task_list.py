@@ -1,4 +1,4 @@
-"""``python -m bench tasks``: the compressbench lm-eval tasks, read from the task folder,
+"""``python -m bench tasks``: the compressbench lm-eval tasks, from the declared benchmarks,
 with the prepared data each needs and whether the data directory holds it."""
 
 from __future__ import annotations
@@ -6,10 +6,8 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-import yaml
-
+from bench import specs
 from bench.lmeval.task_functions import task_folder
 from bench.prepare.data_dir import benchmark_dir, data_root
 
@@ -30,29 +28,19 @@ class TaskEntry:
         return bool(self.members)
 
 
-class _TaskLoader(yaml.SafeLoader):  # type: ignore[misc]
-    """Reads lm-eval task files, leaving ``!function`` references as plain strings."""
-
-
-_TaskLoader.add_constructor(
-    "!function", lambda loader, node: str(loader.construct_scalar(node)))  # type: ignore[arg-type]
-
-
-def read_tasks(folder: Path | None = None) -> list[TaskEntry]:
-    """Groups first, then tasks, each sorted by name."""
+def read_tasks() -> list[TaskEntry]:
+    """The tasks and groups of the declared benchmarks: groups first, then tasks, each sorted
+    by name (the task folder holds one file for each, see :mod:`bench.lmeval.task_files`)."""
     entries = []
-    for path in sorted((folder or task_folder()).glob("*.yaml")):
-        config: dict[str, Any] = yaml.load(path.read_text(encoding="utf-8"), Loader=_TaskLoader)
-        if "group" in config:
-            entries.append(TaskEntry(str(config["group"]), members=tuple(config["task"])))
-            continue
-        kwargs = config.get("dataset_kwargs") or {}
-        length = kwargs.get("length")
-        entries.append(TaskEntry(
-            str(config["task"]),
-            benchmark=str(kwargs.get("benchmark") or "regeneration"),
-            length=int(length) if length is not None else None,
-        ))
+    for spec in specs.benchmarks():
+        tasks = spec.task_lengths()
+        entries += [TaskEntry(task, benchmark=spec.name, length=length)
+                    for task, length in tasks.items()]
+        if spec.kind == "regeneration":
+            entries.append(TaskEntry(spec.task, members=tuple(tasks)))
+    qa = tuple(spec.task for spec in specs.benchmarks("qa"))
+    if qa:
+        entries.append(TaskEntry(specs.QA_GROUP, members=qa))
     return sorted(entries, key=lambda entry: (not entry.is_group, entry.name))
 
 

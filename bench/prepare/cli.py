@@ -1,7 +1,7 @@
 """Prepare benchmark data: ``python -m bench.prepare BENCHMARK --source SOURCE ...``.
 
-QA benchmarks (squad, hotpotqa, relation_extraction, race, arxivqa) come from an MRQA-format
-file or the Hugging Face ``mrqa`` dataset; regeneration comes from an Arxiv Corpus folder
+QA benchmarks (those declared in :mod:`bench.specs`) come from an MRQA-format file or the
+Hugging Face ``mrqa`` dataset; regeneration comes from an Arxiv Corpus folder
 of ``test_len{L}.parquet`` files. Each is written to ``OUT/<benchmark>/`` as
 ``test.parquet`` + ``README.md`` (card) + ``manifest.json`` (args, versions, hashes).
 
@@ -29,13 +29,10 @@ from typing import Any
 
 from transformers import PreTrainedTokenizerBase
 
-from bench._atomic import sha256_file
-from bench._errors import add_debug_flag, run_cli
-from bench._help import HelpFormatter
+from bench import specs
 from bench.prepare.cut import load_tokenizer
 from bench.prepare.data_dir import data_root
-from bench.prepare.hf_mrqa import HF_DATASET, HF_SUBSETS, load_hf_mrqa
-from bench.prepare.manifest import verify_if_built
+from bench.prepare.hf_mrqa import HF_DATASET, hf_benchmarks, load_hf_mrqa
 from bench.prepare.mrqa import read_mrqa
 from bench.prepare.prepared_io import QA_SCHEMA, REGENERATION_SCHEMA, tokenizer_info, write_prepared
 from bench.prepare.qa import build_qa_rows, sample_rows
@@ -45,11 +42,14 @@ from bench.prepare.regeneration import (
     read_corpus_lengths,
 )
 from bench.records import ContextSample
+from bench.substrate.errors import add_debug_flag, run_cli
+from bench.substrate.hashing import sha256_file
+from bench.substrate.help import HelpFormatter
+from bench.substrate.manifest import verify_if_built
 
 __all__ = [
     "BUILDER_VERSION",
     "PAPER_LENGTHS",
-    "QA_BENCHMARKS",
     "main",
     "prepare_benchmark",
     "prepare_regeneration",
@@ -57,7 +57,6 @@ __all__ = [
 ]
 
 BUILDER_VERSION = "1"
-QA_BENCHMARKS = ("squad", "hotpotqa", "relation_extraction", "race", "arxivqa")
 HF_SOURCES = ("hf", "hf:mrqa", f"hf:{HF_DATASET}")
 
 TokenizerArg = str | PreTrainedTokenizerBase
@@ -67,7 +66,7 @@ def _load_contexts(
     benchmark: str, source: str | Path, subset: str | None, clean_markup: bool
 ) -> tuple[list[ContextSample], dict[str, Any]]:
     if str(source) in HF_SOURCES:
-        if benchmark not in HF_SUBSETS:
+        if benchmark not in hf_benchmarks():
             raise ValueError(
                 f"{benchmark!r} has no Hugging Face source (its published data is gone); "
                 "pass an MRQA-format .jsonl/.jsonl.gz file built for it"
@@ -108,8 +107,9 @@ def prepare_benchmark(
     ``subset`` keeps only contexts whose line has ``"benchmark": subset`` (bundled demo
     file). ``out_root`` None means :func:`bench.prepare.data_dir.data_root`.
     """
-    if benchmark not in QA_BENCHMARKS:
-        raise ValueError(f"unknown QA benchmark {benchmark!r}; choose from {QA_BENCHMARKS}")
+    qa = tuple(spec.name for spec in specs.benchmarks("qa"))
+    if benchmark not in qa:
+        raise ValueError(f"unknown QA benchmark {benchmark!r}; choose from {qa}")
     if max_context_tokens < 1:
         raise ValueError(f"max_context_tokens must be >= 1, got {max_context_tokens}")
     tok = load_tokenizer(tokenizer)
@@ -305,13 +305,14 @@ def _parser() -> argparse.ArgumentParser:
         "and manifest.json.",
     )
     parser.add_argument(
-        "benchmark", choices=[*QA_BENCHMARKS, "regeneration"], help="benchmark to prepare"
+        "benchmark", choices=[spec.name for spec in specs.benchmarks()],
+        help="benchmark to prepare"
     )
     parser.add_argument(
         "--source",
         required=True,
         help="QA: an MRQA-format .jsonl/.jsonl.gz file, or 'hf' for the Hugging Face mrqa "
-        "dataset (squad, hotpotqa, relation_extraction, race; needs network on first use). "
+        f"dataset ({', '.join(hf_benchmarks())}; needs network on first use). "
         "regeneration: an Arxiv Corpus folder holding test_len{L}.parquet files",
     )
     parser.add_argument(
@@ -373,7 +374,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _run(argv: Sequence[str]) -> int:
     args = _parser().parse_args(argv)
-    if args.benchmark == "regeneration":
+    if specs.benchmark(args.benchmark).kind == "regeneration":
         try:
             lengths = [int(part) for part in args.lengths.split(",") if part.strip()]
         except ValueError:

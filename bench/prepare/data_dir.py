@@ -8,7 +8,7 @@ from pathlib import Path
 
 from platformdirs import user_cache_dir
 
-from bench.prepare.manifest import fill_rebuild, verify_folder
+from bench.substrate.manifest import fill_rebuild, verify_folder
 
 DATA_ENV = "COMPRESSBENCH_DATA"
 CORPUS_REBUILD = (
@@ -54,8 +54,8 @@ def verified_benchmark_dir(benchmark: str, root: Path | None = None) -> Path:
     """The folder of ``benchmark`` after checking it against its manifest.
 
     Raises :class:`MissingBenchmarkError` when it is absent and
-    :class:`bench.prepare.manifest.FolderCheckError` (with the command that rebuilds it) when it is
-    incomplete or altered. The check hashes each folder once per process.
+    :class:`bench.substrate.manifest.FolderCheckError` (with the command that rebuilds it) when
+    it is incomplete or altered. The check hashes each folder once per process.
     """
     folder = benchmark_dir(benchmark, root)
     if not folder.is_dir():

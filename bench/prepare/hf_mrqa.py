@@ -11,20 +11,19 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
+from bench import specs
 from bench.prepare.mrqa import MRQAFormatError, clean_mrqa_markup, context_id_for
 from bench.records import ContextSample, Question
 
-__all__ = ["HF_DATASET", "HF_SUBSETS", "contexts_from_hf_rows", "load_hf_mrqa"]
+__all__ = ["HF_DATASET", "contexts_from_hf_rows", "hf_benchmarks", "load_hf_mrqa"]
 
 HF_DATASET = "mrqa-workshop/mrqa"
 
-HF_SUBSETS: dict[str, tuple[str, str]] = {
-    "squad": ("SQuAD", "validation"),
-    "hotpotqa": ("HotpotQA", "validation"),
-    "relation_extraction": ("RelationExtraction", "test"),
-    "race": ("RACE", "test"),
-}
-"""benchmark -> (value of the ``subset`` column, split) in the hub dataset."""
+
+def hf_benchmarks() -> tuple[str, ...]:
+    """The declared benchmarks the hub dataset holds (their ``source``: the value of its
+    ``subset`` column and the split)."""
+    return tuple(spec.name for spec in specs.benchmarks("qa") if spec.source is not None)
 
 
 def _field(where: str, index: int, row: Mapping[str, Any], key: str, kind: type) -> Any:
@@ -82,14 +81,15 @@ def load_hf_mrqa(
     Returns the contexts and a provenance record (dataset, split, subset, fingerprint).
     Needs network access on first use; honours ``HF_DATASETS_OFFLINE`` afterwards.
     """
-    if benchmark not in HF_SUBSETS:
+    source = specs.benchmark(benchmark).source if benchmark in hf_benchmarks() else None
+    if source is None:
         raise ValueError(
             f"benchmark {benchmark!r} is not in the Hugging Face mrqa dataset; "
-            f"available: {', '.join(sorted(HF_SUBSETS))}"
+            f"available: {', '.join(sorted(hf_benchmarks()))}"
         )
     from datasets import load_dataset
 
-    subset, split = HF_SUBSETS[benchmark]
+    subset, split = source.subset, source.split
     from bench.hub import load_from_hub
 
     dataset = load_from_hub(

@@ -24,9 +24,9 @@ from contextlib import closing
 from pathlib import Path
 from typing import IO, Any
 
-from bench._errors import InputError
 from bench.prepare.formats import MRQA_SOURCES, foreign_format
 from bench.records import ContextSample, Question
+from bench.substrate.errors import InputError
 
 __all__ = [
     "MARKUP_TOKENS",

@@ -4,7 +4,7 @@ Parquet bytes are deterministic for equal rows and equal library versions: the t
 built from plain Python lists with an explicit schema (no pandas metadata), written with
 fixed options, and the manifest holds no timestamps and no output path.
 
-The folder is written as one unit (:func:`bench._atomic.atomic_directory`): killed at any
+The folder is written as one unit (:func:`bench.substrate.atomic.atomic_directory`): killed at any
 moment, it holds the previous complete benchmark or the new one. A benchmark without a
 single row is refused before anything is written.
 """
@@ -12,20 +12,19 @@ single row is refused before anything is written.
 from __future__ import annotations
 
 import os
-import platform
 import shlex
 from collections.abc import Mapping, Sequence
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 from transformers import PreTrainedTokenizerBase
 
-from bench._atomic import atomic_directory, atomic_path, atomic_write_text, sha256_file
 from bench.prepare.cut import tokenizer_name
-from bench.prepare.manifest import MANIFEST_NAME, write_manifest
+from bench.substrate.atomic import atomic_directory, atomic_write_text
+from bench.substrate.hashing import sha256_file
+from bench.substrate.manifest import MANIFEST_NAME, installed_versions, write_manifest
+from bench.substrate.parquet import write_parquet
 
 __all__ = [
     "PREPARED_FILES",
@@ -63,13 +62,8 @@ class NoUsableRowsError(ValueError):
 
 def library_versions() -> dict[str, str]:
     """Versions of the libraries that can change a prepared file's content or bytes."""
-    versions = {"python": platform.python_version()}
-    for package in ("compressbench", "transformers", "tokenizers", "pyarrow"):
-        try:
-            versions[package] = metadata.version(package)
-        except metadata.PackageNotFoundError:
-            versions[package] = "not installed"
-    return versions
+    return installed_versions(("compressbench", "transformers", "tokenizers", "pyarrow"),
+                              missing="not installed")
 
 
 def tokenizer_info(tokenizer: PreTrainedTokenizerBase) -> dict[str, Any]:
@@ -84,21 +78,6 @@ def tokenizer_info(tokenizer: PreTrainedTokenizerBase) -> dict[str, Any]:
     if local.is_file():
         info["tokenizer_json_sha256"] = sha256_file(local)
     return info
-
-
-def _write_parquet(path: Path, rows: Sequence[Mapping[str, Any]], schema: pa.Schema) -> None:
-    columns = {name: [row[name] for row in rows] for name in schema.names}
-    table = pa.Table.from_pydict(columns, schema=schema)
-    with atomic_path(path) as tmp:
-        pq.write_table(
-            table,
-            tmp,
-            compression="zstd",
-            compression_level=3,
-            row_group_size=max(1, len(rows)),
-            write_statistics=True,
-            store_schema=False,
-        )
 
 
 def _describe_counts(counts: Mapping[str, Any]) -> str:
@@ -167,7 +146,9 @@ def write_prepared(
     rebuild = rebuild_command(manifest)
     with atomic_directory(out_dir, owned=PREPARED_FILES) as staging:
         parquet = staging / "test.parquet"
-        _write_parquet(parquet, rows, schema)
+        columns = {name: [row[name] for row in rows] for name in schema.names}
+        write_parquet(pa.Table.from_pydict(columns, schema=schema), parquet,
+                      row_group_rows=len(rows), store_schema=False)
         shown = rebuild.replace("{parent}", "DATA_DIR")
         atomic_write_text(staging / "README.md", f"{card.rstrip()}\n\nRebuild: `{shown}`\n")
         full = dict(manifest)

@@ -10,14 +10,16 @@ import pyarrow.parquet as pq
 from tqdm import tqdm
 from transformers import PreTrainedTokenizerBase
 
+from bench import specs
 from bench.prepare.cut import cut_to_tokens
 from bench.prepare.data_dir import CORPUS_REBUILD
-from bench.prepare.manifest import verify_folder
 from bench.prepare.qa import sample_rows
+from bench.substrate.manifest import verify_folder
 
 __all__ = ["PAPER_LENGTHS", "build_regeneration_rows", "read_corpus_lengths"]
 
-PAPER_LENGTHS = (96, 192, 288, 384, 480)
+# The lengths of the paper's regeneration tasks.
+PAPER_LENGTHS = specs.benchmark("regeneration").lengths
 
 _CORPUS_COLUMNS = ("id", "text", "n_tokens", "length")
 
@@ -27,10 +29,10 @@ def read_corpus_lengths(
 ) -> tuple[dict[int, list[dict[str, str]]], dict[str, str]]:
     """Read ``test_len{L}.parquet`` of an Arxiv Corpus folder for every requested length.
 
-    The folder must match its manifest (:func:`bench.prepare.manifest.verify_folder`). Returns the
-    records per length and each file's path (for hashing). Raises ``FileNotFoundError``
-    naming the missing file and ``ValueError`` naming a missing column or a folder that
-    does not match its manifest.
+    The folder must match its manifest (:func:`bench.substrate.manifest.verify_folder`).
+    Returns the records per length and each file's path (for hashing). Raises
+    ``FileNotFoundError`` naming the missing file and ``ValueError`` naming a missing column
+    or a folder that does not match its manifest.
     """
     by_length: dict[int, list[dict[str, str]]] = {}
     files: dict[str, str] = {}

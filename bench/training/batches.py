@@ -3,7 +3,7 @@
 Every epoch is a seeded permutation of the examples cut to a multiple of the global batch
 (micro-batch x accumulation steps x processes), so a run sees the same examples in the same
 optimizer steps whichever way that global batch is split. The position in the data (epoch and
-micro-batches done by each process) is saved with the accelerate state and restored on resume.
+micro-batches done by each process) is saved in every checkpoint and restored on resume.
 """
 
 from __future__ import annotations
@@ -60,7 +60,7 @@ class EpochSampler(Sampler[int]):
 
 @dataclass
 class DataPosition:
-    """Where each process is in the data; saved by ``accelerator.save_state``."""
+    """Where each process is in the data; saved in each process's checkpoint state."""
 
     epoch: int = 0
     batches: int = 0

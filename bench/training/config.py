@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
+
+from bench.substrate.errors import InputError
 
 if TYPE_CHECKING:
     import torch
@@ -16,6 +19,13 @@ LM_TRAINING_METHODS = ("gist", "autocompressor")
 """The methods that train the LM itself (the others train an encoder beside a frozen base)."""
 SCHEDULES = ("constant", "linear")
 DTYPES = ("auto", "float32", "bfloat16")
+_AT_LEAST = {"num_mem": 1, "steps": 1, "batch_size": 1, "grad_accum": 1, "lora_r": 1,
+             "training_substeps": 1, "segments_per_substep": 1, "save_every": 1, "dev_size": 1,
+             "max_answer_tokens": 1, "max_train_examples": 1, "warmup_steps": 0,
+             "eval_every": 0, "eval_generate": 0, "keep_checkpoints": 0}
+"""The whole-number settings and their least value (keep_checkpoints 0: keep all)."""
+_ABOVE_ZERO = ("lr", "peak_tflops")
+_AT_LEAST_ZERO = ("weight_decay", "max_grad_norm")
 
 
 @dataclass(frozen=True)
@@ -79,10 +89,26 @@ class TrainConfig:
             raise ValueError(f"schedule must be 'constant' or 'linear', got {self.schedule!r}")
         if self.dtype not in DTYPES:
             raise ValueError(f"dtype must be auto, float32 or bfloat16, got {self.dtype!r}")
-        for name in ("num_mem", "steps", "batch_size", "grad_accum", "lora_r",
-                     "training_substeps", "segments_per_substep"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        self._check_numbers()
+
+    def _check_numbers(self) -> None:
+        """Refuse counts below their least value and rates that are not finite or negative
+        (``--lr inf``, ``--save-every 0``), naming the flag."""
+        for name, least in _AT_LEAST.items():
+            value = getattr(self, name)
+            if value is not None and value < least:
+                raise _bad_number(name, f"must be a whole number >= {least}, got {value}")
+        for name in (*_ABOVE_ZERO, *_AT_LEAST_ZERO):
+            value = getattr(self, name)
+            if value is None:
+                continue
+            above = name in _ABOVE_ZERO
+            if not math.isfinite(value) or value < 0 or (above and value == 0):
+                raise _bad_number(name, f"must be a finite number {'>' if above else '>='} 0, "
+                                        f"got {value}")
+        if not 0 <= self.lora_dropout < 1:
+            raise _bad_number("lora_dropout", f"must be a number in [0, 1), got "
+                                              f"{self.lora_dropout}")
 
     def layout_settings(self) -> Layout:
         """The input layout and training targets of this run (validated)."""
@@ -112,6 +138,10 @@ class TrainConfig:
         values = asdict(self)
         values["lora_targets"] = list(self.lora_targets)
         return values
+
+
+def _bad_number(name: str, problem: str) -> InputError:
+    return InputError(problem, field="--" + name.replace("_", "-"))
 
 
 # 500xCompressor paper, Table 3 (500 -> 4 tokens): the only setting whose step counts are

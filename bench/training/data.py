@@ -22,7 +22,7 @@ from pathlib import Path
 
 from bench.compressors.soft._model import Example
 from bench.prepare.data_dir import CORPUS_REBUILD, prepare_hint
-from bench.prepare.manifest import verify_if_built
+from bench.substrate.manifest import verify_if_built
 
 
 def _read_parquet(path: Path, columns: Sequence[str]) -> list[dict[str, object]]:

@@ -14,11 +14,11 @@ from typing import Any
 
 import torch
 
-from bench._atomic import atomic_path, atomic_write_json
 from bench.compressors.soft import checkpoint as ckpt
 from bench.compressors.soft import repo_checkpoint as repo
 from bench.compressors.soft._encoder import ADAPTER_NAME
 from bench.compressors.soft._model import SoftModel
+from bench.substrate.atomic import atomic_path, atomic_write_json
 
 PEFT_PREFIX = "soft.encoder.peft_model."
 MEMORY = "soft.encoder.memory"

@@ -1,14 +1,16 @@
 """The methods that fine-tune the LM itself: ``gist`` and ``autocompressor``.
 
 The LM is trained fully, or with LoRA (``--lora``; merged back when saved). Resumable
-checkpoints hold the accelerate state only; the evaluation export, in the method's published
-layout, is written once at the end: the main process loads the base again, sets it up as the
-run did (gist token, LoRA, summary embeddings), loads the trained tensors gathered from every
-process into it and saves it, so a sharded run needs no process to hold the whole model twice.
+checkpoints hold the training state only (:mod:`.resume`); the evaluation export, in the
+method's published layout, is written once at the end: the main process loads the base again,
+sets it up as the run did (gist token, LoRA, summary embeddings), loads the trained tensors
+gathered from every process into it and saves it, so a sharded run needs no process to hold
+the whole model twice. Its ``config.json`` records the run's inputs (``training_inputs``).
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import partial
@@ -18,6 +20,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from bench.substrate.atomic import atomic_write_text
 from bench.training.config import LM_TRAINING_METHODS, TrainConfig
 from bench.training.method import MethodParts
 
@@ -116,7 +119,7 @@ def load_trained(module: nn.Module, weights: dict[str, torch.Tensor]) -> None:
     module.load_state_dict({name: weights[name] for name in trained}, strict=False)
 
 
-def _export(config: TrainConfig, cuda: bool, directory: Path,
+def _export(config: TrainConfig, cuda: bool, inputs: dict[str, Any], directory: Path,
             weights: dict[str, torch.Tensor], final: bool) -> None:
     from bench.training.autocompressor_method import save_autocompressor
     from bench.training.gist_method import save_gist
@@ -125,20 +128,29 @@ def _export(config: TrainConfig, cuda: bool, directory: Path,
     load_trained(built.module, weights)
     if config.method == "gist":
         save_gist(built.model, built.tokenizer, config.num_mem, directory)
-        return
-    summary = built.module.get_parameter("embed_summary.weight")
-    save_autocompressor(built.model, summary, built.tokenizer, directory)
+    else:
+        summary = built.module.get_parameter("embed_summary.weight")
+        save_autocompressor(built.model, summary, built.tokenizer, directory)
+    _record_inputs(directory / "config.json", inputs)
 
 
-def lm_method_parts(config: TrainConfig, cuda: bool) -> MethodParts:
-    """The parts of a gist or AutoCompressor run."""
+def _record_inputs(config_file: Path, inputs: dict[str, Any]) -> None:
+    """Add the identities of the run's inputs to the exported model's ``config.json``."""
+    config = json.loads(config_file.read_text(encoding="utf-8"))
+    config["training_inputs"] = inputs
+    atomic_write_text(config_file, json.dumps(config, indent=2, sort_keys=True) + "\n")
+
+
+def lm_method_parts(config: TrainConfig, cuda: bool, inputs: dict[str, Any]) -> MethodParts:
+    """The parts of a gist or AutoCompressor run (``inputs``: their identities, recorded in
+    the exported ``config.json``)."""
     built = BUILDERS[config.method](config, cuda)
     model = built.model.get_base_model() if config.lora else built.model
     external = ([built.module.get_parameter("embed_summary.weight")]
                 if config.method == "autocompressor" else [])
     return MethodParts(
         module=built.module, collate=built.collate, base=model,
-        export=partial(_export, config, cuda), checkpoint_export=False,
+        export=partial(_export, config, cuda, inputs), checkpoint_export=False,
         external_parameters=external,
         flops_per_parameter_token=4 if config.lora else FULL_FINETUNE_FLOPS,
         supports_deepspeed=config.method != "autocompressor" or config.training_substeps == 1)

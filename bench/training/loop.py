@@ -21,25 +21,24 @@ from typing import TYPE_CHECKING, Any
 import torch
 from tqdm.auto import tqdm
 
-from bench._atomic import atomic_write_json
-from bench.compressors.soft import checkpoint as ckpt
 from bench.compressors.soft._model import Example
+from bench.substrate.atomic import atomic_directory, atomic_write_json, atomic_write_text
+from bench.substrate.errors import InputError
 from bench.training import state as run_state
 from bench.training.batches import DataPosition, micro_batches, training_loader
 from bench.training.config import LM_TRAINING_METHODS, TrainConfig
 from bench.training.data import load_examples
 from bench.training.evaluation import evaluate
 from bench.training.export import check_repo_export
+from bench.training.inputs import Identity, check_same_inputs, input_identities
 from bench.training.method import MethodParts, backward_passes
+from bench.training.resume import TrainingState, load_training_state, save_training_state
 from bench.training.strategy import (
     check_fsdp,
     gathered_trainable_state,
     is_deepspeed,
-    keep_trainable_in_state,
-    load_kwargs,
     make_accelerator,
     prepare_deepspeed,
-    save_kwargs,
     without_zero3_init,
 )
 from bench.training.throughput import compute_parameters, mfu, peak_tflops
@@ -48,10 +47,13 @@ if TYPE_CHECKING:
     from accelerate import Accelerator
 
 LOG_FILE = "train_log.jsonl"
-# Settings a resumed run may change; every other one must match the checkpoint's.
+METRICS_FILE = "metrics.json"
+# Settings a resumed run may change; every other one must match the checkpoint's. The inputs
+# (base, data, dev, init_from) may move, but their content must match (see .inputs).
 RESUMABLE_CHANGES = ("steps", "eval_every", "eval_generate", "save_every", "keep_checkpoints",
                      "progress", "peak_tflops", "export_500x_repo", "out", "base", "data",
                      "dev", "dev_size", "init_from")
+Inputs = dict[str, Identity | None]
 
 
 @dataclass
@@ -112,7 +114,7 @@ def train_step(accelerator: Accelerator, module: Any, optimizer: Any, micro: Seq
 
 
 def _check_resumable(directory: Path, recorded: dict[str, Any], config: TrainConfig,
-                     processes: int) -> None:
+                     processes: int, inputs: Inputs) -> None:
     where = directory / run_state.STATE_FILE
     if recorded.get("processes") != processes:
         raise ValueError(f"{where}: written by {recorded.get('processes')} processes, this run "
@@ -123,6 +125,7 @@ def _check_resumable(directory: Path, recorded: dict[str, Any], config: TrainCon
             raise ValueError(f"{where}: trained with {name}={value!r}, this run has "
                              f"{current.get(name)!r}; resume with the same settings or use "
                              "another --out")
+    check_same_inputs(where, recorded.get("inputs"), inputs)
 
 
 @dataclass
@@ -136,6 +139,7 @@ class _Run:
     out: Path
     history: list[dict[str, Any]]
     dev: list[Example]
+    state: TrainingState
 
     @property
     def main(self) -> bool:
@@ -147,7 +151,7 @@ class _Run:
                                            self.dev, config.batch_size)}
         self.history.append(record)
         if self.main:
-            atomic_write_json(self.out / "metrics.json", self.history)
+            atomic_write_json(self.out / METRICS_FILE, self.history)
             tqdm.write(f"step {step}: " + ", ".join(
                 f"{k}={v:.4g}" for k, v in record.items() if k != "step"))
 
@@ -159,64 +163,97 @@ class _Run:
     def save(self, step: int, scalars: dict[str, Any]) -> None:
         """Every process writes its part of ``checkpoint-<step>`` (see :mod:`.state`)."""
         accelerator, out = self.accelerator, self.out
-        staging = run_state.staging_dir(out, step)
-        if self.main:
-            staging.mkdir(parents=True, exist_ok=True)
-        accelerator.wait_for_everyone()
-        accelerator.save_state(str(staging), **save_kwargs(accelerator))
-        weights = (gathered_trainable_state(accelerator, self.module)
-                   if self.parts.checkpoint_export else {})
-        accelerator.wait_for_everyone()
-        if self.main:
-            if self.parts.checkpoint_export:
-                self.parts.export(staging, weights, False)
-            atomic_write_json(staging / run_state.STATE_FILE, scalars)
-            run_state.publish(staging, run_state.checkpoint_dir(out, step))
-            run_state.prune(out, self.config.keep_checkpoints)
+        with run_state.staged(out, step, self.main) as staging:
+            accelerator.wait_for_everyone()
+            export = self.parts.checkpoint_export
+            weights = (gathered_trainable_state(accelerator, self.module)
+                       if export or not is_deepspeed(accelerator) else {})
+            save_training_state(staging, self.state, weights)
+            accelerator.wait_for_everyone()
+            if self.main:
+                if export:
+                    self.parts.export(staging, weights, False)
+                atomic_write_json(staging / run_state.STATE_FILE, scalars)
+                run_state.publish(staging, run_state.checkpoint_dir(out, step))
+                run_state.prune(out, self.config.keep_checkpoints)
         accelerator.wait_for_everyone()
 
     def export_final(self) -> Path:
         weights = gathered_trainable_state(self.accelerator, self.module)
         final = self.out / "final"
         if self.main:
-            with ckpt.atomic_directory(final) as tmp, without_zero3_init(self.accelerator):
+            with atomic_directory(final) as tmp, without_zero3_init(self.accelerator):
                 self.parts.export(tmp, weights, True)
         self.accelerator.wait_for_everyone()
         return final
 
 
-def _resume(run: _Run, processes: int) -> int:
-    """Load the newest checkpoint, if any; returns its step."""
-    out, accelerator = run.out, run.accelerator
-    if run.main:
-        out.mkdir(parents=True, exist_ok=True)
+def _checkpoint_to_resume(config: TrainConfig, accelerator: Accelerator, inputs: Inputs
+                          ) -> tuple[Path, dict[str, Any]] | None:
+    """The newest checkpoint of ``config.out`` and what it records, if there is one; it must
+    have been written with the same settings and inputs."""
+    out = Path(config.out)
+    if accelerator.is_main_process:
         run_state.remove_staging(out)
     accelerator.wait_for_everyone()
     resume = run_state.latest_checkpoint(out)
     if resume is None:
-        return 0
+        return None
     recorded = run_state.read_trainer_state(resume)
-    _check_resumable(resume, recorded, run.config, processes)
-    accelerator.load_state(str(resume), **load_kwargs(accelerator))
-    run.history[:] = recorded["history"]
-    step = int(recorded["step"])
-    log = out / LOG_FILE
-    if run.main and log.is_file():
-        kept = [line for line in log.read_text(encoding="utf-8").splitlines()
-                if line and json.loads(line)["step"] <= step]
-        log.write_text("".join(line + "\n" for line in kept), encoding="utf-8")
+    _check_resumable(resume, recorded, config, accelerator.num_processes, inputs)
+    return resume, recorded
+
+
+def _resume(run: _Run, found: tuple[Path, dict[str, Any]] | None) -> int:
+    """Restore the checkpoint found, if any, and drop the log records after it; returns its
+    step."""
+    step = 0
+    if found is not None:
+        directory, recorded = found
+        load_training_state(directory, run.state)
+        run.history[:] = recorded["history"]
+        step = recorded["step"]
+    if run.main:
+        run.out.mkdir(parents=True, exist_ok=True)
+        _trim_log(run.out / LOG_FILE, step)
+        if (run.out / METRICS_FILE).is_file():
+            atomic_write_json(run.out / METRICS_FILE, run.history)
+    run.accelerator.wait_for_everyone()
     return step
 
 
-def method_parts(config: TrainConfig, cuda: bool) -> MethodParts:
-    """The parts of ``config.method``'s run."""
+def _trim_log(log: Path, step: int) -> None:
+    """Keep the records of steps up to ``step``; a last line cut off by a kill is dropped."""
+    if not log.is_file():
+        return
+    lines = [line for line in log.read_text(encoding="utf-8", errors="replace").splitlines()
+             if line.strip()]
+    kept = []
+    for number, line in enumerate(lines, 1):
+        try:
+            record = json.loads(line)
+        except ValueError:
+            if number == len(lines):
+                break
+            raise InputError("not a JSON record", log, number,
+                             hint="remove the line or the file") from None
+        if not isinstance(record, dict) or not isinstance(record.get("step"), int):
+            raise InputError("a record without its step", log, number,
+                             hint="remove the line or the file")
+        if record["step"] <= step:
+            kept.append(line)
+    atomic_write_text(log, "".join(line + "\n" for line in kept))
+
+
+def method_parts(config: TrainConfig, cuda: bool, inputs: Inputs) -> MethodParts:
+    """The parts of ``config.method``'s run (``inputs``: recorded in the export)."""
     if config.method in LM_TRAINING_METHODS:
         from bench.training.lm_methods import lm_method_parts
 
-        return lm_method_parts(config, cuda)
+        return lm_method_parts(config, cuda, inputs)
     from bench.training.soft_method import soft_parts
 
-    return soft_parts(config, cuda)
+    return soft_parts(config, cuda, inputs)
 
 
 def train(config: TrainConfig, accelerator: Accelerator | None = None) -> TrainResult:
@@ -226,9 +263,11 @@ def train(config: TrainConfig, accelerator: Accelerator | None = None) -> TrainR
     if config.export_500x_repo:
         check_repo_export(config.method, tuple(config.lora_targets))
     accelerator = accelerator or make_accelerator(config)
+    inputs = input_identities(config)
+    found = _checkpoint_to_resume(config, accelerator, inputs)
     set_seed(config.seed, device_specific=True)
     cuda = accelerator.device.type == "cuda"
-    parts = method_parts(config, cuda)
+    parts = method_parts(config, cuda, inputs)
     parameters = compute_parameters(parts.base)
     train_set, dev_set = load_examples(config.data, config.kind, config.dev, config.dev_size,
                                        config.seed, config.max_train_examples)
@@ -247,11 +286,10 @@ def train(config: TrainConfig, accelerator: Accelerator | None = None) -> TrainR
                                       config.batch_size * config.grad_accum * processes)
     module, optimizer, loader, scheduler = accelerator.prepare(module, optimizer, loader,
                                                                scheduler)
-    keep_trainable_in_state(accelerator, module)
     position = DataPosition()
-    accelerator.register_for_checkpointing(position)
-    run = _Run(config, accelerator, module, parts, Path(config.out), [], dev_set)
-    step = _resume(run, processes)
+    state = TrainingState(accelerator, module, optimizer, scheduler, position)
+    run = _Run(config, accelerator, module, parts, Path(config.out), [], dev_set, state)
+    step = _resume(run, found)
     if step == 0 and config.eval_every > 0:
         run.log_eval(0)
     peak = config.peak_tflops or (peak_tflops(torch.cuda.get_device_name()) if cuda else None)
@@ -291,7 +329,7 @@ def train(config: TrainConfig, accelerator: Accelerator | None = None) -> TrainR
             run.log_eval(step)
         if step % config.save_every == 0 or step == config.steps:
             run.save(step, {"step": step, "history": run.history, "processes": processes,
-                            "config": config.as_json()})
+                            "config": config.as_json(), "inputs": inputs})
     bar.close()
     if peak and result.train_seconds:
         result.mfu = mfu(result.tokens_per_second, parameters, processes, peak,

@@ -84,9 +84,10 @@ def clip_examples(examples: Sequence[Example], max_answer: int, tokenizer: Any) 
     return clipped
 
 
-def _export(config: TrainConfig, soft: SoftModel, directory: Path,
+def _export(config: TrainConfig, soft: SoftModel, inputs: dict[str, Any], directory: Path,
             weights: dict[str, torch.Tensor], final: bool) -> None:
-    write_compressbench(directory, weights, soft, config.base, config.as_json())
+    write_compressbench(directory, weights, soft, config.base,
+                        {**config.as_json(), "inputs": inputs})
     if final and config.export_500x_repo:
         write_500x_repo(directory, weights)
 
@@ -95,14 +96,15 @@ def _collate(soft: SoftModel, max_answer_tokens: int, examples: list[Example]) -
     return soft.training_batch(clip_examples(examples, max_answer_tokens, soft.tokenizer))
 
 
-def soft_parts(config: TrainConfig, cuda: bool) -> MethodParts:
-    """The parts of a 500x/ICAE run."""
+def soft_parts(config: TrainConfig, cuda: bool, inputs: dict[str, Any]) -> MethodParts:
+    """The parts of a 500x/ICAE run (``inputs``: their identities, recorded in the export's
+    ``training`` settings)."""
     tokenizer, base = load_base(config, cuda)
     soft = build_model(config, base, tokenizer)
     module = TrainingModule(soft)
     return MethodParts(
         module=module, collate=partial(_collate, soft, config.max_answer_tokens), base=base,
-        export=partial(_export, config, soft), checkpoint_export=True,
+        export=partial(_export, config, soft, inputs), checkpoint_export=True,
         external_parameters=module.external_parameters(),
         generate=partial(generation_metrics, model=soft, batch_size=config.batch_size,
                          n_generate=config.eval_generate,

@@ -1,9 +1,9 @@
 """What differs between one process, DDP, FSDP and DeepSpeed ZeRO-3 (all through accelerate).
 
 The strategy comes from ``accelerate launch --config_file configs/accelerate/...``; this module
-creates the :class:`accelerate.Accelerator`, adjusts the DeepSpeed config to the run, keeps the
-frozen base weights out of DDP/single-process checkpoints and gathers the trained tensors of a
-sharded model on the main process (every process must call :func:`gathered_trainable_state`).
+creates the :class:`accelerate.Accelerator`, adjusts the DeepSpeed config to the run and
+gathers the trained tensors of a sharded model on the main process (every process must call
+:func:`gathered_trainable_state`).
 """
 
 from __future__ import annotations
@@ -11,8 +11,7 @@ from __future__ import annotations
 import contextlib
 import os
 from collections.abc import Iterator
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
@@ -21,9 +20,6 @@ from bench.training.config import LM_TRAINING_METHODS, TrainConfig
 
 if TYPE_CHECKING:
     from accelerate import Accelerator
-
-ACCELERATE_WEIGHTS = "model.safetensors"
-
 
 def mixed_precision(config: TrainConfig, cuda: bool) -> str:
     """bf16 autocast on CUDA (for ``--dtype auto|bfloat16``) unless the launch config says
@@ -141,54 +137,6 @@ def without_zero3_init(accelerator: Accelerator) -> Iterator[None]:
         accelerator.state.deepspeed_plugin.set_deepspeed_weakref()
 
 
-def save_kwargs(accelerator: Accelerator) -> dict[str, Any]:
-    """Arguments of ``accelerator.save_state``: DeepSpeed leaves the frozen base out."""
-    return {"exclude_frozen_parameters": True} if is_deepspeed(accelerator) else {}
-
-
-def load_kwargs(accelerator: Accelerator) -> dict[str, Any]:
-    """Arguments of ``accelerator.load_state`` matching :func:`save_kwargs`."""
-    return {"load_module_strict": False} if is_deepspeed(accelerator) else {}
-
-
-def _bare(key: str) -> str:
-    return key.removeprefix("module.")
-
-
-def keep_trainable_in_state(accelerator: Accelerator, model: nn.Module) -> None:
-    """Without FSDP/DeepSpeed, ``save_state`` writes only the trained tensors (not the
-    frozen base model) and ``load_state`` reads exactly those back."""
-    if is_fsdp(accelerator) or is_deepspeed(accelerator):
-        return
-    # Names as the unwrapped module has them: save_state may hand over the state dict of a
-    # DDP wrapper ("module." prefix) or of the module itself.
-    inner = accelerator.unwrap_model(model)
-    trainable = {name for name, p in inner.named_parameters() if p.requires_grad}
-
-    def drop_frozen(models: list[nn.Module], weights: list[dict[str, Any]], _: str) -> None:
-        for state in weights:
-            for key in [key for key in state if _bare(key) not in trainable]:
-                del state[key]
-
-    def load_trainable(models: list[nn.Module], input_dir: str) -> None:
-        from safetensors.torch import load_file
-
-        file = Path(input_dir) / ACCELERATE_WEIGHTS
-        for wrapped in models:
-            state = {_bare(key): value for key, value in load_file(str(file)).items()}
-            if set(state) != trainable:
-                missing = sorted(trainable - set(state))
-                extra = sorted(set(state) - trainable)
-                raise ValueError(f"{file}: holds other tensors than this run trains (missing "
-                                 f"{missing[:3]}, unexpected {extra[:3]}); resume with the "
-                                 "settings it was written with")
-            accelerator.unwrap_model(wrapped).load_state_dict(state, strict=False)
-        models.clear()
-
-    accelerator.register_save_state_pre_hook(drop_frozen)
-    accelerator.register_load_state_pre_hook(load_trainable)
-
-
 def gathered_trainable_state(accelerator: Accelerator, model: nn.Module
                              ) -> dict[str, torch.Tensor]:
     """Full CPU copies of every trainable parameter of the prepared ``model`` by name (names
@@ -204,7 +152,7 @@ def gathered_trainable_state(accelerator: Accelerator, model: nn.Module
     state = get_model_state_dict(inner, options=options)
     if not accelerator.is_main_process:
         return {}
-    return {_clean(key): value.detach().cpu().clone() for key, value in state.items()
+    return {clean_name(key): value.detach().cpu().clone() for key, value in state.items()
             if isinstance(value, torch.Tensor)}
 
 
@@ -219,8 +167,12 @@ def _gathered_zero3(accelerator: Accelerator, model: nn.Module) -> dict[str, tor
         return {name: p.detach().cpu().clone() for name, p in named}
 
 
-def _clean(name: str) -> str:
+def clean_name(name: str) -> str:
     """A parameter name without the wrappers' prefixes (DDP, FSDP1, torch.compile)."""
     for wrapper in ("_fsdp_wrapped_module.", "_orig_mod.", "_checkpoint_wrapped_module."):
         name = name.replace(wrapper, "")
     return name.removeprefix("module.")
+
+
+def check_launched_strategy(accelerator: Accelerator) -> None:
+    """STUB"""

@@ -26,7 +26,8 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from data_builders._io import atomic_write_json, sha256_bytes, sha256_file
+from bench.substrate.atomic import atomic_write_json
+from bench.substrate.hashing import sha256_bytes, sha256_file
 from data_builders.arxiv.atom import Page, QueryRejectedError
 from data_builders.arxiv.pages import DEFAULT_API_URL, ApiSettings, PageClient, PageError
 from data_builders.arxiv.records import Paper, normalize_whitespace, parse_timestamp

@@ -22,9 +22,10 @@ import numpy as np
 import pyarrow.parquet as pq
 from tqdm import tqdm
 
-from bench._atomic import atomic_directory, atomic_path
-from bench.prepare.manifest import MANIFEST_NAME
-from data_builders._io import link_or_copy, sha256_file, write_parquet
+from bench.substrate.atomic import atomic_directory, atomic_path, link_or_copy
+from bench.substrate.hashing import sha256_file
+from bench.substrate.manifest import MANIFEST_NAME
+from bench.substrate.parquet import write_parquet
 from data_builders.arxiv import api, sources
 from data_builders.arxiv.config import BuildConfig, BuildResult
 from data_builders.arxiv.records import Paper

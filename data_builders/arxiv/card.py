@@ -8,10 +8,11 @@ from pathlib import Path
 from statistics import mean
 from typing import TYPE_CHECKING, Any
 
-from bench.prepare.manifest import write_manifest
+from bench.substrate.atomic import atomic_write_text
+from bench.substrate.hashing import sha256_file
+from bench.substrate.manifest import write_manifest
 from data_builders import BUILDER_VERSION
 from data_builders._cards import markdown_table, package_versions
-from data_builders._io import atomic_write_text, sha256_file
 
 if TYPE_CHECKING:
     from data_builders.arxiv.config import BuildConfig, BuildResult

@@ -8,13 +8,13 @@ import math
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from bench._errors import InputError, add_debug_flag, run_cli
-from bench._help import HelpFormatter
-from data_builders._io import BadRecordError
+from bench.substrate.errors import InputError, add_debug_flag, run_cli
+from bench.substrate.help import HelpFormatter
 from data_builders.arxiv.api import DEFAULT_API_URL, ApiFetchError, ApiSettings
 from data_builders.arxiv.build import build
 from data_builders.arxiv.config import BuildConfig
 from data_builders.arxiv.records import parse_cli_date
+from data_builders.arxiv.sources import BadRecordError
 from data_builders.arxiv.splits import Windows
 
 DEFAULT_TIMEOUT = ApiSettings.timeout_seconds
@@ -277,7 +277,8 @@ def _run(argv: Sequence[str]) -> int:
     try:
         result = build(config)
     except BadRecordError as error:
-        raise InputError(error.reason, error.path, error.line, error.field, _hint(error)) from error
+        raise InputError(error.problem, error.path, error.line, error.field,
+                         _hint(error)) from error
     for name in sorted(result.rows):
         print(f"{name}: {result.rows[name]} rows")
     print(f"wrote {config.out}")

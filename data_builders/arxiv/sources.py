@@ -26,7 +26,7 @@ from typing import Any
 
 import orjson
 
-from data_builders._io import BadRecordError
+from bench.substrate.errors import InputError
 from data_builders.arxiv.records import (
     Paper,
     normalize_whitespace,
@@ -46,6 +46,13 @@ _DAYS: dict[str, date] = {}
 _MAX_DAYS = 100_000
 # ``created`` with the day before eight characters of time (no whitespace) and `` GMT``.
 _CREATED = re.compile(r"(.*) \S{8} GMT", re.DOTALL)
+
+
+class BadRecordError(InputError):
+    """An input record that cannot be used, located by file, line and field."""
+
+    def __init__(self, path: Path | str, line: int, field: str, reason: str) -> None:
+        super().__init__(reason, path, line, field)
 
 
 def clean_text(value: str) -> str:

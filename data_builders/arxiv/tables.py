@@ -8,7 +8,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from data_builders._io import write_parquet
+from bench.substrate.parquet import ROW_GROUP_ROWS, open_parquet_writer, write_parquet
 from data_builders.arxiv.records import Paper
 
 SPLIT_SCHEMA = pa.schema(
@@ -22,10 +22,6 @@ SPLIT_SCHEMA = pa.schema(
     ]
 )
 GROUP_SCHEMA = SPLIT_SCHEMA.append(pa.field("length", pa.int64()))
-# The settings of data_builders._io.write_parquet (a test holds the two to the same bytes).
-ROW_GROUP_ROWS = 65536
-PARQUET_OPTIONS = {"compression": "zstd", "compression_level": 3, "use_dictionary": True,
-                   "write_statistics": True}
 
 
 def split_table(papers: Sequence[Paper], n_tokens: Sequence[int]) -> pa.Table:
@@ -63,7 +59,7 @@ def group_table(papers: Sequence[Paper], cut_texts: Sequence[str], length: int) 
 
 class SplitWriter:
     """Writes one split in row groups as its rows arrive (sorted by id), to the very bytes
-    :func:`data_builders._io.write_parquet` gives for the whole :func:`split_table`.
+    :func:`bench.substrate.parquet.write_parquet` gives for the whole :func:`split_table`.
 
     Rows are held as Arrow parts of ``part_rows`` until a row group (``row_group_rows``, the
     size ``write_parquet`` uses) is full; each group is made one contiguous table before it
@@ -103,7 +99,7 @@ class SplitWriter:
         table = pa.concat_tables(self._parts)
         group, rest = table.slice(0, rows), table.slice(rows)
         if self._writer is None:
-            self._writer = pq.ParquetWriter(self.path, SPLIT_SCHEMA, **PARQUET_OPTIONS)
+            self._writer = open_parquet_writer(self.path, SPLIT_SCHEMA)
         self._writer.write_table(group.combine_chunks(), row_group_size=self.row_group_rows)
         self._parts = [rest] if rest.num_rows else []
         self._buffered = rest.num_rows

@@ -15,11 +15,12 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from bench._atomic import atomic_directory
 from bench.prepare.data_dir import CORPUS_REBUILD
-from bench.prepare.manifest import MANIFEST_NAME, verify_folder
 from bench.prepare.prepared_io import QA_SCHEMA as PREPARED_QA_SCHEMA
-from data_builders._io import atomic_write_text, sha256_file, write_parquet
+from bench.substrate.atomic import atomic_directory, atomic_write_text
+from bench.substrate.hashing import sha256_file
+from bench.substrate.manifest import MANIFEST_NAME, verify_folder
+from bench.substrate.parquet import write_parquet
 from data_builders.arxivqa.cache import ResponseCache, request_key
 from data_builders.arxivqa.client import Job, Usage, run_jobs
 from data_builders.arxivqa.config import Context, QAConfig, QAResult

@@ -10,7 +10,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from data_builders._io import atomic_write_json, sha256_bytes
+from bench.substrate.atomic import atomic_write_json
+from bench.substrate.hashing import sha256_bytes
 
 
 def request_key(model: str, prompt: str) -> str:

@@ -7,10 +7,11 @@ import shlex
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from bench.prepare.manifest import write_manifest
+from bench.substrate.atomic import atomic_write_text
+from bench.substrate.hashing import sha256_bytes, sha256_file
+from bench.substrate.manifest import write_manifest
 from data_builders import BUILDER_VERSION
 from data_builders._cards import markdown_table, package_versions
-from data_builders._io import atomic_write_text, sha256_bytes, sha256_file
 from data_builders.arxivqa.prompt import DEFAULT_TEMPLATE
 
 if TYPE_CHECKING:

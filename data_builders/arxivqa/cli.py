@@ -8,8 +8,8 @@ import traceback
 from collections.abc import Sequence
 from pathlib import Path
 
-from bench._errors import add_debug_flag, run_cli
-from bench._help import HelpFormatter
+from bench.substrate.errors import add_debug_flag, run_cli
+from bench.substrate.help import HelpFormatter
 from data_builders._secrets import MIN_SECRET_LENGTH, masked_output, register_secret
 from data_builders.arxivqa.build import IncompleteError, generate
 from data_builders.arxivqa.card import estimated_cost

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from bench._errors import InputError
+from bench.substrate.errors import InputError
 
 CONTEXT_FIELD = "{truncated_context}"
 NUMBER_FIELD = "{number}"

@@ -8,8 +8,9 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
+from bench import specs
 from bench.__main__ import main
-from bench.demo import QA_BENCHMARKS, describe_counts, describe_outputs
+from bench.demo import describe_counts, describe_outputs
 
 
 def test_prepare_only_prints_the_model_and_the_real_counts_and_runs_nothing(
@@ -20,7 +21,7 @@ def test_prepare_only_prints_the_model_and_the_real_counts_and_runs_nothing(
     data = re.search(r"^\[demo\] data: (\S+)", out, re.M)
     assert model is not None and data is not None, out
     assert (Path(model.group(1)) / "config.json").is_file()
-    for benchmark in QA_BENCHMARKS:
+    for benchmark in (spec.name for spec in specs.benchmarks("qa")):
         rows = pq.read_table(Path(data.group(1)) / benchmark / "test.parquet").num_rows
         assert f"{benchmark} {rows} questions" in out
     texts = pq.read_table(Path(data.group(1)) / "regeneration" / "test.parquet").num_rows

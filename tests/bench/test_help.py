@@ -11,9 +11,9 @@ from typing import Any
 
 import pytest
 
-from bench._help import default_text
 from bench.compressors import _api, available_compressors, parse_options
 from bench.compressors._api import options_type_of
+from bench.substrate.help import default_text
 
 
 def _parsers() -> dict[str, argparse.ArgumentParser]:

@@ -16,9 +16,9 @@ from typing import ClassVar
 
 import pytest
 
-from bench._errors import InputError
 from bench.demo import bundled_path
 from bench.hub import HubLoadError, load_from_hub
+from bench.substrate.errors import InputError
 
 REPO = Path(__file__).resolve().parents[2]
 HUB_ID = "compressbench-test/no-such-model"

@@ -22,7 +22,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from bench.prepare.manifest import write_manifest
+from bench.substrate.manifest import write_manifest
 from data_builders._secrets import mask_secrets, masked_output, register_secret
 from data_builders.arxivqa.cache import ResponseCache
 from data_builders.arxivqa.cli import main

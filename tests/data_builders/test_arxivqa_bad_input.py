@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from bench._errors import DEBUG_ENV
+from bench.substrate.errors import DEBUG_ENV
 from data_builders.arxivqa.cli import main
 from tests.data_builders.conftest import REPO
 

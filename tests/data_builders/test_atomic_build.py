@@ -16,11 +16,11 @@ from typing import Any
 import pyarrow.parquet as pq
 import pytest
 
-from bench._atomic import KILL_AFTER_WRITES_ENV
 from bench.prepare.cli import main as prepare_main
 from bench.prepare.data_dir import CORPUS_REBUILD
-from bench.prepare.manifest import FolderCheckError, fill_rebuild, verify_folder
 from bench.prepare.regeneration import read_corpus_lengths
+from bench.substrate.atomic import KILL_AFTER_WRITES_ENV
+from bench.substrate.manifest import FolderCheckError, fill_rebuild, verify_folder
 from bench.training.data import load_examples
 from data_builders.arxiv.cli import main
 from data_builders.arxiv.tables import SPLIT_SCHEMA

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from bench._errors import DEBUG_ENV
+from bench.substrate.errors import DEBUG_ENV
 from data_builders.arxiv.cli import main
 from data_builders.arxiv.sources import TRUNCATED
 from tests.data_builders.conftest import REPO, random_text

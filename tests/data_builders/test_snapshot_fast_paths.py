@@ -10,9 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from data_builders._io import BadRecordError
 from data_builders.arxiv.records import normalize_whitespace, parse_timestamp
-from data_builders.arxiv.sources import _created_date, clean_text, iter_snapshot
+from data_builders.arxiv.sources import BadRecordError, _created_date, clean_text, iter_snapshot
 from tests.data_builders.conftest import FIXTURES, shared_path
 
 SPLIT_AT = [chr(c) for c in range(sys.maxunicode + 1) if len(f"a{chr(c)}b".split()) == 2]

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from data_builders._io import BadRecordError
+from bench.substrate.errors import InputError
 from data_builders.arxiv.records import normalize_whitespace, parse_timestamp, split_id
-from data_builders.arxiv.sources import iter_jsonl, iter_snapshot
+from data_builders.arxiv.sources import BadRecordError, iter_jsonl, iter_snapshot
 from tests.data_builders.conftest import FIXTURES, jsonl_record, shared_path, write_jsonl
 
 
@@ -93,3 +93,11 @@ def test_helpers() -> None:
     assert split_id("https://arxiv.org/abs/hep-th/9901001v12") == ("hep-th/9901001", 12)
     assert parse_timestamp("2023-12-31T23:30:00-02:00") == date(2024, 1, 1)
     assert parse_timestamp("Mon, 2 Apr 2007 19:18:42 GMT") == date(2007, 4, 2)
+
+
+def test_bad_records_are_input_errors() -> None:
+    error = BadRecordError("papers.jsonl", 7, "abstract", "empty text")
+    assert isinstance(error, InputError)
+    assert (error.problem, error.path, error.line, error.field) == (
+        "empty text", "papers.jsonl", 7, "abstract")
+    assert str(error) == "papers.jsonl:7: field 'abstract': empty text"

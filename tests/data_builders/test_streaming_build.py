@@ -13,13 +13,13 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from data_builders._io import write_parquet
+from bench.substrate.parquet import PARQUET_OPTIONS, write_parquet
 from data_builders.arxiv import overlap, runs
 from data_builders.arxiv.cli import main
 from data_builders.arxiv.records import Paper
 from data_builders.arxiv.runs import PaperFile, SortedRuns
 from data_builders.arxiv.splits import AbstractIndex, Windows, merge_ids
-from data_builders.arxiv.tables import PARQUET_OPTIONS, SplitWriter, split_table
+from data_builders.arxiv.tables import SplitWriter, split_table
 from tests.data_builders.conftest import jsonl_record, random_text, write_jsonl
 
 WINDOWS = Windows(train_before=date(2023, 7, 1), after=date(2024, 1, 1),

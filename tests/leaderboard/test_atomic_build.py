@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from bench._atomic import KILL_AFTER_WRITES_ENV
-from bench.prepare.manifest import FolderCheckError, fill_rebuild, verify_folder
+from bench.substrate.atomic import KILL_AFTER_WRITES_ENV
+from bench.substrate.manifest import FolderCheckError, fill_rebuild, verify_folder
 from leaderboard._cli import main
 from tests.kill_points import kill_sweep, leftovers, run_forked, snapshot
 from tests.leaderboard.conftest import FIXTURE_RUNS

@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from bench._errors import DEBUG_ENV
+from bench.substrate.errors import DEBUG_ENV, InputError
+from leaderboard import LeaderboardError
 from leaderboard._cli import main
 from leaderboard._runs import load_run, row_key
 from tests.leaderboard._lmeval_files import write_results
@@ -202,3 +203,10 @@ def test_a_score_too_large_to_compute_with_is_refused(
     err = _fails_with(capsys, _build_args(one_run, out), out)
     assert err.startswith("error: table 'raw', row 'stories260K / zero_shot', column 'SQuAD F1': "
                           "inf is not a finite number")
+
+
+def test_leaderboard_errors_are_located_like_every_input_error() -> None:
+    error = LeaderboardError("not a number", "runs/results.json", 3, field="acc",
+                             hint="fix the file")
+    assert isinstance(error, InputError)
+    assert str(error) == "runs/results.json:3: field 'acc': not a number; fix the file"

@@ -11,14 +11,14 @@ import pytest
 from leaderboard import read_runs
 from leaderboard._bits import bits_per_token, floor_bits
 from leaderboard._cli import main
-from leaderboard._metrics import METRIC_STYLES
+from leaderboard._metrics import metric_style
 from leaderboard._plots import all_plots, bits_floors, figure_score_vs_bits
 from leaderboard._runs import merge_runs
 from leaderboard._tables import BITS_COLUMNS, Rows, efficiency_table
 from tests.leaderboard._lmeval_files import write_results
 from tests.leaderboard.conftest import FIXTURE_RUNS
 
-NAMES = METRIC_STYLES["squad"]
+NAMES = metric_style("squad")
 SQUAD, RACE = "compressed_squad", "compressed_race"
 # row folder -> (model_args, {task: (squad_f1, compressed_bits, original_tokens)})
 RUNS: dict[str, tuple[str, dict[str, tuple[float, float, float]]]] = {

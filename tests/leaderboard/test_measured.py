@@ -14,7 +14,7 @@ import pytest
 
 from leaderboard import read_runs, run_folder_name
 from leaderboard._cli import main
-from leaderboard._metrics import QA_TASKS, REGENERATION_TASKS
+from leaderboard._metrics import qa_tasks, regeneration_tasks
 from leaderboard._runs import STOCK_SUFFIX, RowKey, load_run, model_name
 from leaderboard._tables import ALL_ZERO, LIMITED
 from tests.leaderboard._lmeval_files import write_results
@@ -48,7 +48,8 @@ def board(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
 
 
 def _counts_title(task: str) -> str:
-    return f"{QA_TASKS[task]} n" if task in QA_TASKS else f"n {REGENERATION_TASKS[task]}"
+    titles = qa_tasks()
+    return f"{titles[task]} n" if task in titles else f"n {regeneration_tasks()[task]}"
 
 
 def test_every_score_says_how_many_documents_it_averages(board: dict[str, Any]) -> None:
@@ -86,7 +87,7 @@ def test_standard_errors_are_lm_evals_and_combine_in_averages(tmp_path: Path) ->
     row = _table(board, "raw")[_label(NONE_RUN)]
     results = fixture_results(NONE_RUN)["results"]
     errors = []
-    for task, bench in QA_TASKS.items():
+    for task, bench in qa_tasks().items():
         error = results[task]["squad_f1_stderr,none"] * 100
         value = results[task]["squad_f1,none"] * 100
         cell = row[f"{bench} F1"]

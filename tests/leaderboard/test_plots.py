@@ -18,7 +18,7 @@ from matplotlib.text import Text
 
 from leaderboard import read_runs
 from leaderboard._families import FAMILY_MARKERS, family
-from leaderboard._metrics import METRIC_STYLES, REGENERATION_TASKS
+from leaderboard._metrics import metric_style, regeneration_tasks
 from leaderboard._plots import (
     figure_score_vs_bits,
     figure_score_vs_compression,
@@ -30,7 +30,7 @@ from leaderboard._tables import Rows, efficiency_values
 from tests.leaderboard._lmeval_files import write_results
 from tests.leaderboard.conftest import FIXTURE_RUNS
 
-NAMES = METRIC_STYLES["squad"]
+NAMES = metric_style("squad")
 
 
 @pytest.fixture(scope="module")
@@ -139,9 +139,8 @@ def test_length_plot_spans_the_lengths_that_were_run(rows: Rows) -> None:
     fig = figure_score_vs_length(rows, NAMES)
     assert fig is not None
     (ax,) = fig.axes
-    run = sorted(
-        {REGENERATION_TASKS[t] for tasks in rows.values() for t in tasks if t in REGENERATION_TASKS}
-    )
+    lengths = regeneration_tasks()
+    run = sorted({lengths[t] for tasks in rows.values() for t in tasks if t in lengths})
     assert len(run) > 1 and list(ax.get_xticks()) == run
     plotted = {x for line in ax.get_lines() for x in line.get_xdata()}  # type: ignore[union-attr]
     assert plotted == set(run)

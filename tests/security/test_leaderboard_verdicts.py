@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from bench._errors import DEBUG_ENV
+from bench.substrate.errors import DEBUG_ENV
 from leaderboard._cli import main
 from tests.leaderboard.conftest import FIXTURE_RUNS
 

@@ -20,7 +20,7 @@ from typing import Any
 
 import torch
 
-from bench._errors import InputError, one_line
+from bench.substrate.errors import InputError, one_line
 
 #: The JSON types a field may have: one or several of bool, int, float, str, list, dict.
 FieldTypes = type | tuple[type, ...]

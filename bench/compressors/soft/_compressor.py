@@ -12,7 +12,6 @@ from typing import Any
 import torch
 from transformers import PreTrainedModel
 
-from bench._atomic import sha256_file
 from bench.compressors._api import CompressionRequest, TargetModel
 from bench.compressors.soft import checkpoint as ckpt
 from bench.compressors.soft._decode import DecoderItem, greedy_generate, greedy_ids
@@ -21,6 +20,7 @@ from bench.compressors.soft._layout import Layout
 from bench.compressors.soft._model import SoftModel
 from bench.generation import DecoderPrompt, GenerationOutput, GenerationSettings
 from bench.records import CompressedContext, CompressionStats
+from bench.substrate.hashing import sha256_file
 
 DEFAULT_NUM_MEM = 4
 

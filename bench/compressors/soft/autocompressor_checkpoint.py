@@ -18,12 +18,12 @@ from typing import Any
 
 import torch
 
-from bench._atomic import sha256_file
 from bench.compressors.soft._checkpoint_files import (
     CheckpointFileError,
     read_json,
     read_tensors,
 )
+from bench.substrate.hashing import sha256_file
 
 SUMMARY_WEIGHT = "embed_summary.weight"
 #: Weight files in the order they are looked for; an index names the shard holding a tensor.

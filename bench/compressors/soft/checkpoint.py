@@ -10,22 +10,16 @@ by :mod:`.repo_checkpoint`). A checkpoint directory holds
   tensors under ``lora.<peft name>``;
 * optionally the training state (see :mod:`bench.training.state`) for resuming.
 
-Directories are written to a temporary sibling and renamed into place.
+Directories are written as one unit (:func:`bench.substrate.atomic.atomic_directory`).
 """
 
 from __future__ import annotations
 
-import contextlib
-import os
-import shutil
-import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import torch
 
-from bench._atomic import atomic_path, atomic_write_json
 from bench.compressors.soft._checkpoint_files import (
     CheckpointFileError,
     FieldTypes,
@@ -36,6 +30,7 @@ from bench.compressors.soft._checkpoint_files import (
 )
 from bench.compressors.soft._encoder import ADAPTER_NAME, LoraSettings
 from bench.compressors.soft._layout import Layout
+from bench.substrate.atomic import atomic_directory, atomic_path, atomic_write_json
 
 if TYPE_CHECKING:
     from transformers import PreTrainedModel
@@ -112,25 +107,6 @@ def weights_state(model: SoftModel) -> dict[str, torch.Tensor]:
     if model.encoder.trigger is not None:
         state["trigger"] = model.encoder.trigger
     return {key: value.detach().cpu().contiguous() for key, value in state.items()}
-
-
-@contextlib.contextmanager
-def atomic_directory(path: Path) -> Iterator[Path]:
-    """Yield a temporary directory that replaces ``path`` when the block succeeds."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
-    try:
-        yield tmp
-        old = None
-        if path.exists():
-            old = path.parent / f".{path.name}.old-{os.getpid()}"
-            os.replace(path, old)
-        os.replace(tmp, path)
-        if old is not None:
-            shutil.rmtree(old)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
 
 
 def write_weights(model: SoftModel, directory: Path, config: dict[str, Any]) -> None:

@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from bench._atomic import sha256_file
 from bench.compressors.soft._checkpoint_files import existing, read_tensors
+from bench.substrate.hashing import sha256_file
 
 if TYPE_CHECKING:
     import torch

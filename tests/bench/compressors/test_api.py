@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from bench._errors import one_line
 from bench.compressors._api import parse_options
 from bench.compressors.soft._compressor import SoftOptions
 from bench.compressors.soft.cram import CramOptions
 from bench.lmeval.cli_errors import user_facing
+from bench.substrate.errors import one_line
 
 
 @pytest.mark.parametrize(("options_type", "key"), [(CramOptions, "lr"), (CramOptions, "beta2"),

@@ -40,7 +40,7 @@ def write_squad_benchmark(root: Path) -> None:
     folder.mkdir(parents=True)
     pq.write_table(pa.table(rows), folder / "test.parquet")
     (folder / "README.md").write_text("# squad (test fixture)\n", encoding="utf-8")
-    from bench.prepare.manifest import write_manifest
+    from bench.substrate.manifest import write_manifest
 
     write_manifest(folder, {"benchmark": "squad", "rows": 4},
                    "write_squad_benchmark in tests/bench/compressors/test_lm_eval_cli.py")

@@ -38,8 +38,7 @@ class Request:
 
     def __init__(self, context: str, question: str) -> None:
         self.doc = {"context": context, "question": question, "instruction": "Do it."}
-        self.args: tuple[str, dict[str, Any]] = (
-            f"Do it. Context: {context} Question: {question} Answer:", {})
+        self.text = f"Do it. Context: {context} Question: {question} Answer:"
 
 
 @pytest.fixture(scope="module")

@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 
 from bench.harness import sample_log
+from bench.lmeval.adapter import chat_prompt
 from bench.lmeval.api_models import SoftCompressorRefused
-from bench.lmeval.api_prompts import dump_messages
 from tests.bench.lmeval.openai_server import CHAT, COMPLETIONS, TinyModelServer, serving
 from tests.conftest import read_results, read_samples
 
@@ -360,11 +360,11 @@ def test_the_tokenizer_is_required(offline_data, base_url):
 def test_chat_messages_round_trip_as_lm_eval_writes_them():
     messages = [{"role": "system", "content": "Be brief."},
                 {"role": "user", "content": "Zürich – \"quoted\"\nline"}]
-    assert json.loads(dump_messages(messages).prompt) == messages
+    assert json.loads(chat_prompt(messages).prompt) == messages
     from lm_eval.models.api_models import TemplateAPI
 
     class _Plain:
         tokenizer_backend = None
         tokenized_requests = False
 
-    assert TemplateAPI.apply_chat_template(_Plain(), messages) == dump_messages(messages)
+    assert TemplateAPI.apply_chat_template(_Plain(), messages) == chat_prompt(messages)

@@ -102,8 +102,8 @@ def test_a_failed_hub_load_of_lm_evals_backends_is_one_line_naming_model_args():
 
 
 def test_a_missing_regeneration_length_names_the_command_that_adds_it(data_env: Path):
-    from bench._errors import InputError
     from bench.lmeval import task_functions
+    from bench.substrate.errors import InputError
 
     with pytest.raises(InputError) as caught:
         task_functions.load_regeneration(length=480)

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from bench import specs
 from bench.harness import sample_log
 from bench.lmeval import task_functions
 from bench.prepare.data_dir import MissingBenchmarkError
@@ -49,7 +50,7 @@ def test_process_results_adds_the_models_sample_record():
     finally:
         sample_log.clear()
     assert scores["compression_ratio"] == 0.5 and scores["flops_ratio"] == 0.4
-    assert set(sample_log.EFFICIENCY_METRICS) <= set(scores)
+    assert set(specs.metric_names("efficiency")) - {"requested_rate"} <= set(scores)
 
 
 def test_regeneration_scores_a_perfect_copy_as_one():

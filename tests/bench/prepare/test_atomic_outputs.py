@@ -15,14 +15,14 @@ from typing import Any
 
 import pytest
 
-from bench._atomic import KILL_AFTER_WRITES_ENV
 from bench.demo_data import demo_qa_path, demo_regeneration_records
 from bench.lmeval.task_functions import load_qa
 from bench.prepare.cli import main, prepare_regeneration_from_texts
 from bench.prepare.data_dir import prepare_hint, verified_benchmark_dir
-from bench.prepare.manifest import FolderCheckError, fill_rebuild
 from bench.prepare.mrqa import read_mrqa
 from bench.prepare.prepared_io import NoUsableRowsError
+from bench.substrate.atomic import KILL_AFTER_WRITES_ENV
+from bench.substrate.manifest import FolderCheckError, fill_rebuild
 from bench.tiny import train_tokenizer
 from tests.kill_points import (
     fail_in_staging,

@@ -13,9 +13,9 @@ from typing import Any
 
 import pytest
 
-from bench._errors import DEBUG_ENV
 from bench.prepare.cli import main
 from bench.prepare.formats import MRQA_SOURCES
+from bench.substrate.errors import DEBUG_ENV
 from bench.tiny import train_tokenizer
 
 REPO = Path(__file__).resolve().parents[3]

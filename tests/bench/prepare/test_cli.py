@@ -11,18 +11,20 @@ import pyarrow.parquet as pq
 import pytest
 from transformers import AutoTokenizer
 
+from bench import specs
 from bench.demo_data import demo_qa_path, demo_regeneration_records
 from bench.prepare.cli import (
-    QA_BENCHMARKS,
     main,
     prepare_benchmark,
     prepare_regeneration,
     prepare_regeneration_from_texts,
 )
 from bench.prepare.cut import count_tokens, cut_to_tokens
-from bench.prepare.manifest import write_manifest
 from bench.prepare.mrqa import read_mrqa
+from bench.substrate.manifest import write_manifest
 from bench.tiny import train_tokenizer
+
+QA_BENCHMARKS = [spec.name for spec in specs.benchmarks("qa")]
 
 SHARED = Path(__file__).resolve().parents[3] / ".." / "shared"
 SQUAD_DEV = SHARED / "data" / "mrqa_dev" / "SQuAD.jsonl.gz"

@@ -32,3 +32,12 @@ def story_corpus(stories: Path, tmp_path_factory: pytest.TempPathFactory) -> Pat
     tokenizer = AutoTokenizer.from_pretrained(str(stories))
     texts = sample_texts(model, tokenizer, 200, 48, seed=0)
     return write_text_corpus(texts, tmp_path_factory.mktemp("stories_corpus"), dev=16)
+
+
+@pytest.fixture()
+def small_corpus(tmp_path: Path) -> Path:
+    """A pretraining folder of 48 short fixed texts (instant, unlike :func:`story_corpus`)."""
+    from bench.training.synthetic import write_text_corpus
+
+    texts = [f"Lily had {n} red balls. She gave {n % 3} of them to Tom." for n in range(48)]
+    return write_text_corpus(texts, tmp_path / "small_corpus", dev=8)

@@ -6,13 +6,15 @@ from __future__ import annotations
 
 import importlib.util
 import json
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from bench.substrate.errors import DEBUG_ENV
 from bench.training.config import TrainConfig
-from bench.training.strategy import check_fsdp, mixed_precision
+from bench.training.strategy import check_fsdp, check_launched_strategy, mixed_precision
 
 CONFIGS = Path(__file__).resolve().parents[3] / "configs" / "accelerate"
 
@@ -152,3 +154,59 @@ def test_zero3_config_passes_deepspeed_validation(monkeypatch: pytest.MonkeyPatc
     assert parsed.zero_optimization_stage == 3
     assert (parsed.train_batch_size, parsed.gradient_accumulation_steps) == (4, 2)
     assert parsed.bfloat16_config.enabled
+
+
+@pytest.fixture()
+def fresh_accelerate_state() -> Iterator[None]:
+    """accelerate keeps its state in process-wide singletons: start and leave them empty."""
+    from accelerate.state import AcceleratorState, GradientState
+
+    AcceleratorState._reset_state(reset_partial_state=True)
+    GradientState._reset_state()
+    yield
+    AcceleratorState._reset_state(reset_partial_state=True)
+    GradientState._reset_state()
+
+
+@pytest.mark.usefixtures("fresh_accelerate_state")
+def test_a_zero3_launch_that_runs_without_deepspeed_is_refused(
+        stories: Path, small_corpus: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """accelerate drops DeepSpeed without a word for CPU processes (``--cpu``): the run
+    must not train as something other than the ZeRO-3 it was launched for."""
+    from bench.train import main
+
+    _apply(_launch_env("deepspeed_zero3"), monkeypatch)
+    monkeypatch.setenv("ACCELERATE_USE_CPU", "1")
+    monkeypatch.delenv(DEBUG_ENV, raising=False)
+    out = tmp_path / "out"
+    status = main(["pretrain", "--preset", "tiny-cpu", "--method", "500x", "--base",
+                   str(stories), "--data", str(small_corpus), "--out", str(out), "--steps", "2",
+                   "--eval-every", "0", "--no-progress"])
+    error = capsys.readouterr().err
+    assert status == 2
+    assert error == ("error: the launch config asks for DEEPSPEED (ACCELERATE_USE_DEEPSPEED="
+                     "true) but accelerate runs NO: it drops DEEPSPEED for CPU processes "
+                     "(--cpu, use_cpu: true, ACCELERATE_USE_CPU); launch on GPUs, or without "
+                     "DEEPSPEED (configs/accelerate/ddp.yaml)\n")
+    assert not out.exists()
+
+
+def test_an_accelerator_that_miscounts_the_processes_is_refused(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Under DeepSpeed without GPUs accelerate counts one process on every rank: each would
+    read every batch and write as the main process."""
+    from accelerate.utils import DistributedType
+
+    class Stand:
+        distributed_type = DistributedType.DEEPSPEED
+        num_processes = 1
+
+    accelerator: Any = Stand()
+    monkeypatch.delenv("ACCELERATE_USE_DEEPSPEED", raising=False)
+    monkeypatch.setattr("torch.distributed.is_initialized", lambda: True)
+    monkeypatch.setattr("torch.distributed.get_world_size", lambda: 2)
+    with pytest.raises(ValueError, match="accelerate counts 1 process but 2 were launched"):
+        check_launched_strategy(accelerator)
+    accelerator.num_processes = 2
+    check_launched_strategy(accelerator)

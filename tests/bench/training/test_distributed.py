@@ -6,10 +6,15 @@ same step and the loss is normalised by the global batch's target tokens, so the
 up to float32 summation order (the tolerance below: per-element gradient sums over a different
 batch shape and an all-reduce differ in the last bits; Adam divides by the running RMS, so
 such differences stay at a few ulps of the weights over 4 steps).
+
+accelerate drops DeepSpeed for processes it runs on CPU (``ACCELERATE_USE_CPU``), so the
+ZeRO-3 runs go without it, on DeepSpeed's CPU accelerator (gloo), and every run's recorded
+strategy is checked: a ZeRO-3 test that ran plain DDP would fail.
 """
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import json
 import os
@@ -57,16 +62,37 @@ def _command(processes: int, config: Path, port: int, *extra: str) -> list[str]:
             "--master_port", str(port), str(RUNNER), str(config), *extra]
 
 
-def _environment() -> dict[str, str]:
-    return {**os.environ, "ACCELERATE_USE_CPU": "1", "OMP_NUM_THREADS": "1",
-            "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "PYTHONPATH": str(REPO)}
+def _environment(*extra: str) -> dict[str, str]:
+    """CPU processes: accelerate's multi-CPU mode, or DeepSpeed's CPU accelerator for
+    ``--deepspeed`` (where ``ACCELERATE_USE_CPU`` would switch DeepSpeed off)."""
+    cpu = ({"DS_ACCELERATOR": "cpu", "CUDA_VISIBLE_DEVICES": ""} if "--deepspeed" in extra
+           else {"ACCELERATE_USE_CPU": "1"})
+    environment = {key: value for key, value in os.environ.items()
+                   if not key.startswith("ACCELERATE_")}
+    return {**environment, **cpu, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1",
+            "HF_DATASETS_OFFLINE": "1", "PYTHONPATH": str(REPO)}
 
 
 def _run(processes: int, config: Path, port: int, *extra: str) -> Path:
-    done = subprocess.run(_command(processes, config, port, *extra), env=_environment(),
-                          cwd=REPO, capture_output=True, text=True, timeout=900, check=False)
+    done = subprocess.run(_command(processes, config, port, *extra),
+                          env=_environment(*extra), cwd=REPO, capture_output=True, text=True,
+                          timeout=900, check=False)
     assert done.returncode == 0, done.stderr[-4000:]
     return config.parent / "out"
+
+
+def _strategy(out: Path) -> str:
+    """The distributed type the run recorded in its last checkpoint."""
+    last = sorted(out.glob("checkpoint-*"))[-1]
+    return str(json.loads((last / "trainer_state.json").read_text())["distributed_type"])
+
+
+def _expected_strategy(processes: int, extra: tuple[str, ...]) -> str:
+    if "--deepspeed" in extra:
+        return "DEEPSPEED"
+    if "--fsdp" in extra or "--fsdp-layers" in extra:
+        return "FSDP"
+    return "MULTI_CPU" if processes > 1 else "NO"
 
 
 def _weights(out: Path) -> dict[str, torch.Tensor]:
@@ -105,9 +131,11 @@ def test_split_global_batch_gives_the_same_update(
     port = {"accumulated": 29711, "ddp": 29712, "fsdp": 29713, "zero3": 29714}[name]
     out = _run(processes, _write_config(tmp_path, story_corpus, stories, **settings), port,
                *extra)
+    assert _strategy(out) == _expected_strategy(processes, extra)
     reference, split = _weights(one_batch_of_four), _weights(out)
     difference = _max_diff(reference, split)
-    print(f"{name}: max |weight diff| vs 1 x 4 = {difference:.3g}")
+    print(f"{name}: max |weight diff| vs 1 x 4 = {difference:.3g}, losses "
+          f"{_losses(out)} vs {_losses(one_batch_of_four)}")
     assert difference <= WEIGHTS_ATOL
     assert _losses(out) == pytest.approx(_losses(one_batch_of_four), rel=LOSS_RTOL)
     moved = _max_diff(reference, _initial_weights(stories))
@@ -149,6 +177,7 @@ def test_fine_tuned_lm_methods_give_the_same_update_on_two_processes(
                                   **settings), port)
     split = _run(2, _write_config(tmp_path / "split", story_corpus, stories, batch_size=2,
                                   **settings), port + 1, *extra)
+    assert _strategy(split) == _expected_strategy(2, extra)
     initial = _lm_weights_of(stories)
     reference, other = _lm_weights(whole), _lm_weights(split)
     assert reference.keys() == other.keys()
@@ -196,32 +225,63 @@ def _wait_for_step(log: Path, step: int, process: subprocess.Popen[bytes]) -> No
     raise AssertionError(f"step {step} not reached")
 
 
+def _descendants(pid: int) -> list[int]:
+    """The processes below ``pid`` (torchrun starts its workers in sessions of their own)."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            parent = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+        children.setdefault(parent, []).append(int(stat.parent.name))
+    found, pending = [], [pid]
+    while pending:
+        for child in children.get(pending.pop(), []):
+            found.append(child)
+            pending.append(child)
+    return found
+
+
+def _kill_with_workers(process: subprocess.Popen[bytes]) -> None:
+    """SIGKILL a torchrun launcher and every worker it started."""
+    workers = _descendants(process.pid)
+    os.killpg(process.pid, signal.SIGKILL)
+    for worker in workers:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(worker, signal.SIGKILL)
+    process.wait()
+
+
 @pytest.mark.parametrize(("strategy", "extra"), [
-    ("ddp", ()), pytest.param("zero3", ("--deepspeed",), marks=NEEDS_DEEPSPEED)])
+    ("ddp", ()), ("fsdp", ("--fsdp",)),
+    pytest.param("zero3", ("--deepspeed",), marks=NEEDS_DEEPSPEED)])
 @pytest.mark.slow
 def test_killed_run_resumes_to_the_same_weights(story_corpus: Path, stories: Path,
                                                 tmp_path: Path, strategy: str,
                                                 extra: tuple[str, ...]) -> None:
     settings = {"batch_size": 2, "steps": 10, "save_every": 3, "lora_dropout": 0.1}
-    port = {"ddp": 29721, "zero3": 29725}[strategy]
+    port = {"ddp": 29721, "zero3": 29725, "fsdp": 29751}[strategy]
     straight = _run(2, _write_config(tmp_path / "straight", story_corpus, stories, **settings),
                     port, *extra)
     config = _write_config(tmp_path / "killed", story_corpus, stories, **settings)
     out = config.parent / "out"
-    process = subprocess.Popen(_command(2, config, port + 1, *extra), env=_environment(),
+    process = subprocess.Popen(_command(2, config, port + 1, *extra), env=_environment(*extra),
                                cwd=REPO,
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                start_new_session=True)
     try:
         _wait_for_step(out / "train_log.jsonl", 5, process)
     finally:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
+        _kill_with_workers(process)
     assert not (out / "final").exists()
     saved = sorted(p.name for p in out.glob("checkpoint-*"))
     assert saved and set(saved) <= {"checkpoint-0000003", "checkpoint-0000006"}
     resumed = _run(2, config, port + 2, *extra)
-    assert _max_diff(_weights(straight), _weights(resumed)) == 0.0
+    assert _strategy(straight) == _strategy(resumed) == _expected_strategy(2, extra)
+    difference = _max_diff(_weights(straight), _weights(resumed))
+    print(f"{strategy}: max |weight diff| resumed vs straight = {difference}, losses "
+          f"{_losses(resumed)} vs {_losses(straight)}")
+    assert difference == 0.0
     assert _losses(resumed) == _losses(straight)
     assert sorted(p.name for p in resumed.glob("checkpoint-*")) == [
         "checkpoint-0000009", "checkpoint-0000010"]

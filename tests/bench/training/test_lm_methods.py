@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -46,6 +47,9 @@ def test_resumed_run_ends_with_the_same_model(method: str, story_corpus: Path, s
                and first[name].shape == base[name].shape
                and not torch.equal(first[name], base[name])]
     assert changed  # the LM itself was trained
+    exported = json.loads((stopped / "final" / "config.json").read_text())
+    assert exported["training_inputs"]["data"]["path"] == str(story_corpus)
+    assert exported["training_inputs"]["base"]["path"] == str(stories)
 
 
 def _final_tensors_of(folder: Path) -> dict[str, torch.Tensor]:

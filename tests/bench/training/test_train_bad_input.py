@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from bench._errors import DEBUG_ENV
+from bench.substrate.errors import DEBUG_ENV
 from bench.train import build_parser, main
 
 REPO = Path(__file__).resolve().parents[3]
@@ -45,6 +45,34 @@ def test_bad_arguments_are_one_line_and_exit_2(
         args += ["--base", str(tmp_path)]
     assert main(_argv(tmp_path, *args)) == 2
     assert capsys.readouterr().err == expected.replace("{tmp}", str(tmp_path))
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize(
+    ("extra", "expected"),
+    [
+        (("--save-every", "0"), "field '--save-every': must be a whole number >= 1, got 0"),
+        (("--lr", "inf"), "field '--lr': must be a finite number > 0, got inf"),
+        (("--lr", "nan"), "field '--lr': must be a finite number > 0, got nan"),
+        (("--lr", "-0.001"), "field '--lr': must be a finite number > 0, got -0.001"),
+        (("--weight-decay", "-1"), "field '--weight-decay': must be a finite number >= 0, "
+                                   "got -1.0"),
+        (("--max-grad-norm", "inf"), "field '--max-grad-norm': must be a finite number >= 0, "
+                                     "got inf"),
+        (("--lora-dropout", "1"), "field '--lora-dropout': must be a number in [0, 1), got 1.0"),
+        (("--warmup-steps", "-1"), "field '--warmup-steps': must be a whole number >= 0, "
+                                   "got -1"),
+        (("--eval-every", "-5"), "field '--eval-every': must be a whole number >= 0, got -5"),
+        (("--peak-tflops", "nan"), "field '--peak-tflops': must be a finite number > 0, "
+                                   "got nan"),
+    ],
+)
+def test_impossible_numbers_are_one_line_and_exit_2(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], extra: tuple[str, ...],
+        expected: str) -> None:
+    (tmp_path / "corpus").mkdir()
+    assert main(_argv(tmp_path, "--method", "500x", "--base", str(tmp_path), *extra)) == 2
+    assert capsys.readouterr().err == f"error: {expected}\n"
     assert not (tmp_path / "out").exists()
 
 

@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
+import stat
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -136,3 +140,19 @@ def test_config_without_a_layout_loads_as_the_compressbench_layout(
         assert isinstance(a, CompressedKV) and isinstance(b, CompressedKV)
         assert a.position_offset == b.position_offset
         assert all(torch.equal(x, y) for x, y in zip(a.keys, b.keys, strict=True))
+
+
+def test_checkpoint_folder_is_written_as_one_unit(
+        load_target: Callable[[str], TargetModel], tmp_path: Path) -> None:
+    """The folder gets the umask's mode, and what a killed save left beside it is removed."""
+    original = _trained_like(load_target("llama"), "500x")
+    done = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True)
+    (tmp_path / f".ckpt.staging-{int(done.stdout)}-abcdefgh").mkdir()
+    previous = os.umask(0o027)
+    try:
+        save_checkpoint(original.model, tmp_path / "ckpt", original.target.name)
+    finally:
+        os.umask(previous)
+    assert stat.S_IMODE((tmp_path / "ckpt").stat().st_mode) == 0o750
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["ckpt"]

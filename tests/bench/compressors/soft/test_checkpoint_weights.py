@@ -17,7 +17,6 @@ from typing import Any
 import pytest
 import torch
 
-from bench._errors import one_line
 from bench.compressors import build_compressor
 from bench.compressors._api import TargetModel
 from bench.compressors.soft import repo_checkpoint as repo
@@ -27,6 +26,7 @@ from bench.compressors.soft.checkpoint import CONFIG_FILE, save_checkpoint
 from bench.compressors.soft.icae_v2_checkpoint import MEMORY_KEY, expected_shapes
 from bench.compressors.soft.icae_v2_model import base_shape
 from bench.lmeval.cli_errors import user_facing
+from bench.substrate.errors import one_line
 
 Build = Callable[[], object]
 

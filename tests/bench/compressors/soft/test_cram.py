@@ -6,12 +6,12 @@ from collections.abc import Callable
 
 import pytest
 
-from bench._errors import one_line
 from bench.compressors import CompressionRequest, build_compressor
 from bench.compressors._api import TargetModel
 from bench.generation import DecoderPrompt, GenerationSettings
 from bench.lmeval.cli_errors import user_facing
 from bench.records import CompressedEmbeddings
+from bench.substrate.errors import one_line
 
 SENTENCE = "Lily saw a big red ball in the park. She wanted to play with it, so she ran fast."
 OTHER = "Tom and his dog went to the lake. They saw a fish jump out of the water."

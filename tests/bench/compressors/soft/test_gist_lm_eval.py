@@ -46,7 +46,7 @@ def test_gist_answers_through_stock_lm_eval(tmp_path: Path) -> None:
     generation = results["configs"][TASK]["generation_kwargs"]
     decoding = GenerationSettings(int(generation["max_gen_toks"]), tuple(generation["until"]))
     frontend = CompressionFrontEnd(compressor, target, None)
-    requests = [SimpleNamespace(args=(sample["arguments"]["gen_args_0"]["arg_0"], generation),
+    requests = [SimpleNamespace(text=sample["arguments"]["gen_args_0"]["arg_0"],
                                 doc=sample["doc"], task_name=TASK, doc_id=sample["doc_id"])
                 for sample in samples]
     prepared = frontend.prepare(requests, results["max_length"] - decoding.max_new_tokens)

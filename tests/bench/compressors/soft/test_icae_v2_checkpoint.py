@@ -135,7 +135,7 @@ def test_explicit_num_mem_or_rank_must_match(target: TargetModel, fixture: Refer
 def test_settings_record_checkpoint_and_layout(target: TargetModel, fixture: ReferenceFixture,
                                                qa_case: dict[str, Any],
                                                tensors: dict[str, torch.Tensor]) -> None:
-    from bench._atomic import sha256_file
+    from bench.substrate.hashing import sha256_file
 
     compressor = build(target, fixture, qa_case)
     settings = compressor.settings()

@@ -41,10 +41,10 @@ def check_run(out: Path, checkpoint: Path, base: Path) -> None:
     from safetensors import safe_open
     from transformers import AutoTokenizer
 
-    from bench._atomic import sha256_file
     from bench.compressors.soft.icae_v2 import IcaeV2Options
     from bench.compressors.soft.icae_v2_checkpoint import MEMORY_KEY
     from bench.compressors.soft.icae_v2_layout import PromptTokens, num_slots
+    from bench.substrate.hashing import sha256_file
 
     results = read_results(out)
     settings: dict[str, Any] = results["config"]["compressbench"]["compressor"]["settings"]

@@ -1,4 +1,4 @@
-"""bench._errors: one line and exit 2 for bad input, tracebacks only when asked for."""
+"""bench.substrate.errors: one line and exit 2 for bad input, tracebacks only when asked for."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from bench._errors import (
+from bench.substrate.errors import (
     DEBUG_ENV,
     EXIT_FAILURE,
     EXIT_INPUT,

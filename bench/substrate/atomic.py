@@ -1,4 +1,4 @@
-"""Atomic file and folder writes, content hashes, and a kill switch for tests.
+"""Atomic file and folder writes, and a kill switch for tests.
 
 Files: every writer puts the data in a temporary file in the destination folder and then
 ``os.replace``-s it over the target, so a reader never sees a half-written file and an
@@ -26,7 +26,6 @@ import contextlib
 import ctypes
 import errno
 import fnmatch
-import hashlib
 import json
 import os
 import re
@@ -47,8 +46,8 @@ __all__ = [
     "atomic_write_text",
     "clean_leftovers",
     "file_mode",
+    "link_or_copy",
     "note_write",
-    "sha256_file",
 ]
 
 KILL_AFTER_WRITES_ENV = "COMPRESSBENCH_TEST_KILL_AFTER_WRITES"
@@ -130,13 +129,18 @@ def atomic_write_json(path: Path, obj: Any) -> None:
     atomic_write_text(path, text)
 
 
-def sha256_file(path: Path, chunk_size: int = 1 << 20) -> str:
-    """Hex SHA-256 of a file's bytes."""
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        while chunk := handle.read(chunk_size):
-            digest.update(chunk)
-    return digest.hexdigest()
+def link_or_copy(source: Path, target: Path) -> None:
+    """Make ``target`` a hard link to ``source`` (a copy where links are impossible), atomically."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".{target.name}.link")
+    tmp.unlink(missing_ok=True)
+    try:
+        os.link(source, tmp)
+    except OSError:
+        shutil.copyfile(source, tmp)
+        os.chmod(tmp, file_mode())
+    os.replace(tmp, target)
+    note_write()
 
 
 class OutputFolderError(ValueError):

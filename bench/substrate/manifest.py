@@ -2,9 +2,9 @@
 size and SHA-256 of every file in it.
 
 Writers call :func:`write_manifest` last, inside the staging folder of
-:func:`bench._atomic.atomic_directory`. Readers call :func:`verify_folder`, which refuses a
-folder without a manifest, with a listed file missing or with a file whose hash differs, in
-one line naming the folder, the problem and the command that rebuilds it. A folder that
+:func:`bench.substrate.atomic.atomic_directory`. Readers call :func:`verify_folder`, which
+refuses a folder without a manifest, with a listed file missing or with a file whose hash
+differs, in one line naming the folder, the problem and the command that rebuilds it. A folder that
 passed is remembered for the process, keyed by the path, size, mtime and inode of the
 manifest and of every listed file, so repeated reads cost a few ``stat`` calls.
 """
@@ -13,18 +13,22 @@ from __future__ import annotations
 
 import json
 import os
+import platform
 import shlex
 from collections.abc import Iterable
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from bench._atomic import atomic_write_json, sha256_file
+from bench.substrate.atomic import atomic_write_json
+from bench.substrate.hashing import sha256_file
 
 __all__ = [
     "MANIFEST_NAME",
     "FolderCheckError",
     "file_entries",
     "fill_rebuild",
+    "installed_versions",
     "listed_files",
     "verify_folder",
     "verify_if_built",
@@ -45,6 +49,18 @@ class FolderCheckError(ValueError):
         self.folder = folder
         self.problem = problem
         self.rebuild = rebuild
+
+
+def installed_versions(names: Iterable[str], missing: str) -> dict[str, str]:
+    """Python's version and the installed version of each package of ``names`` (``missing``
+    for one that is not installed), as manifests record them."""
+    versions = {"python": platform.python_version()}
+    for name in names:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = missing
+    return versions
 
 
 def _hash(path: Path, memo: dict[tuple[int, int], str]) -> str:
