@@ -1,5 +1,5 @@
-"""Train a soft compressor: ``python -m bench.train pretrain|finetune --method
-500x|icae|gist|autocompressor ...``.
+"""Train a soft compressor: ``python -m bench.train pretrain|finetune --method METHOD ...``
+(the registered training methods: 500x, icae, gist, autocompressor and plug-ins).
 
 Also runs under ``accelerate launch -m bench.train ...`` for several GPUs. Resumes from the
 newest ``OUT/checkpoint-*`` automatically; the trained weights end in ``OUT/final``, loadable
@@ -17,76 +17,10 @@ from dataclasses import MISSING, Field, fields
 from pathlib import Path
 from typing import Any
 
-from bench.compressors.soft._layout import DECODER_POSITIONS, LAYOUTS
 from bench.substrate.errors import InputError, add_debug_flag, run_cli
 from bench.substrate.help import RawHelpFormatter, default_text
-from bench.training.config import (
-    DTYPES,
-    METHODS,
-    PRESETS,
-    SCHEDULES,
-    STAGES,
-    TrainConfig,
-    preset_values,
-)
-
-_HELP = {
-    "method": "soft compression method: 500x (KV memory) or icae (embedding memory; the "
-              "500xCompressor code's ICAE baseline, i.e. compressor icae,variant=500x-baseline); "
-              "gist or autocompressor fine-tune the LM itself (--num-mem: gist tokens / "
-              "summary length) and write the published checkpoint layout",
-    "base": "base LM (hub id or local folder); frozen decoder and the encoder's base",
-    "out": "output folder: checkpoint-*/ (resumable), final/, metrics.json",
-    "num_mem": "memory slots k",
-    "layout": "encoder/decoder layout: reference (the 500xCompressor code's: no BOS, EOS "
-              "right-padding to --context-length, memory after it, 500x decoder at k) or "
-              "compressbench (BOS + context, left padding with a mask)",
-    "context_length": "reference layout: fixed encoder length the context is EOS-padded to "
-                      "(training also cuts contexts to it)",
-    "decoder_positions": "500x, compressbench layout: decoder tokens continue after the memory "
-                         "positions (continue) or restart at k (restart)",
-    "max_qa_len": "reference layout, finetune: question + answer ids are EOS-padded to this",
-    "loss_on_padding": "reference layout, pretrain: every EOS pad of the context is a target, "
-                       "as in the reference; --no-loss-on-padding scores the real tokens and "
-                       "one EOS",
-    "revision": "base model revision (branch, tag or commit) to load and record",
-    "dev": "explicit dev file (else dev.parquet beside the data, else a seeded hold-out)",
-    "init_from": "start from these trained weights (e.g. the pretrain run's final/ folder)",
-    "steps": "optimizer steps",
-    "lr": "peak learning rate (AdamW)",
-    "batch_size": "examples per micro-batch per process",
-    "grad_accum": "micro-batches accumulated per optimizer step",
-    "warmup_steps": "linear warm-up steps",
-    "schedule": "after warm-up: constant or linear decay to 0",
-    "weight_decay": "AdamW weight decay",
-    "max_grad_norm": "gradient clipping norm (0 disables)",
-    "max_context_tokens": "context tokens the encoder reads at evaluation (longer contexts are "
-                          "cut); compressbench layout: also in training",
-    "max_answer_tokens": "QA answer tokens trained on / generated at eval",
-    "lora_r": "LoRA rank",
-    "lora_alpha": "LoRA alpha",
-    "lora_dropout": "LoRA dropout",
-    "lora_targets": "comma-separated module names that get LoRA",
-    "dtype": "base model dtype: auto (bf16 on CUDA with autocast, fp32 on CPU), float32, bfloat16",
-    "gradient_checkpointing": "recompute layer activations in the backward pass (less memory)",
-    "seed": "seed of initialisation, data order and dropout",
-    "dev_size": "dev examples evaluated",
-    "eval_every": "evaluate every N steps (0: never; also at step 0)",
-    "eval_generate": "dev examples decoded for Rouge-L-F / SQuAD F1 at each eval",
-    "save_every": "write a resumable checkpoint every N steps",
-    "keep_checkpoints": "resumable checkpoints kept",
-    "max_train_examples": "use only the first N training examples",
-    "progress": "show a progress bar (loss, learning rate, tokens/s and, on GPUs, MFU)",
-    "peak_tflops": "the GPU's dense bf16 peak TFLOP/s for MFU (known GPUs are looked up)",
-    "export_500x_repo": "also write final/pytorch_model.bin in the 500xCompressor code's "
-                        "format (LoRA on q_proj,v_proj only)",
-    "lora": "gist, autocompressor: train LoRA adapters (merged when saved) instead of the "
-            "whole LM",
-    "training_substeps": "autocompressor: slices of each sequence, each its own backward "
-                         "pass; summaries passed on detached",
-    "segments_per_substep": "autocompressor: segments (random lengths, seeded) per slice",
-}
-
+from bench.training.config import PRESETS, STAGES, TrainConfig, preset_values
+from bench.training.registry import Setting, TrainingMethod, training_methods
 
 _STAGE_HELP = {
     "pretrain": "regeneration pretraining: the decoder learns to rebuild the context from "
@@ -100,8 +34,6 @@ _STAGE_DATA = {
     "finetune": "MRQA .jsonl(.gz) or a folder with train/dev/test.parquet holding context, "
                 "question, answers",
 }
-_CHOICES = {"method": METHODS, "layout": LAYOUTS, "decoder_positions": DECODER_POSITIONS,
-            "schedule": SCHEDULES, "dtype": DTYPES}
 _REQUIRED = ("base", "data", "out")
 
 
@@ -127,26 +59,54 @@ def _add_stage_flags(parser: argparse.ArgumentParser, stage: str) -> None:
     parser.add_argument("--preset", choices=sorted(PRESETS),
                         help="named settings, listed below (flags given explicitly override "
                              "them; default: none, the defaults shown per flag)")
+    methods = training_methods()
     for spec in fields(TrainConfig):
         if spec.name in ("stage", "extra"):
             continue
-        flag = "--" + spec.name.replace("_", "-")
-        text = _STAGE_DATA[stage] if spec.name == "data" else _HELP[spec.name]
+        about = _about(spec, stage, methods)
+        text = about.help
         if spec.name not in _REQUIRED:
-            text = f"{text} ({_default_and_presets(spec, stage)})"
-        text = text.replace("%", "%%")
-        kind = str(spec.type)
-        if "bool" in kind:
-            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=None,
-                                help=text)
-            continue
-        convert: Any = str
-        if kind.startswith("int"):
-            convert = int
-        elif kind.startswith("float"):
-            convert = float
-        parser.add_argument(flag, type=convert, default=None, choices=_CHOICES.get(spec.name),
-                            required=spec.name in _REQUIRED, help=text)
+            text = f"{text} ({_default_and_presets(spec, stage, about)})"
+        _add_flag(parser, spec, text, about.choices, required=spec.name in _REQUIRED)
+    for method in methods.values():
+        for option in method.option_fields():
+            about = Setting(f"{method.name}: {option.metadata.get('help', '')}".rstrip(": "),
+                            option.metadata.get("choices"))
+            text = f"{about.help} ({_default_and_presets(option, stage, about)})"
+            _add_flag(parser, option, text, about.choices, required=False)
+
+
+def _about(spec: Field[Any], stage: str, methods: dict[str, TrainingMethod]) -> Setting:
+    """The help and choices of a TrainConfig field: its own, or those of the methods that
+    read it (named in front)."""
+    if spec.name == "method":
+        return Setting("soft compression method: " + "; ".join(
+            f"{name} ({method.summary})" for name, method in methods.items()),
+            choices=tuple(methods))
+    if spec.name == "data":
+        return Setting(_STAGE_DATA[stage])
+    if "help" in spec.metadata:
+        return Setting(spec.metadata["help"], spec.metadata.get("choices"))
+    readers = [name for name, method in methods.items() if spec.name in method.settings]
+    setting = methods[readers[0]].settings[spec.name]
+    return Setting(f"{', '.join(readers)}: {setting.help}", setting.choices, setting.default_text)
+
+
+def _add_flag(parser: argparse.ArgumentParser, spec: Field[Any], text: str,
+              choices: tuple[str, ...] | None, required: bool) -> None:
+    flag = "--" + spec.name.replace("_", "-")
+    text = text.replace("%", "%%")
+    kind = str(spec.type)
+    if "bool" in kind:
+        parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, help=text)
+        return
+    convert: Any = str
+    if kind.startswith("int"):
+        convert = int
+    elif kind.startswith("float"):
+        convert = float
+    parser.add_argument(flag, type=convert, default=None, choices=choices, required=required,
+                        help=text)
 
 
 def _field_default(spec: Field[Any]) -> Any:
@@ -155,13 +115,13 @@ def _field_default(spec: Field[Any]) -> Any:
     return spec.default_factory() if spec.default_factory is not MISSING else None
 
 
-def _default_and_presets(spec: Field[Any], stage: str) -> str:
+def _default_and_presets(spec: Field[Any], stage: str, about: Setting) -> str:
     """``default: X`` and the value each preset sets for ``stage``, where it sets one."""
     default = _field_default(spec)
     if spec.name == "method":
         shown = "none: give it or a preset"
-    elif spec.name == "decoder_positions":
-        shown = "continue with --layout compressbench"
+    elif about.default_text is not None:
+        shown = about.default_text
     elif default is None:
         shown = "none"
     else:
@@ -197,6 +157,11 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         given = getattr(args, spec.name, None)
         if given is not None and spec.name != "stage":
             values[spec.name] = given
+    extra = {option.name: getattr(args, option.name)
+             for method in training_methods().values() for option in method.option_fields()
+             if getattr(args, option.name, None) is not None}
+    if extra:
+        values["extra"] = extra
     if isinstance(values.get("lora_targets"), str):
         values["lora_targets"] = tuple(t.strip() for t in values["lora_targets"].split(",") if t)
     if "method" not in values:

@@ -21,21 +21,26 @@ from __future__ import annotations
 
 import argparse
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from bench.compressors.soft._model import Example
+from bench.compressors.soft.autocompressor.training import build_autocompressor
+from bench.compressors.soft.gist.training import build_gist
 from bench.training.config import TrainConfig
 from bench.training.data import load_examples
-from bench.training.lm_methods import BUILDERS
+from bench.training.example import Example
+from bench.training.lm_methods import LmBuilt
 from bench.training.loop import train
 from bench.training.method import IGNORE, pad_rows, summed_loss
 from bench.training.synthetic import sample_texts, write_opening_qa, write_text_corpus
 
 DEFAULT_BASE = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "stories260K_hf"
 Rows = list[tuple[list[int], list[int]]]
+BUILDERS: dict[str, Callable[[TrainConfig, bool], LmBuilt]] = {
+    "gist": build_gist, "autocompressor": build_autocompressor}
 
 
 def _gist_rows(built: Any, dev: list[Example]) -> tuple[Rows, Rows]:

@@ -19,16 +19,9 @@ BITS, TOKENS = "compressed_bits", "original_tokens"
 Rows = Mapping[RowKey, Mapping[str, TaskResult]]
 
 
-def _number(value: object) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return None
-    return float(value)
-
-
 def _pooled(result: TaskResult) -> tuple[float, float]:
     """(bits, original tokens) summed over the task's samples."""
-    pairs = [(_number(s.get(BITS)), _number(s.get(TOKENS))) for s in result.samples]
-    sized = [(b, t) for b, t in pairs if b is not None and t is not None]
+    sized = [(m[BITS], m[TOKENS]) for m in result.measurements if BITS in m and TOKENS in m]
     if sized:
         return sum(b for b, _t in sized), sum(t for _b, t in sized)
     if BITS in result.metrics and TOKENS in result.metrics:

@@ -25,6 +25,7 @@ from matplotlib.text import Text
 from matplotlib.ticker import FixedLocator, FuncFormatter, NullLocator
 
 from leaderboard._bits import FLOOR_COMPRESSOR, bits_per_token
+from leaderboard._columns import Column, score_column
 from leaderboard._families import (
     FAMILY_MARKERS,
     FAMILY_ORDER,
@@ -34,7 +35,7 @@ from leaderboard._families import (
 )
 from leaderboard._metrics import MetricNames, qa_tasks, regeneration_tasks
 from leaderboard._runs import RowKey, TaskResult
-from leaderboard._tables import Rows, ScoreColumn, efficiency_values, score
+from leaderboard._tables import Rows, efficiency_values, score
 
 DPI = 100
 PANEL_SIZE = (4.0, 3.3)  # inches per panel
@@ -176,7 +177,7 @@ def _compression(tasks: Mapping[str, TaskResult], key: RowKey) -> float | None:
     return 1.0 if key.stock else None  # a stock lm-eval run sees the whole context
 
 
-def compression_series(rows: Rows, column: ScoreColumn) -> list[Series]:
+def compression_series(rows: Rows, column: Column) -> list[Series]:
     """One series per curve (rows that differ only in their budget): (compression, score)."""
     curves = curve_keys(rows)
     palette = colours(curves.values())
@@ -195,9 +196,9 @@ def compression_series(rows: Rows, column: ScoreColumn) -> list[Series]:
 def figure_score_vs_compression(rows: Rows, names: MetricNames) -> Figure | None:
     """Mean QA F1 and mean Rouge-L-F against the achieved compression (original/compressed)."""
     panels = [
-        ("QA", "mean F1 (x100)", ScoreColumn("QA F1", names.f1, tuple(qa_tasks()), "questions")),
+        ("QA", "mean F1 (x100)", score_column("QA F1", names.f1, tuple(qa_tasks()), "questions")),
         ("Regeneration", "mean Rouge-L-F (x100)",
-         ScoreColumn("Rouge-L-F", names.rouge, tuple(regeneration_tasks()), "texts")),
+         score_column("Rouge-L-F", names.rouge, tuple(regeneration_tasks()), "texts")),
     ]
     drawn = [(t, y, s) for t, y, c in panels if (s := compression_series(rows, c))]
     if not drawn:
@@ -226,7 +227,7 @@ def length_series(rows: Rows, names: MetricNames) -> list[Series]:
     for key, tasks in rows.items():
         item = new_series(key, palette[key])
         for task, length in regeneration_tasks().items():
-            y, error = score(tasks, ScoreColumn("", names.rouge, (task,), "texts"))
+            y, error = score(tasks, score_column("", names.rouge, (task,), "texts"))
             if y is not None:
                 item.points.append((float(length), y, error))
         if item.points:
@@ -273,7 +274,7 @@ def score_vs_compression(rows: Rows, names: MetricNames) -> Plot | None:
     fig = figure_score_vs_compression(rows, names)
     if fig is None:
         return None
-    column = ScoreColumn("QA F1", names.f1, tuple(qa_tasks()), "questions")
+    column = score_column("QA F1", names.f1, tuple(qa_tasks()), "questions")
     alt = "QA mean F1 by compression: " + _alt(compression_series(rows, column), "×")
     return Plot("score_vs_compression", "Score vs compression", alt, render(fig))
 
@@ -287,7 +288,7 @@ def score_vs_length(rows: Rows, names: MetricNames) -> Plot | None:
     return Plot("score_vs_length", "Score vs context length", alt, render(fig))
 
 
-def bits_series(rows: Rows, column: ScoreColumn) -> list[Series]:
+def bits_series(rows: Rows, column: Column) -> list[Series]:
     """One series per curve: (compressed bits per original token on the column's tasks,
     score)."""
     curves = curve_keys(rows)
@@ -314,11 +315,11 @@ def bits_floors(rows: Rows, tasks: Sequence[str]) -> dict[str, float]:
     return floors
 
 
-def _bits_panels(names: MetricNames) -> list[tuple[str, str, ScoreColumn]]:
+def _bits_panels(names: MetricNames) -> list[tuple[str, str, Column]]:
     return [
-        ("QA", "mean F1 (x100)", ScoreColumn("QA F1", names.f1, tuple(qa_tasks()), "questions")),
+        ("QA", "mean F1 (x100)", score_column("QA F1", names.f1, tuple(qa_tasks()), "questions")),
         ("Regeneration", "mean Rouge-L-F (x100)",
-         ScoreColumn("Rouge-L-F", names.rouge, tuple(regeneration_tasks()), "texts")),
+         score_column("Rouge-L-F", names.rouge, tuple(regeneration_tasks()), "texts")),
     ]
 
 

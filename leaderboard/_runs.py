@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.lmeval.plugin import MODELS as COMPRESSBENCH_MODELS
+from bench.results_record import parse_run_info, read_measurements
 from leaderboard._errors import LeaderboardError
 
 RESULTS_RE = re.compile(r"^results_(?P<date>.+)\.json$")
@@ -133,6 +134,8 @@ class TaskResult:
     n_samples: int | None
     samples: list[dict[str, Any]] = field(default_factory=list)
     n_available: int | None = None  # documents of the task before ``--limit``
+    # per logged sample, its record's measured metrics (bench.results_record)
+    measurements: list[dict[str, float]] = field(default_factory=list)
 
 
 @dataclass
@@ -187,23 +190,21 @@ def row_key(config: Mapping[str, Any], model_name: str, where: str) -> RowKey:
     backend = str(config.get("model") or "")
     settings = {key: value for key, value in args.items() if key not in RUNTIME_KEYS}
     base = args.get("pretrained") or model_name or backend or "unknown"
-    info = config.get("compressbench")
-    info = info if isinstance(info, Mapping) else {}
-    comp = info.get("compressor")
-    if not isinstance(comp, Mapping):
+    info = parse_run_info(config, where)
+    if info is None:
         if "compressor" not in args and backend and backend not in COMPRESSBENCH_MODELS:
             return RowKey(base, backend, tuple(sorted(settings.items())), stock=True)
-        comp = {}
-    compressor = str(comp.get("name", args.get("compressor", "none")))
-    version = _text(comp.get("version", ""))
-    recorded = comp.get("settings")
-    if isinstance(recorded, Mapping):
-        settings = {str(k): _text(v) for k, v in recorded.items() if v is not None}
-    target = info.get("target")
-    if isinstance(target, Mapping) and target.get("name"):
-        base = str(target["name"])
+        compressor, version = args.get("compressor", "none"), ""
+    else:
+        compressor, version = info.compressor.name, info.compressor.version
+        if info.compressor.settings is not None:
+            settings = {k: _text(v) for k, v in info.compressor.settings.items()
+                        if v is not None}
+        if info.target is not None and info.target.name:
+            base = info.target.name
     # the lexical reader ignores the task's instruction, which is all zero_shot removes
-    remark = "= none for this target" if compressor == "zero_shot" and info.get("reader") else ""
+    reader = info is not None and bool(info.reader)
+    remark = "= none for this target" if compressor == "zero_shot" and reader else ""
     return RowKey(base, compressor, tuple(sorted(_budget_used(settings).items())), version,
                   remark=remark)
 
@@ -348,7 +349,7 @@ def load_run(path: Path, with_samples: bool = True) -> Run:
         if with_samples and date:
             sample_file = path.with_name(f"samples_{task}_{date}.jsonl")
             if sample_file.is_file():
-                tasks[task].samples = read_samples(sample_file)
+                tasks[task].samples, tasks[task].measurements = read_samples(sample_file)
     return Run(path, key, date, str(data.get("lm_eval_version", "")), tasks,
                _limit(config.get("limit"), str(path)))
 
@@ -379,9 +380,11 @@ def _utf8_error(
     return LeaderboardError(problem, path, line, hint=hint)
 
 
-def read_samples(path: Path) -> list[dict[str, Any]]:
-    """Read an lm-eval ``samples_*.jsonl`` file, naming the line of a broken record."""
+def read_samples(path: Path) -> tuple[list[dict[str, Any]], list[dict[str, float]]]:
+    """Read an lm-eval ``samples_*.jsonl`` file, naming the line of a broken record: the
+    samples, and the measured metrics of each (:func:`bench.results_record.read_measurements`)."""
     records: list[dict[str, Any]] = []
+    measurements: list[dict[str, float]] = []
     with path.open("rb") as handle:
         for number, raw in enumerate(handle, start=1):
             try:
@@ -400,7 +403,8 @@ def read_samples(path: Path) -> list[dict[str, Any]]:
                                        f"{_SAMPLES_HINT}")
             _check_finite_fields(record, f"{path}:{number}")
             records.append(record)
-    return records
+            measurements.append(read_measurements(record, str(path), number, _SAMPLES_HINT))
+    return records, measurements
 
 
 def _check_finite_fields(record: Mapping[str, Any], where: str) -> None:

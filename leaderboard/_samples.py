@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from typing import Any
 
 from bench import specs
@@ -42,8 +43,10 @@ def _finite(value: Any) -> float | None:
     return float(f"{value:.4g}") if math.isfinite(value) else None
 
 
-def sample_view(record: dict[str, Any], names: MetricNames) -> dict[str, Any]:
-    """The fields the viewer shows for one logged sample."""
+def sample_view(record: dict[str, Any], measured: Mapping[str, float],
+                names: MetricNames) -> dict[str, Any]:
+    """The fields the viewer shows for one logged sample (``measured``: its record's
+    measured metrics)."""
     doc = record.get("doc") if isinstance(record.get("doc"), dict) else {}
     assert isinstance(doc, dict)
     score_metric = next(
@@ -65,7 +68,7 @@ def sample_view(record: dict[str, Any], names: MetricNames) -> dict[str, Any]:
         "score": _finite(record.get(score_metric)) if score_metric else None,
         "efficiency": {
             m: v for m in specs.metric_names("efficiency")
-            if (v := _finite(record.get(m))) is not None
+            if (v := _finite(measured.get(m))) is not None
         },
     }
 
@@ -75,12 +78,13 @@ def viewer_data(rows: Rows, names: MetricNames, limit: int) -> list[dict[str, An
     out = []
     for key, tasks in rows.items():
         for task, result in tasks.items():
-            for record in result.samples[:limit]:
+            logged = zip(result.samples[:limit], result.measurements[:limit], strict=True)
+            for record, measured in logged:
                 out.append(
                     {
                         "row": f"{key.model_label} / {key.title}",
                         "task": task,
-                        **sample_view(record, names),
+                        **sample_view(record, measured, names),
                     }
                 )
     return out

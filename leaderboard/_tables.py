@@ -3,13 +3,27 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
+from bench.specs import MetricSpec
 from leaderboard._baseline import Baseline, baseline_note, find_baseline
 from leaderboard._bits import bits_per_token, floor_bits, has_bits
+from leaderboard._columns import (
+    BITS_COLUMNS,
+    BITS_PER_TOKEN,
+    COMPRESSION,
+    FLOOR_BITS,
+    TIMES_FLOOR,
+    Column,
+    count_column,
+    mean_column,
+    measured_column,
+    score_column,
+)
 from leaderboard._metrics import (
     MetricNames,
+    Normalised,
     efficiency_metrics,
     known_tasks,
     normalise,
@@ -77,26 +91,13 @@ class Table:
     notes: list[str] = field(default_factory=list)
 
 
-@dataclass(frozen=True)
-class ScoreColumn:
-    """A score column: one metric of one task, or its mean over several tasks."""
-
-    title: str
-    metric: str
-    tasks: tuple[str, ...]
-    unit: str
-
-
-@dataclass(frozen=True)
-class CountColumn:
-    """How many questions or texts the scores of one task average."""
-
-    title: str
-    task: str
-    unit: str
-
-
-Column = ScoreColumn | CountColumn
+def build_table(name: str, title: str, rows: Rows, columns: Sequence[Column],
+                cell: Callable[[RowKey, Column], Cell]) -> Table:
+    """A table of each row's model and compressor, then its ``cell`` of each column."""
+    table = Table(name, title, ["Model", "Compressor", *(column.title for column in columns)])
+    for key in rows:
+        table.rows.append(_head(key) + [cell(key, column) for column in columns])
+    return table
 
 
 def _qa_present(rows: Rows) -> list[str]:
@@ -129,24 +130,35 @@ def unknown_tasks_note(unknown: Mapping[str, Sequence[str]]) -> str:
 
 def table_columns(rows: Rows, names: MetricNames, counts: bool) -> list[Column]:
     """F1/EM (and n) per QA benchmark, their means, Rouge-L-F/BLEU (and n) per length."""
+    return qa_columns(rows, names, counts) + _regeneration_columns(rows, names, counts)
+
+
+def qa_columns(rows: Rows, names: MetricNames, counts: bool) -> list[Column]:
+    """F1/EM (and n) per QA benchmark present, then their means."""
     columns: list[Column] = []
-    qa, regen = _qa_present(rows), _regen_present(rows)
-    titles, lengths = qa_tasks(), regeneration_tasks()
+    qa, titles = _qa_present(rows), qa_tasks()
     for task in qa:
         bench = titles[task]
-        columns += [ScoreColumn(f"{bench} F1", names.f1, (task,), "questions"),
-                    ScoreColumn(f"{bench} EM", names.em, (task,), "questions")]
+        columns += [score_column(f"{bench} F1", names.f1, (task,), "questions"),
+                    score_column(f"{bench} EM", names.em, (task,), "questions")]
         if counts:
-            columns.append(CountColumn(f"{bench} n", task, "questions"))
+            columns.append(count_column(f"{bench} n", task, "questions"))
     if qa:
-        columns += [ScoreColumn("Avg F1", names.f1, tuple(qa), "questions"),
-                    ScoreColumn("Avg EM", names.em, tuple(qa), "questions")]
-    for task in regen:
+        columns += [mean_column("Avg F1", names.f1, tuple(qa), "questions"),
+                    mean_column("Avg EM", names.em, tuple(qa), "questions")]
+    return columns
+
+
+def _regeneration_columns(rows: Rows, names: MetricNames, counts: bool) -> list[Column]:
+    """Rouge-L-F/BLEU (and n) per regeneration length present."""
+    columns: list[Column] = []
+    lengths = regeneration_tasks()
+    for task in _regen_present(rows):
         length = lengths[task]
-        columns += [ScoreColumn(f"Rouge-L-F {length}", names.rouge, (task,), "texts"),
-                    ScoreColumn(f"BLEU {length}", names.bleu, (task,), "texts")]
+        columns += [score_column(f"Rouge-L-F {length}", names.rouge, (task,), "texts"),
+                    score_column(f"BLEU {length}", names.bleu, (task,), "texts")]
         if counts:
-            columns.append(CountColumn(f"n {length}", task, "texts"))
+            columns.append(count_column(f"n {length}", task, "texts"))
     return columns
 
 
@@ -163,15 +175,14 @@ def _stderr(tasks: Mapping[str, TaskResult], task: str, metric: str) -> float | 
     return None if error is None or not math.isfinite(error) else error * 100.0
 
 
-def score(tasks: Mapping[str, TaskResult], column: ScoreColumn) -> tuple[float | None,
-                                                                        float | None]:
+def score(tasks: Mapping[str, TaskResult], column: Column) -> tuple[float | None, float | None]:
     """The x100 value of ``column`` for one row and its standard error: for a mean over
     benchmarks, ``sqrt(sum of squared errors) / count`` (their questions are independent)."""
-    present = [t for t in column.tasks if _score(tasks, t, column.metric) is not None]
+    present = [t for t in column.tasks if _score(tasks, t, column.key) is not None]
     if not present:
         return None, None
-    values = [_score(tasks, t, column.metric) or 0.0 for t in present]
-    errors = [_stderr(tasks, t, column.metric) for t in present]
+    values = [_score(tasks, t, column.key) or 0.0 for t in present]
+    errors = [_stderr(tasks, t, column.key) for t in present]
     error = (
         math.sqrt(sum(e * e for e in errors if e is not None)) / len(present)
         if all(e is not None for e in errors)
@@ -185,15 +196,15 @@ def _head(key: RowKey) -> list[Cell]:
 
 
 def _cell(tasks: Mapping[str, TaskResult], column: Column) -> Cell:
-    if isinstance(column, CountColumn):
-        result = tasks.get(column.task)
+    if column.kind == "count":
+        result = tasks.get(column.tasks[0])
         if result is None:
             return Cell(None, "")
         return Cell.count(result.n_samples, result.n_available, column.unit)
     value, error = score(tasks, column)
     used = [tasks[t].n_samples for t in column.tasks if t in tasks]
     n = sum(u for u in used if u is not None)
-    hint = f"{column.metric}, n = {n} {column.unit}" if n else column.metric
+    hint = f"{column.key}, n = {n} {column.unit}" if n else column.key
     if error is not None:
         hint += f", standard error {error:.2f}"
     return Cell.number(value, stderr=error, hint=hint)
@@ -201,29 +212,24 @@ def _cell(tasks: Mapping[str, TaskResult], column: Column) -> Cell:
 
 def raw_scores(
     rows: Rows, names: MetricNames
-) -> tuple[list[str], dict[RowKey, list[float | None]]]:
-    """Column titles and x100 values of the score columns (without labels and counts)."""
-    columns = [c for c in table_columns(rows, names, counts=False) if isinstance(c, ScoreColumn)]
-    values = {key: [score(tasks, c)[0] for c in columns] for key, tasks in rows.items()}
-    return [c.title for c in columns], values
+) -> tuple[list[Column], dict[RowKey, dict[Column, float | None]]]:
+    """The score columns (without counts) and each row's x100 value of each."""
+    columns = table_columns(rows, names, counts=False)
+    values = {key: {c: score(tasks, c)[0] for c in columns} for key, tasks in rows.items()}
+    return columns, values
 
 
 def raw_table(rows: Rows, names: MetricNames) -> Table:
     """F1/EM per QA benchmark with their means, Rouge-L-F/BLEU per regeneration length, each
     with its standard error, and how many questions or texts each score averages."""
-    columns = table_columns(rows, names, counts=True)
+    table = build_table("raw", "Raw scores (x100, ± standard error)", rows,
+                        table_columns(rows, names, counts=True),
+                        lambda key, column: _cell(rows[key], column))
     remarks = {key: row_remarks(tasks) for key, tasks in rows.items()}
-    with_notes = any(remarks.values())
-    table = Table(
-        "raw",
-        "Raw scores (x100, ± standard error)",
-        ["Model", "Compressor", *(c.title for c in columns), *(["Notes"] if with_notes else [])],
-    )
-    for key, tasks in rows.items():
-        cells = _head(key) + [_cell(tasks, column) for column in columns]
-        if with_notes:
+    if any(remarks.values()):
+        table.columns.append("Notes")
+        for cells, key in zip(table.rows, rows, strict=True):
             cells.append(Cell.text("; ".join(remarks[key])))
-        table.rows.append(cells)
     table.notes += raw_notes(rows, names)
     return table
 
@@ -298,31 +304,25 @@ def normalised_table(rows: Rows, names: MetricNames, baseline: str = "none") -> 
     if not qa:
         return None
     bases = _baselines(rows, baseline, "--normalise-to")
+    norms = {key: _normalised(tasks, rows[bases[key.model].key], names, qa)
+             for key, tasks in rows.items()}
+
+    def ratio(key: RowKey, column: Column) -> Cell:
+        norm = norms[key][column.key]
+        return Cell.number(norm.mean if column.aggregation == "mean"
+                           else norm.ratios.get(column.tasks[0]))
+
+    table = build_table("normalised",
+                        f"Normalised scores (% of the same base model's {baseline!r} score)",
+                        rows, qa_columns(rows, names, counts=False), ratio)
+    table.columns.append("Benchmarks")
     titles = qa_tasks()
-    columns = [f"{titles[t]} {m}" for t in qa for m in ("F1", "EM")]
-    table = Table(
-        "normalised",
-        f"Normalised scores (% of the same base model's {baseline!r} score)",
-        ["Model", "Compressor", *columns, "Avg F1", "Avg EM", "Benchmarks"],
-    )
-    for key, tasks in rows.items():
-        base = rows[bases[key.model].key]
-        cells = _head(key)
-        norm = {}
-        for metric in (names.f1, names.em):
-            scores = {t: v for t in qa if (v := _score(tasks, t, metric)) is not None}
-            reference = {t: v for t in qa if (v := _score(base, t, metric)) is not None}
-            norm[metric] = normalise(scores, reference)
-        for task in qa:
-            for metric in (names.f1, names.em):
-                cells.append(Cell.number(norm[metric].ratios.get(task)))
-        cells += [Cell.number(norm[names.f1].mean), Cell.number(norm[names.em].mean)]
-        used = norm[names.f1].used
+    for cells, key in zip(table.rows, rows, strict=True):
+        used = norms[key][names.f1].used
         cells.append(Cell.text(
             "all" if len(used) == len(titles)
             else ", ".join(titles[t] for t in used) or "none (see notes)"
         ))
-        table.rows.append(cells)
     table.notes.append(
         "Mean of per-benchmark ratios over the benchmarks present in both rows with a non-zero "
         "baseline score (column 'Benchmarks', by F1); an empty cell has no such score."
@@ -331,6 +331,17 @@ def normalised_table(rows: Rows, names: MetricNames, baseline: str = "none") -> 
     if note := baseline_note(bases, baseline):
         table.notes.append(note)
     return table
+
+
+def _normalised(tasks: Mapping[str, TaskResult], base: Mapping[str, TaskResult],
+                names: MetricNames, qa: Sequence[str]) -> dict[str, Normalised]:
+    """A row's F1 and EM relative to its baseline row's, per QA task present."""
+    norm = {}
+    for metric in (names.f1, names.em):
+        scores = {t: v for t in qa if (v := _score(tasks, t, metric)) is not None}
+        reference = {t: v for t in qa if (v := _score(base, t, metric)) is not None}
+        norm[metric] = normalise(scores, reference)
+    return norm
 
 
 def _zero_baseline_notes(
@@ -353,15 +364,13 @@ def delta_table(rows: Rows, names: MetricNames, baseline: str) -> Table:
     """Raw scores minus those of the same base model's ``baseline`` row, in points."""
     columns, values = raw_scores(rows, names)
     bases = _baselines(rows, baseline, "--baseline-compressor")
-    table = Table(
-        "delta", f"Difference to {baseline!r} (points)", ["Model", "Compressor", *columns]
-    )
-    for key, line in values.items():
-        reference = values[bases[key.model].key]
-        deltas = [
-            None if v is None or r is None else v - r for v, r in zip(line, reference, strict=True)
-        ]
-        table.rows.append(_head(key) + [Cell.number(d, signed=True) for d in deltas])
+
+    def delta(key: RowKey, column: Column) -> Cell:
+        value, reference = values[key][column], values[bases[key.model].key][column]
+        difference = None if value is None or reference is None else value - reference
+        return Cell.number(difference, signed=True)
+
+    table = build_table("delta", f"Difference to {baseline!r} (points)", rows, columns, delta)
     table.notes.append(
         "Baseline rows: "
         + "; ".join(f"{b.key.model_label}: {b.key.label}" for b in bases.values())
@@ -379,9 +388,7 @@ def efficiency_values(tasks: Mapping[str, TaskResult]) -> dict[str, float]:
         metric = spec.name
         values: list[float] = []
         for result in tasks.values():
-            per_sample = [
-                float(s[metric]) for s in result.samples if isinstance(s.get(metric), int | float)
-            ]
+            per_sample = [m[metric] for m in result.measurements if metric in m]
             if per_sample:
                 values += per_sample
             elif metric in result.metrics:
@@ -397,21 +404,17 @@ def efficiency_table(rows: Rows) -> Table | None:
     present = [m for m in efficiency_metrics() if any(m.name in v for v in values.values())]
     if not present:
         return None
-    titles = [m.title for m in present]
-    table = Table(
-        "efficiency", "Efficiency (per sample, all tasks)", ["Model", "Compressor", *titles]
-    )
-    if any(m.name == "compression_ratio" for m in present):
-        table.columns.insert(3, "compression (x)")
-    for key, numbers in values.items():
-        cells = _head(key)
-        for metric in (m.name for m in present):
-            digits = 4 if metric.endswith("seconds") or metric.endswith("ratio") else 1
-            cells.append(Cell.number(numbers.get(metric), digits))
-            if metric == "compression_ratio":
-                ratio = numbers.get(metric)
-                cells.append(Cell.number(1.0 / ratio if ratio else None, 1))
-        table.rows.append(cells)
+    columns = efficiency_columns(present)
+    shown: dict[RowKey, dict[str, float | None]] = {
+        key: {**numbers, COMPRESSION.key: _compression(numbers)} for key, numbers in values.items()}
+    with_bits = has_bits(rows)
+    if with_bits:
+        columns += BITS_COLUMNS
+        for key, tasks in rows.items():
+            shown[key].update(_bits_values(rows, key, tasks))
+    table = build_table("efficiency", "Efficiency (per sample, all tasks)", rows, columns,
+                        lambda key, column: Cell.number(shown[key].get(column.key),
+                                                        column.digits))
     table.notes.append(
         "Means over samples (peak RSS: maximum); rate = compressed / original target tokens."
     )
@@ -420,26 +423,39 @@ def efficiency_table(rows: Rows) -> Table | None:
             "Served prompt/completion tokens: the usage the API server reported per answer "
             "(an equal share when one call answered several prompts); answer s = call latency."
         )
-    if has_bits(rows):
-        add_bits_columns(table, rows)
+    if with_bits:
+        table.notes.append(BITS_NOTE)
     return table
 
 
-BITS_COLUMNS = ("bits / original token", "floor: llmzip bits / token", "x floor")
+def efficiency_columns(present: Sequence[MetricSpec]) -> list[Column]:
+    """A column per measured metric, the compression factor right after the rate."""
+    columns: list[Column] = []
+    for spec in present:
+        columns.append(measured_column(spec))
+        if spec.name == "compression_ratio":
+            columns.append(COMPRESSION)
+    return columns
 
 
-def add_bits_columns(table: Table, rows: Rows) -> None:
+def _compression(numbers: Mapping[str, float]) -> float | None:
+    ratio = numbers.get("compression_ratio")
+    return 1.0 / ratio if ratio else None
+
+
+def _bits_values(rows: Rows, key: RowKey, tasks: Mapping[str, TaskResult]
+                 ) -> dict[str, float | None]:
     """Bits per original token, the lossless floor on the same texts, and their ratio."""
-    table.columns += BITS_COLUMNS
-    for cells, (key, tasks) in zip(table.rows, rows.items(), strict=True):
-        bits, floor = bits_per_token(tasks), floor_bits(rows, key)
-        cells += [Cell.number(bits, 3), Cell.number(floor, 3),
-                  Cell.number(bits / floor if bits is not None and floor else None, 2)]
-    table.notes.append(
-        "Bits / original token: the compressed form's size (compressed_bits: llmzip's code "
-        "for llmzip, the llmzip code length of the kept text for hard methods, every stored "
-        "value at its dtype's width for soft ones) summed over samples / their original target "
-        "tokens. Floor: the same base model's llmzip row on the same tasks, i.e. the texts "
-        "coded losslessly (the physical limit for carrying them whole); x floor below 1 means "
-        "the compressed form cannot hold all of the text."
-    )
+    bits, floor = bits_per_token(tasks), floor_bits(rows, key)
+    return {BITS_PER_TOKEN.key: bits, FLOOR_BITS.key: floor,
+            TIMES_FLOOR.key: bits / floor if bits is not None and floor else None}
+
+
+BITS_NOTE = (
+    "Bits / original token: the compressed form's size (compressed_bits: llmzip's code "
+    "for llmzip, the llmzip code length of the kept text for hard methods, every stored "
+    "value at its dtype's width for soft ones) summed over samples / their original target "
+    "tokens. Floor: the same base model's llmzip row on the same tasks, i.e. the texts "
+    "coded losslessly (the physical limit for carrying them whole); x floor below 1 means "
+    "the compressed form cannot hold all of the text."
+)

@@ -77,6 +77,29 @@ def test_cycle_finder_finds_a_cycle():
     assert find_cycle({"a": {"b"}, "b": set()}) is None
 
 
+def private_imports(graph: dict[str, set[str]]) -> list[str]:
+    """``importer -> module`` for each import of a ``_private`` module from outside the
+    package that holds it (the package and its sub-packages may import it)."""
+    found = []
+    for importer, imported in sorted(graph.items()):
+        for name in sorted(imported):
+            package, _, leaf = name.rpartition(".")
+            private = leaf.startswith("_") and not leaf.startswith("__")
+            if private and not (importer + ".").startswith(package + "."):
+                found.append(f"{importer} -> {name}")
+    return found
+
+
+def test_no_module_imports_a_private_module_of_another_package():
+    assert private_imports(import_graph()) == []
+
+
+def test_private_import_finder_finds_one():
+    graph = {"a.b.user": {"a.c._impl"}, "a.c.d.user": {"a.c._impl"}, "a.c": {"a.c._impl"},
+             "a.b": {"a.c.__main__"}}
+    assert private_imports(graph) == ["a.b.user -> a.c._impl"]
+
+
 def test_stage_folders_exist():
     for folder in ("prepare", "compressors", "harness", "lmeval", "training"):
         assert (ROOT / "bench" / folder / "__init__.py").is_file(), folder

@@ -15,6 +15,7 @@ from bench.compressors._api import (
     available_compressors,
     build_compressor,
     get_compressor_factory,
+    options_type_of,
     parse_options,
     register_compressor,
 )
@@ -30,6 +31,7 @@ __all__ = [
     "available_compressors",
     "build_compressor",
     "get_compressor_factory",
+    "options_type_of",
     "parse_options",
     "register_compressor",
 ]

@@ -19,6 +19,15 @@ from bench.harness.accounting import ModelShape, flops_ratio, peak_cuda_mb, peak
 from bench.harness.compression_cache import CompressionCache
 from bench.harness.frontend import CompressionFrontEnd, PreparedRequest, PromptSource
 from bench.records import CompressedText
+from bench.results_record import (
+    RECORD_KEY,
+    CacheRecord,
+    CompressorRecord,
+    RunInfo,
+    SampleRecord,
+    ServedUsage,
+    TargetRecord,
+)
 
 HARNESS_VERSION = "1"
 logger = logging.getLogger(__name__)
@@ -65,19 +74,19 @@ class RunAccount:
                  code_text: bool = True) -> None:
         self.frontend = frontend
         self.shape = shape
-        self.per_task: dict[str, list[sample_log.SampleRecord]] = defaultdict(list)
+        self.per_task: dict[str, list[SampleRecord]] = defaultdict(list)
         self.target_tokens_exceed_context: Counter[str] = Counter()
         self.count_bits = BitCounter(frontend.target, code_text)
 
     def file(self, request: PromptSource, prepared: PreparedRequest, output: GenerationOutput,
-             original_prompt: str, served: sample_log.ServedUsage | None = None) -> None:
+             original_prompt: str, served: ServedUsage | None = None) -> None:
         count = self.frontend.target.count_tokens
         stats = prepared.compressed.stats
         full_prompt = count(original_prompt)
         text_prompt = prepared.text_prompt()
         compressed_prompt = (count(text_prompt) if text_prompt is not None
                              else stats.compressed_tokens + count(prepared.parts.suffix))
-        record = sample_log.SampleRecord(
+        record = SampleRecord(
             compression_ratio=stats.achieved_rate,
             original_tokens=stats.original_tokens,
             compressed_tokens=stats.compressed_tokens,
@@ -99,28 +108,36 @@ class RunAccount:
         if prepared.compressed.extra.get(TARGET_TOKENS_EXCEED_CONTEXT):
             self.target_tokens_exceed_context[str(request.task_name)] += 1
 
-    def model_info(self, compressor: Any, target_name: str) -> dict[str, Any]:
+    def run_info(self, compressor: Any, target_name: str, reader: str | None = None,
+                 served: dict[str, Any] | None = None) -> RunInfo:
+        """The run's record (``reader``: a non-neural target; ``served``: its endpoint)."""
         cache = self.frontend.cache
-        info: dict[str, Any] = {
-            "harness_version": HARNESS_VERSION,
-            "compressor": {"name": compressor.name, "version": compressor.version,
-                           "settings": compressor.settings()},
-            "target": {"name": target_name, "shape": vars(self.shape) if self.shape else None},
-            "compressed_bits_of_text": "llmzip" if self.count_bits.code_text else "off",
-            "compressions": self.frontend.compressions,
-            "contexts_cut_to_window": self.frontend.contexts_cut,
-            "compression_cache": None if cache is None else {
-                "path": str(cache.root), "hits": cache.hits, "misses": cache.misses},
-            "peak_rss_mb": peak_rss_mb(),
-            "peak_cuda_mb": peak_cuda_mb(),
-            "per_task": {task: _summary(records) for task, records in self.per_task.items()},
-            TARGET_TOKENS_EXCEED_CONTEXT: dict(sorted(self.target_tokens_exceed_context.items())),
-        }
         _warn_budget(compressor, self.target_tokens_exceed_context)
-        return {"compressbench": info}
+        return RunInfo(
+            harness_version=HARNESS_VERSION,
+            compressor=CompressorRecord(compressor.name, compressor.version,
+                                        compressor.settings()),
+            target=TargetRecord(target_name, vars(self.shape) if self.shape else None),
+            compressed_bits_of_text="llmzip" if self.count_bits.code_text else "off",
+            compressions=self.frontend.compressions,
+            contexts_cut_to_window=self.frontend.contexts_cut,
+            compression_cache=None if cache is None else CacheRecord(
+                str(cache.root), cache.hits, cache.misses),
+            peak_rss_mb=peak_rss_mb(),
+            peak_cuda_mb=peak_cuda_mb(),
+            per_task={task: _summary(records) for task, records in self.per_task.items()},
+            target_tokens_exceed_context=dict(sorted(self.target_tokens_exceed_context.items())),
+            reader=reader,
+            served=served,
+        )
 
 
-def _summary(records: list[sample_log.SampleRecord]) -> dict[str, float]:
+def model_info(info: RunInfo) -> dict[str, Any]:
+    """The record as lm-eval's ``get_model_info`` hands it to the results' ``config``."""
+    return {RECORD_KEY: info.to_json()}
+
+
+def _summary(records: list[SampleRecord]) -> dict[str, float]:
     ratios = [r.compression_ratio for r in records]
     summary = {
         "samples": float(len(records)),

@@ -21,8 +21,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from bench.harness.sample_log import ServedUsage
 from bench.lmeval.adapter import answers_noted
+from bench.results_record import ServedUsage
 
 MAX_RETRY_AFTER_SECONDS = 120.0
 _CALL_STARTED: ContextVar[float | None] = ContextVar("compressbench_call_started", default=None)

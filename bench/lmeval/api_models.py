@@ -29,7 +29,12 @@ from lm_eval.models.openai_completions import LocalChatCompletion, LocalCompleti
 
 from bench.compressors import SoftDecoder, TargetModel, build_compressor, get_compressor_factory
 from bench.generation import GenerationOutput
-from bench.harness.answering import RunAccount, open_cache, settings_from_gen_kwargs
+from bench.harness.answering import (
+    RunAccount,
+    model_info,
+    open_cache,
+    settings_from_gen_kwargs,
+)
 from bench.harness.frontend import CompressionFrontEnd
 from bench.lmeval.adapter import (
     api_max_gen_toks,
@@ -226,8 +231,7 @@ class ServedCompression(_ApiModel):  # type: ignore[misc,valid-type]
         raise NotImplementedError(f"{self.model_name} answers generate_until tasks only")
 
     def get_model_info(self) -> dict[str, Any]:
-        info = self.account.model_info(self.compressor, str(self.model))
-        info["compressbench"]["served"] = {
+        served = {
             "api": self.api,
             "base_url": _public_url(self.base_url),
             "model": self.model,
@@ -235,7 +239,8 @@ class ServedCompression(_ApiModel):  # type: ignore[misc,valid-type]
             "api_key_env": self._api_key_env,
             **self.ledger.totals(),
         }
-        return info
+        return model_info(self.account.run_info(self.compressor, str(self.model),
+                                                served=served))
 
 
 @register_model("compressed_completions")

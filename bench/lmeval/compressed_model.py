@@ -25,6 +25,7 @@ from bench.generation import GenerationOutput, GenerationSettings
 from bench.harness.accounting import ModelShape
 from bench.harness.answering import (
     RunAccount,
+    model_info,
     open_cache,
     settings_from_gen_kwargs,
     text_bits_setting,
@@ -187,5 +188,5 @@ class CompressedLM(BatchGeneration, HFLM):  # type: ignore[misc]
 
     def get_model_info(self) -> dict[str, Any]:
         info: dict[str, Any] = super().get_model_info()
-        info.update(self.account.model_info(self.compressor, str(self.pretrained)))
+        info.update(model_info(self.account.run_info(self.compressor, str(self.pretrained))))
         return info

@@ -8,8 +8,12 @@ import re
 import textwrap
 from typing import Any
 
-from bench.compressors import ENTRY_POINT_GROUP, available_compressors, get_compressor_factory
-from bench.compressors._api import options_type_of
+from bench.compressors import (
+    ENTRY_POINT_GROUP,
+    available_compressors,
+    get_compressor_factory,
+    options_type_of,
+)
 from bench.demo import MODEL_FOLDER
 from bench.lmeval.plugin import MODELS
 from bench.lmeval.task_list import read_tasks

@@ -16,7 +16,7 @@ from lm_eval.api.registry import register_model
 
 from bench.compressors import TargetModel, build_compressor
 from bench.generation import GenerationOutput
-from bench.harness.answering import RunAccount, open_cache
+from bench.harness.answering import RunAccount, model_info, open_cache
 from bench.lmeval.adapter import read_request, set_prompt
 from bench.lmeval.lexical_reader import extract_answer
 from bench.records import CompressedText
@@ -73,6 +73,5 @@ class CompressedReaderLM(LM):  # type: ignore[misc]
         raise NotImplementedError("compressed_reader only answers generate_until tasks")
 
     def get_model_info(self) -> dict[str, Any]:
-        info = self.account.model_info(self.compressor, self.frontend.target.name)
-        info["compressbench"]["reader"] = "lexical extractive reader (non-neural)"
-        return info
+        return model_info(self.account.run_info(self.compressor, self.frontend.target.name,
+                                                reader="lexical extractive reader (non-neural)"))

@@ -7,7 +7,7 @@ from typing import Literal, get_args
 
 BenchmarkKind = Literal["qa", "regeneration"]
 # qa, regeneration: scores of that kind of task, computed by ``bench.metrics``; efficiency:
-# measured for every answer (``bench.harness.sample_log.SampleRecord``); size: the
+# measured for every answer (``bench.results_record.SampleRecord``); size: the
 # compressed form's bits, when known; served: usage a server reported (served models only).
 MetricKind = Literal["qa", "regeneration", "efficiency", "size", "served"]
 Pooling = Literal["mean", "max"]

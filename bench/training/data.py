@@ -20,9 +20,9 @@ import random
 from collections.abc import Sequence
 from pathlib import Path
 
-from bench.compressors.soft._model import Example
 from bench.prepare.data_dir import CORPUS_REBUILD, prepare_hint
 from bench.substrate.manifest import verify_if_built
+from bench.training.example import Example
 
 
 def _read_parquet(path: Path, columns: Sequence[str]) -> list[dict[str, object]]:

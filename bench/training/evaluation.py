@@ -16,9 +16,10 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import torch
 
-from bench.compressors.soft._decode import greedy_ids
-from bench.compressors.soft._model import Example, SoftModel
+from bench.compressors.soft.decode import greedy_ids
+from bench.compressors.soft.encoder.model import SoftModel
 from bench.generation import GenerationSettings
+from bench.training.example import Example
 from bench.training.method import MethodParts, summed_loss
 from bench.training.strategy import is_sharded
 

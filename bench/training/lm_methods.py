@@ -1,4 +1,4 @@
-"""The methods that fine-tune the LM itself: ``gist`` and ``autocompressor``.
+"""What the methods that fine-tune the LM itself (gist, AutoCompressor) share.
 
 The LM is trained fully, or with LoRA (``--lora``; merged back when saved). Resumable
 checkpoints hold the training state only (:mod:`.resume`); the evaluation export, in the
@@ -11,7 +11,7 @@ the whole model twice. Its ``config.json`` records the run's inputs (``training_
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -21,14 +21,17 @@ import torch
 from torch import nn
 
 from bench.substrate.atomic import atomic_write_text
-from bench.training.config import LM_TRAINING_METHODS, TrainConfig
+from bench.training.config import TrainConfig
 from bench.training.method import MethodParts
+from bench.training.registry import Setting
 
+LM_SETTINGS = {"lora": Setting("train LoRA adapters (merged when saved) instead of the whole LM")}
+"""The settings every method that fine-tunes the LM reads."""
 FULL_FINETUNE_FLOPS = 6  # forward 2 N, backward through activations 2 N and to weights 2 N
 
 
 @dataclass
-class _Built:
+class LmBuilt:
     """A method's training module and what saving it needs."""
 
     module: nn.Module
@@ -38,7 +41,7 @@ class _Built:
     collate: Any
 
 
-def _lora(model: Any, config: TrainConfig, trained_fully: Sequence[str] = ()) -> Any:
+def lora_model(model: Any, config: TrainConfig, trained_fully: Sequence[str] = ()) -> Any:
     """LoRA layers injected into ``model`` in place (the returned wrapper merges them)."""
     from peft import LoraConfig, get_peft_model
 
@@ -49,8 +52,8 @@ def _lora(model: Any, config: TrainConfig, trained_fully: Sequence[str] = ()) ->
     return get_peft_model(model, settings)
 
 
-def _base(config: TrainConfig, cuda: bool, tokenizer_from: str | None = None
-          ) -> tuple[Any, Any]:
+def load_lm(config: TrainConfig, cuda: bool, tokenizer_from: str | None = None
+            ) -> tuple[Any, Any]:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(tokenizer_from or config.base,
@@ -65,49 +68,6 @@ def _base(config: TrainConfig, cuda: bool, tokenizer_from: str | None = None
     return tokenizer, model
 
 
-def build_gist(config: TrainConfig, cuda: bool) -> _Built:
-    from bench.compressors.soft.gist_prompt import GistTokenizer
-    from bench.training.gist_method import (
-        GIST_TOKEN,
-        GistCollator,
-        GistTrainingModel,
-        add_gist_token,
-    )
-
-    tokenizer, model = _base(config, cuda, config.init_from)
-    gist_id = add_gist_token(model, tokenizer)
-    if config.lora:  # the new gist row must be learnt: embeddings are trained fully
-        model = _lora(model, config, ("embed_tokens", "lm_head"))
-    tokens = GistTokenizer(tokenizer, GIST_TOKEN, gist_id, int(tokenizer.bos_token_id))
-    collate = GistCollator(tokens, config.num_mem, config.max_context_tokens,
-                           config.max_answer_tokens)
-    return _Built(GistTrainingModel(model, gist_id), tokenizer, model, collate)
-
-
-def build_autocompressor(config: TrainConfig, cuda: bool) -> _Built:
-    from bench.training.autocompressor_method import (
-        AutoCompressorCollator,
-        AutoCompressorTrainingModel,
-    )
-
-    tokenizer, model = _base(config, cuda)
-    module = AutoCompressorTrainingModel(model, config.num_mem)
-    if config.init_from:
-        from bench.compressors.soft.autocompressor_checkpoint import load_summary_spec
-
-        with torch.no_grad():
-            module.embed_summary.weight[:] = load_summary_spec(model, config.init_from).embeddings
-    wrapped = _lora(model, config) if config.lora else model
-    collate = AutoCompressorCollator(tokenizer, config.max_context_tokens,
-                                     config.max_answer_tokens, config.training_substeps,
-                                     config.segments_per_substep,
-                                     int(model.config.max_position_embeddings), config.seed)
-    return _Built(module, tokenizer, wrapped, collate)
-
-
-BUILDERS = dict(zip(LM_TRAINING_METHODS, (build_gist, build_autocompressor), strict=True))
-
-
 def load_trained(module: nn.Module, weights: dict[str, torch.Tensor]) -> None:
     """Copy the gathered trained tensors into a freshly built ``module`` (an error names any
     trained tensor that is missing)."""
@@ -119,18 +79,11 @@ def load_trained(module: nn.Module, weights: dict[str, torch.Tensor]) -> None:
     module.load_state_dict({name: weights[name] for name in trained}, strict=False)
 
 
-def _export(config: TrainConfig, cuda: bool, inputs: dict[str, Any], directory: Path,
-            weights: dict[str, torch.Tensor], final: bool) -> None:
-    from bench.training.autocompressor_method import save_autocompressor
-    from bench.training.gist_method import save_gist
-
-    built = BUILDERS[config.method](config, cuda)
+def _export(method: LmMethod, config: TrainConfig, cuda: bool, inputs: dict[str, Any],
+            directory: Path, weights: dict[str, torch.Tensor], final: bool) -> None:
+    built = method.build(config, cuda)
     load_trained(built.module, weights)
-    if config.method == "gist":
-        save_gist(built.model, built.tokenizer, config.num_mem, directory)
-    else:
-        summary = built.module.get_parameter("embed_summary.weight")
-        save_autocompressor(built.model, summary, built.tokenizer, directory)
+    method.save(built, config, directory)
     _record_inputs(directory / "config.json", inputs)
 
 
@@ -141,16 +94,34 @@ def _record_inputs(config_file: Path, inputs: dict[str, Any]) -> None:
     atomic_write_text(config_file, json.dumps(config, indent=2, sort_keys=True) + "\n")
 
 
-def lm_method_parts(config: TrainConfig, cuda: bool, inputs: dict[str, Any]) -> MethodParts:
-    """The parts of a gist or AutoCompressor run (``inputs``: their identities, recorded in
-    the exported ``config.json``)."""
-    built = BUILDERS[config.method](config, cuda)
+def _no_external_parameters(built: LmBuilt) -> list[nn.Parameter]:
+    return []
+
+
+def _always(config: TrainConfig) -> bool:
+    return True
+
+
+@dataclass(frozen=True)
+class LmMethod:
+    """How a method that trains the LM builds its training module and saves its export."""
+
+    build: Callable[[TrainConfig, bool], LmBuilt]
+    save: Callable[[LmBuilt, TrainConfig, Path], None]
+    """Write the evaluation export of ``built`` (trained tensors loaded) into a folder."""
+    external_parameters: Callable[[LmBuilt], list[nn.Parameter]] = _no_external_parameters
+    supports_deepspeed: Callable[[TrainConfig], bool] = _always
+
+
+def lm_method_parts(method: LmMethod, config: TrainConfig, cuda: bool, inputs: dict[str, Any]
+                    ) -> MethodParts:
+    """The parts of a run of ``method`` (``inputs``: their identities, recorded in the
+    exported ``config.json``)."""
+    built = method.build(config, cuda)
     model = built.model.get_base_model() if config.lora else built.model
-    external = ([built.module.get_parameter("embed_summary.weight")]
-                if config.method == "autocompressor" else [])
     return MethodParts(
         module=built.module, collate=built.collate, base=model,
-        export=partial(_export, config, cuda, inputs), checkpoint_export=False,
-        external_parameters=external,
+        export=partial(_export, method, config, cuda, inputs), checkpoint_export=False,
+        external_parameters=method.external_parameters(built),
         flops_per_parameter_token=4 if config.lora else FULL_FINETUNE_FLOPS,
-        supports_deepspeed=config.method != "autocompressor" or config.training_substeps == 1)
+        supports_deepspeed=method.supports_deepspeed(config))

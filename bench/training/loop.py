@@ -21,20 +21,23 @@ from typing import TYPE_CHECKING, Any
 import torch
 from tqdm.auto import tqdm
 
-from bench.compressors.soft._model import Example
+from bench.compressors.soft.encoder.export import check_repo_export
 from bench.substrate.atomic import atomic_directory, atomic_write_json, atomic_write_text
 from bench.substrate.errors import InputError
 from bench.training import state as run_state
 from bench.training.batches import DataPosition, micro_batches, training_loader
-from bench.training.config import LM_TRAINING_METHODS, TrainConfig
+from bench.training.config import TrainConfig
 from bench.training.data import load_examples
 from bench.training.evaluation import evaluate
-from bench.training.export import check_repo_export
+from bench.training.example import Example
 from bench.training.inputs import Identity, check_same_inputs, input_identities
 from bench.training.method import MethodParts, backward_passes
+from bench.training.registry import method_parts
 from bench.training.resume import TrainingState, load_training_state, save_training_state
 from bench.training.strategy import (
     check_fsdp,
+    check_launched_strategy,
+    distributed_type,
     gathered_trainable_state,
     is_deepspeed,
     make_accelerator,
@@ -245,17 +248,6 @@ def _trim_log(log: Path, step: int) -> None:
     atomic_write_text(log, "".join(line + "\n" for line in kept))
 
 
-def method_parts(config: TrainConfig, cuda: bool, inputs: Inputs) -> MethodParts:
-    """The parts of ``config.method``'s run (``inputs``: recorded in the export)."""
-    if config.method in LM_TRAINING_METHODS:
-        from bench.training.lm_methods import lm_method_parts
-
-        return lm_method_parts(config, cuda, inputs)
-    from bench.training.soft_method import soft_parts
-
-    return soft_parts(config, cuda, inputs)
-
-
 def train(config: TrainConfig, accelerator: Accelerator | None = None) -> TrainResult:
     """Run (or resume) one training stage; returns the final checkpoint directory."""
     from accelerate.utils import set_seed
@@ -263,6 +255,7 @@ def train(config: TrainConfig, accelerator: Accelerator | None = None) -> TrainR
     if config.export_500x_repo:
         check_repo_export(config.method, tuple(config.lora_targets))
     accelerator = accelerator or make_accelerator(config)
+    check_launched_strategy(accelerator)
     inputs = input_identities(config)
     found = _checkpoint_to_resume(config, accelerator, inputs)
     set_seed(config.seed, device_specific=True)
@@ -329,6 +322,7 @@ def train(config: TrainConfig, accelerator: Accelerator | None = None) -> TrainR
             run.log_eval(step)
         if step % config.save_every == 0 or step == config.steps:
             run.save(step, {"step": step, "history": run.history, "processes": processes,
+                            "distributed_type": distributed_type(accelerator),
                             "config": config.as_json(), "inputs": inputs})
     bar.close()
     if peak and result.train_seconds:

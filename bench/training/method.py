@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import nn
 
-from bench.compressors.soft._model import Example
+from bench.training.example import Example
 
 if TYPE_CHECKING:
     from accelerate import Accelerator

@@ -13,7 +13,7 @@ from typing import Any
 
 from torch import nn
 
-from bench.compressors.soft._model import SoftModel, TrainingBatch
+from bench.compressors.soft.encoder.model import SoftModel, TrainingBatch
 
 
 class TrainingModule(nn.Module):

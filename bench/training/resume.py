@@ -235,12 +235,19 @@ def _load_weights(path: Path, state: TrainingState) -> None:
 
 def _load_engine(folder: Path, engine: Any) -> None:
     """Load DeepSpeed's checkpoint of the model and optimizer with the weights-only
-    unpickler."""
+    unpickler, and leave the parameters partitioned, as a new engine has them.
+
+    Under ZeRO-3 ``load_checkpoint`` ends with the small (persistent) parameters gathered.
+    DeepSpeed learns from the parameters it finds partitioned in the first forward pass
+    which module needs one that is read outside its owner's forward (the soft memory, whose
+    encoder returns no plain tensor to hook); found gathered, such a parameter is released
+    after its owner's forward and missing in the backward pass."""
     engine.checkpoint_engine.load = _weights_only_load
     loaded, _ = engine.load_checkpoint(str(folder), ENGINE, load_module_strict=False,
                                        load_lr_scheduler_states=False)
     if loaded is None:
         raise InputError("holds no DeepSpeed checkpoint", folder / ENGINE, hint=_RESUME_HINT)
+    engine.empty_partition_cache()
 
 
 def _deepspeed_classes() -> list[Any]:

@@ -16,7 +16,8 @@ from typing import TYPE_CHECKING
 import torch
 from torch import nn
 
-from bench.training.config import LM_TRAINING_METHODS, TrainConfig
+from bench.training.config import TrainConfig
+from bench.training.registry import PER_LAYER_FSDP, training_method
 
 if TYPE_CHECKING:
     from accelerate import Accelerator
@@ -39,13 +40,42 @@ def make_accelerator(config: TrainConfig) -> Accelerator:
     from accelerate.utils import DistributedDataParallelKwargs
 
     mixed = mixed_precision(config, torch.cuda.is_available())
-    # Some trained tensors get no gradient: the last layer's query LoRA in 500x (only keys
-    # and values leave the encoder), the regeneration trigger in ICAE fine-tuning.
-    unused = not (config.method == "icae" and config.stage == "pretrain")
+    # Some trained tensors get no gradient in most stages (the last layer's query LoRA in
+    # 500x: only keys and values leave the encoder); each method declares where all do.
+    unused = config.stage not in training_method(config.method).every_parameter_trained_in
     return Accelerator(gradient_accumulation_steps=config.grad_accum, mixed_precision=mixed,
                        step_scheduler_with_optimizer=False,
                        kwargs_handlers=[DistributedDataParallelKwargs(
                            find_unused_parameters=unused)])
+
+
+# What ``accelerate launch`` asks for, by the variable it sets for the training processes.
+_LAUNCHED = {"ACCELERATE_USE_DEEPSPEED": "DEEPSPEED", "ACCELERATE_USE_FSDP": "FSDP"}
+
+
+def distributed_type(accelerator: Accelerator) -> str:
+    """The strategy the run has: NO, MULTI_CPU, MULTI_GPU, FSDP, DEEPSPEED, ..."""
+    return str(accelerator.distributed_type.value)
+
+
+def check_launched_strategy(accelerator: Accelerator) -> None:
+    """The run has the strategy it was launched for, with every process counted: for CPU
+    processes (``--cpu``) accelerate drops DeepSpeed and FSDP without a word, and under
+    DeepSpeed without GPUs it counts one process on every rank."""
+    running = distributed_type(accelerator)
+    for variable, asked in _LAUNCHED.items():
+        if os.environ.get(variable, "").lower() == "true" and running != asked:
+            raise ValueError(f"the launch config asks for {asked} ({variable}=true) but "
+                             f"accelerate runs {running}: it drops {asked} for CPU processes "
+                             "(--cpu, use_cpu: true, ACCELERATE_USE_CPU); launch on GPUs, or "
+                             f"without {asked} (configs/accelerate/ddp.yaml)")
+    if torch.distributed.is_initialized():
+        launched = torch.distributed.get_world_size()
+        if accelerator.num_processes != launched:
+            counted = accelerator.num_processes
+            raise ValueError(f"accelerate counts {counted} process{'es' * (counted != 1)} but "
+                             f"{launched} were launched (it runs {running} so on GPUs only); "
+                             "launch on GPUs, or use configs/accelerate/ddp.yaml")
 
 
 def is_deepspeed(accelerator: Accelerator) -> bool:
@@ -81,11 +111,12 @@ def check_fsdp(accelerator: Accelerator, method: str) -> None:
     one unit too, as per-layer units are not tested for it. The methods that train the LM
     itself (tested under both) may be wrapped layer by layer."""
     if (is_fsdp(accelerator) and accelerator.state.fsdp_plugin.auto_wrap_policy is not None
-            and method not in LM_TRAINING_METHODS):
+            and not training_method(method).per_layer_fsdp):
         raise ValueError("FSDP config: fsdp_auto_wrap_policy must be NO_WRAP for --method "
                          f"{method} (the soft model is sharded as one unit); use "
                          "configs/accelerate/fsdp.yaml, or DeepSpeed ZeRO-3 to gather the "
-                         "weights module by module")
+                         "weights module by module (layer by layer only for "
+                         f"{', '.join(PER_LAYER_FSDP)})")
 
 
 def prepare_deepspeed(accelerator: Accelerator, config: TrainConfig, module: nn.Module,
@@ -172,7 +203,3 @@ def clean_name(name: str) -> str:
     for wrapper in ("_fsdp_wrapped_module.", "_orig_mod.", "_checkpoint_wrapped_module."):
         name = name.replace(wrapper, "")
     return name.removeprefix("module.")
-
-
-def check_launched_strategy(accelerator: Accelerator) -> None:
-    """STUB"""

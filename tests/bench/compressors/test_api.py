@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from bench.compressors._api import parse_options
-from bench.compressors.soft._compressor import SoftOptions
-from bench.compressors.soft.cram import CramOptions
+from bench.compressors.soft.cram.compressor import CramOptions
+from bench.compressors.soft.encoder.compressor import SoftOptions
 from bench.lmeval.cli_errors import user_facing
 from bench.substrate.errors import one_line
 

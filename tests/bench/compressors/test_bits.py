@@ -11,8 +11,8 @@ import torch
 from bench.compressors import CompressionRequest, TargetModel, build_compressor
 from bench.compressors._llmzip_codec import FLUSH_BITS, SYMBOL_OVERHEAD_BITS, count_bits
 from bench.compressors.bits import KEPT_FROM_TOKENS, BitCounter, soft_bits, subset_bits
-from bench.harness.sample_log import SampleRecord
 from bench.records import CompressedEmbeddings, CompressedKV, CompressedText, CompressionStats
+from bench.results_record import SampleRecord
 
 from .conftest import CORPUS
 from .test_llmzip import ideal_bits

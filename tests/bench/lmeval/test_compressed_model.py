@@ -10,6 +10,7 @@ import pytest
 
 from bench.compressors import UnknownCompressorError
 from bench.lmeval.run import run_lm_eval
+from bench.results_record import SCHEMA_VERSION, parse_run_info
 from tests.conftest import read_results, read_samples
 
 
@@ -41,6 +42,9 @@ def test_each_context_is_compressed_once_and_the_disk_cache_is_reused(
     first = _run(tmp_path / "r1", tiny_model_dir, args, tasks=("compressed_squad",), limit=None,
                  model="compressed_reader")
     info = first["config"]["compressbench"]
+    assert info["schema_version"] == SCHEMA_VERSION
+    recorded = parse_run_info(first["config"], "r1")
+    assert recorded is not None and recorded.to_json() == info
     questions = int(info["per_task"]["compressed_squad"]["samples"])
     assert info["compressions"] == 3 < questions  # 3 demo contexts, 3 questions each
     assert info["compression_cache"]["misses"] == 3

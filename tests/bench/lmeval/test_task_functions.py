@@ -10,6 +10,7 @@ from bench import specs
 from bench.harness import sample_log
 from bench.lmeval import task_functions
 from bench.prepare.data_dir import MissingBenchmarkError
+from bench.results_record import SampleRecord
 
 
 def test_missing_benchmark_names_the_command_that_prepares_it(tmp_path: Path,
@@ -43,7 +44,7 @@ def test_process_qa_scores_every_gold_and_counts_empty_predictions():
 
 def test_process_results_adds_the_models_sample_record():
     doc = {"qid": "q2", "context": "some context", "answers": ["x"]}
-    record = sample_log.SampleRecord(0.5, 10, 5, 0.1, 0.2, 0.05, 3, 100.0, 0.4)
+    record = SampleRecord(0.5, 10, 5, 0.1, 0.2, 0.05, 3, 100.0, 0.4)
     sample_log.file_record(doc, record)
     try:
         scores = task_functions.process_qa(doc, ["x"])

@@ -5,8 +5,8 @@ from __future__ import annotations
 import dataclasses
 
 from bench import metrics, specs
-from bench.harness.sample_log import SampleRecord
 from bench.prepare.cli import _parser as prepare_parser
+from bench.results_record import SampleRecord
 from leaderboard._metrics import metric_style
 
 

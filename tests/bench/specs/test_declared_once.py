@@ -15,6 +15,7 @@ from bench.lmeval import task_functions
 from bench.lmeval.task_files import task_files
 from bench.lmeval.task_list import read_tasks
 from bench.prepare.cli import _parser as prepare_parser
+from bench.results_record import SampleRecord
 from leaderboard import BuildOptions, make_tables, read_runs
 from tests.leaderboard._lmeval_files import write_results
 
@@ -25,7 +26,7 @@ TOY_METRIC = specs.MetricSpec(name="kv_bytes", title="KV bytes", kind="efficienc
 
 
 @dataclass(frozen=True)
-class MeasuredRecord(sample_log.SampleRecord):
+class MeasuredRecord(SampleRecord):
     """A sample record that also carries the throw-away measurement."""
 
     kv_bytes: float | None = None

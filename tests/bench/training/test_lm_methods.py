@@ -8,8 +8,10 @@ from pathlib import Path
 import pytest
 import torch
 
+from bench.compressors.soft.autocompressor.training import build_autocompressor
+from bench.compressors.soft.gist.training import build_gist
 from bench.training.config import TrainConfig
-from bench.training.lm_methods import BUILDERS, load_trained
+from bench.training.lm_methods import load_trained
 from bench.training.loop import train
 from bench.training.method import Substeps, TokenBatch, summed_loss
 
@@ -64,7 +66,7 @@ def test_autocompressor_batches_are_substeps_cut_by_their_content(
 
     config = _config("autocompressor", story_corpus, stories, tmp_path / "out",
                      training_substeps=3, segments_per_substep=2)
-    built = BUILDERS["autocompressor"](config, False)
+    built = build_autocompressor(config, False)
     examples, _ = load_examples(config.data, config.kind, None, 4, 0, None)
     batch = built.collate(examples[:2])
     assert isinstance(batch, Substeps) and len(batch.pieces) == 3
@@ -85,7 +87,7 @@ def test_autocompressor_batches_are_substeps_cut_by_their_content(
 
 def test_export_refuses_a_state_without_every_trained_tensor(stories: Path, story_corpus: Path,
                                                              tmp_path: Path) -> None:
-    built = BUILDERS["gist"](_config("gist", story_corpus, stories, tmp_path), False)
+    built = build_gist(_config("gist", story_corpus, stories, tmp_path), False)
     weights = {name: p.detach().clone() for name, p in built.module.named_parameters()}
     dropped = sorted(weights)[0]
     del weights[dropped]

@@ -19,12 +19,12 @@ import torch
 
 from bench.compressors import build_compressor
 from bench.compressors._api import TargetModel
-from bench.compressors.soft import repo_checkpoint as repo
 from bench.compressors.soft._torch import input_embedding
-from bench.compressors.soft.autocompressor_checkpoint import SUMMARY_WEIGHT
-from bench.compressors.soft.checkpoint import CONFIG_FILE, save_checkpoint
-from bench.compressors.soft.icae_v2_checkpoint import MEMORY_KEY, expected_shapes
-from bench.compressors.soft.icae_v2_model import base_shape
+from bench.compressors.soft.autocompressor.checkpoint import SUMMARY_WEIGHT
+from bench.compressors.soft.encoder import repo_checkpoint as repo
+from bench.compressors.soft.encoder.checkpoint import CONFIG_FILE, save_checkpoint
+from bench.compressors.soft.icae_v2.checkpoint import MEMORY_KEY, expected_shapes
+from bench.compressors.soft.icae_v2.model import base_shape
 from bench.lmeval.cli_errors import user_facing
 from bench.substrate.errors import one_line
 

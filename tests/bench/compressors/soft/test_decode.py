@@ -9,7 +9,7 @@ import torch
 
 from bench.compressors._api import TargetModel
 from bench.compressors.soft._cache import layer_states
-from bench.compressors.soft._decode import DecoderItem, greedy_generate
+from bench.compressors.soft.decode import DecoderItem, greedy_generate
 from bench.generation import GenerationSettings
 
 CONTEXTS = ("Lily saw a big red ball in the park.", "Tom and his dog went to the lake.", "Mia")

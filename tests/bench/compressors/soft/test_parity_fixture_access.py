@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.bench.compressors.soft import reference_fixtures as fixtures
-from tests.bench.compressors.soft import repo_parity as parity
+from tests.bench.compressors.soft.encoder import repo_parity as parity
 
 OUTCOMES = (pytest.fail.Exception, pytest.skip.Exception)
 

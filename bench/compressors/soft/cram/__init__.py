@@ -1,0 +1,3 @@
+"""CRAM: per-sample optimised vectors (an upper bound), registered on import."""
+
+from bench.compressors.soft.cram import compressor as compressor
