@@ -28,6 +28,7 @@ def test_demo_writes_results_and_a_leaderboard(demo_out: Path):
     assert "truncate" in page and "selective_context" in page
 
 
+@pytest.mark.slow
 def test_demo_scores_do_not_regress_against_the_committed_baseline(demo_out: Path,
                                                                    tmp_path: Path):
     report = tmp_path / "junit.xml"

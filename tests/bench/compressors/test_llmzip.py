@@ -166,7 +166,7 @@ def test_the_decoder_reads_the_code(stories: TargetModel) -> None:
     code = codec.encode(text)
     assert codec.decode(code) == text
     outcomes = []
-    for bit in range(0, 32 * len(code.words), 32 * len(code.words) // 12 + 1):
+    for bit in range(0, 32 * len(code.words), 32 * len(code.words) // 6 + 1):
         words = code.words.copy()
         words[bit // 32] ^= np.uint32(1 << (bit % 32))
         try:

@@ -50,6 +50,7 @@ def test_stock_cli_compressed_model_writes_scores_and_efficiency(stock_runs: dic
     assert info["compressor"] == {"name": "none", "version": "1", "settings": {}}
 
 
+@pytest.mark.slow
 def test_stock_cli_hf_model_runs_project_tasks(stock_runs: dict[str, Path]):
     results = read_results(stock_runs["hf"])["results"]
     squad = results["compressed_squad"]  # type: ignore[index]
