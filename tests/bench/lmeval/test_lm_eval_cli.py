@@ -58,6 +58,7 @@ def test_stock_cli_hf_model_runs_project_tasks(stock_runs: dict[str, Path]):
     assert "compression_ratio,none" not in squad
 
 
+@pytest.mark.slow
 def test_compressor_none_reproduces_hf_generations_exactly(stock_runs: dict[str, Path]):
     ours = read_samples(stock_runs["compressed_none"], "compressed_squad")
     stock = read_samples(stock_runs["hf"], "compressed_squad")
