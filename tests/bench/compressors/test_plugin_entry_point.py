@@ -5,10 +5,11 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import textwrap
 from pathlib import Path
 
 import pytest
+
+from tests.plugin_packages import install_plugin
 
 PLUGIN_MODULE = '''
 """Keeps every other word of the context."""
@@ -46,30 +47,9 @@ class EveryOther:
 
 @pytest.fixture(scope="module")
 def plugin_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    source = tmp_path_factory.mktemp("plugin-src")
-    (source / "every_other_plugin.py").write_text(PLUGIN_MODULE, encoding="utf-8")
-    (source / "pyproject.toml").write_text(textwrap.dedent("""
-        [build-system]
-        requires = ["setuptools>=61"]
-        build-backend = "setuptools.build_meta"
-
-        [project]
-        name = "every-other-plugin"
-        version = "0.1"
-
-        [tool.setuptools]
-        py-modules = ["every_other_plugin"]
-
-        [project.entry-points."compressbench.compressors"]
-        every_other = "every_other_plugin:EveryOther"
-    """), encoding="utf-8")
-    site = tmp_path_factory.mktemp("plugin-site")
-    done = subprocess.run(
-        [sys.executable, "-m", "pip", "install", "--no-deps", "--no-build-isolation",
-         "--no-index", "--quiet", "--target", str(site), str(source)],
-        capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr
-    return site
+    return install_plugin(tmp_path_factory, "every_other_plugin", PLUGIN_MODULE,
+                          "compressbench.compressors",
+                          'every_other = "every_other_plugin:EveryOther"')
 
 
 def _env(site: Path, data: Path) -> dict[str, str]:

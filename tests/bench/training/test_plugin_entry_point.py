@@ -6,10 +6,11 @@ import json
 import os
 import subprocess
 import sys
-import textwrap
 from pathlib import Path
 
 import pytest
+
+from tests.plugin_packages import install_plugin
 
 PLUGIN_MODULE = '''
 """500x's parts under another name, with an option of its own."""
@@ -39,30 +40,8 @@ METHOD = TrainingMethod(name="kv_copy", summary="500x under another name", parts
 
 @pytest.fixture(scope="module")
 def plugin_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    source = tmp_path_factory.mktemp("method-src")
-    (source / "kv_copy_method.py").write_text(PLUGIN_MODULE, encoding="utf-8")
-    (source / "pyproject.toml").write_text(textwrap.dedent("""
-        [build-system]
-        requires = ["setuptools>=61"]
-        build-backend = "setuptools.build_meta"
-
-        [project]
-        name = "kv-copy-method"
-        version = "0.1"
-
-        [tool.setuptools]
-        py-modules = ["kv_copy_method"]
-
-        [project.entry-points."compressbench.training_methods"]
-        kv_copy = "kv_copy_method:METHOD"
-    """), encoding="utf-8")
-    site = tmp_path_factory.mktemp("method-site")
-    done = subprocess.run(
-        [sys.executable, "-m", "pip", "install", "--no-deps", "--no-build-isolation",
-         "--no-index", "--quiet", "--target", str(site), str(source)],
-        capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr
-    return site
+    return install_plugin(tmp_path_factory, "kv_copy_method", PLUGIN_MODULE,
+                          "compressbench.training_methods", 'kv_copy = "kv_copy_method:METHOD"')
 
 
 def _train(site: Path, *argv: str) -> subprocess.CompletedProcess[str]:
