@@ -1,5 +1,5 @@
 """``python -m bench`` (installed as the console script ``compressbench``): ``eval`` (lm-eval
-with the compressbench models and tasks), ``tasks`` (list them) and ``demo``."""
+with the compressbench models and tasks), ``tasks`` (list them), ``demo`` and ``sweep``."""
 
 from __future__ import annotations
 
@@ -9,10 +9,17 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from bench.substrate.errors import InputError, add_debug_flag, run_cli
-from bench.substrate.help import HelpFormatter
+from bench.substrate.errors import (
+    CompressbenchError,
+    InputError,
+    add_debug_flag,
+    one_line,
+    run_cli,
+)
+from bench.substrate.help import HelpFormatter, RawHelpFormatter
 
 _HELP_FLAGS = ("-h", "--help")
+_PROJECT_PACKAGES = ("bench", "data_builders", "leaderboard")
 
 
 def _program() -> str:
@@ -21,7 +28,12 @@ def _program() -> str:
 
 
 def _eval(argv: Sequence[str]) -> int:
-    """Run the lm-eval CLI with the ``compressed`` models and ``compressed_*`` tasks."""
+    """Run the lm-eval CLI with the ``compressed`` models and ``compressed_*`` tasks.
+
+    lm-eval reports bad arguments as ``ValueError``: one raised outside the project's code
+    becomes an :class:`InputError` (one line); one raised by the project's code that is not a
+    project error is a bug and keeps its traceback.
+    """
     if any(flag in argv for flag in _HELP_FLAGS) and argv[:1] != ["ls"]:
         from bench.lmeval.eval_help import eval_help
 
@@ -39,8 +51,19 @@ def _eval(argv: Sequence[str]) -> int:
         shown = user_facing(error)
         if isinstance(shown, InputError) and shown is not error:
             raise shown from error
-        raise
+        if isinstance(error, CompressbenchError) or _raised_in_project(error):
+            raise  # a project error is one line; any other ValueError of the project is a bug
+        raise InputError(one_line(error)) from error  # lm-eval refusing its arguments
     return 0
+
+
+def _raised_in_project(error: BaseException) -> bool:
+    """Whether the innermost frame of ``error``'s traceback is the project's code."""
+    traceback = error.__traceback__
+    while traceback is not None and traceback.tb_next is not None:
+        traceback = traceback.tb_next
+    module = "" if traceback is None else str(traceback.tb_frame.f_globals.get("__name__", ""))
+    return module.split(".")[0] in _PROJECT_PACKAGES
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -78,6 +101,16 @@ def _parser() -> argparse.ArgumentParser:
                     "tiny locally built model, evaluates several compressors through lm-eval "
                     "and builds the leaderboard; prints where each part is written.")
     add_arguments(demo)
+    from bench.sweep.cli import SWEEP_DESCRIPTION, sweep_example
+    from bench.sweep.cli import add_arguments as add_sweep_arguments
+
+    sweep = commands.add_parser(
+        "sweep", formatter_class=RawHelpFormatter,
+        help="several compressors and option values through lm-eval in one process "
+             "(resumable), then the leaderboard",
+        description=SWEEP_DESCRIPTION, epilog=sweep_example(program))
+    add_debug_flag(sweep)
+    add_sweep_arguments(sweep)
     return parser
 
 
@@ -86,6 +119,9 @@ def _run(argv: Sequence[str]) -> int:
     command = [argument for argument in arguments if argument != "--debug"][:1]
     if command == ["eval"]:
         return _eval(arguments[arguments.index("eval") + 1:])
+    if not command:  # no command: what there is to run
+        _parser().print_help()
+        return 0
     options = _parser().parse_args(arguments)
     if options.command == "tasks" and options.write:
         from bench.lmeval.task_files import write_task_folder
@@ -97,6 +133,10 @@ def _run(argv: Sequence[str]) -> int:
 
         print(format_task_list(options.data))
         return 0
+    if options.command == "sweep":
+        from bench.sweep.cli import run_command
+
+        return run_command(options)
     from bench.demo import run_demo
 
     return run_demo(options)

@@ -2,10 +2,10 @@
 
 1. prepare the five QA benchmarks and regeneration from the bundled demo texts;
 2. build a tiny seeded Llama with a tokenizer trained on those texts (no download);
-3. evaluate several compressors through lm-eval with the ``compressed_reader`` model (a
-   non-neural lexical reader, so that the scores mean something: a randomly initialised tiny
-   model answers noise) and, to exercise the neural path, with the ``compressed`` model on the
-   tiny Llama;
+3. sweep several compressors through lm-eval (:mod:`bench.sweep`) with the
+   ``compressed_reader`` model (a non-neural lexical reader, so that the scores mean
+   something: a randomly initialised tiny model answers noise) and, to exercise the neural
+   path, with the ``compressed`` model on the tiny Llama;
 4. build the leaderboard and print the raw and normalised tables.
 """
 
@@ -13,28 +13,19 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import io
 import json
 import time
-from dataclasses import dataclass
 from importlib.resources import files
 from pathlib import Path
 
 from bench import specs
+from bench.sweep import SweepSettings, parse_compressors, prepare_sweep, run_sweep
 
 MODEL_FOLDER = "tiny-llama-random-init"  # the model's name in the tables
+TRAINED_FOLDER = "tiny-llama-trained"  # its copy trained briefly on the demo texts
 DEMO_LENGTHS = (96,)
-
-
-@dataclass(frozen=True)
-class DemoRun:
-    """One lm-eval run of the demo."""
-
-    label: str
-    model: str
-    compressor_args: str
-    tasks: tuple[str, ...]
-    limit: int | None = None
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -70,11 +61,15 @@ def _demo_texts() -> list[str]:
 
 def prepare_demo(out: Path) -> tuple[Path, Path]:
     """Tiny model and prepared data under ``out``; reused when already there."""
-    from bench.tiny import build_tiny_model
+    from bench.substrate.atomic import atomic_directory
+    from bench.tiny import build_tiny_model, fit_tiny_model
 
     model_dir = out / MODEL_FOLDER
     if not (model_dir / "config.json").is_file():
         build_tiny_model(_demo_texts(), model_dir, seed=0)
+    if not (out / TRAINED_FOLDER / "config.json").is_file():
+        with atomic_directory(out / TRAINED_FOLDER) as staging:
+            fit_tiny_model(model_dir, _demo_texts(), staging)
     data_dir = out / "data"
     prepare_demo_data(model_dir, data_dir)
     return model_dir, data_dir
@@ -93,43 +88,42 @@ def prepare_demo_data(model_dir: Path, data_dir: Path) -> None:
                                     show_progress=False)
 
 
-def demo_runs(model_dir: Path, neural_limit: int, skip_neural: bool) -> list[DemoRun]:
-    """The runs of the demo: reader x compressors, then the tiny neural model."""
+def demo_sweeps(model_dir: Path, neural_limit: int, skip_neural: bool
+                ) -> list[tuple[SweepSettings, str]]:
+    """The sweeps of the demo (settings and ``--compressors``): the lexical reader over
+    several compressors, then the briefly trained tiny model over one compressor per
+    family; runs and page under ``.``."""
     (regeneration,) = specs.benchmarks("regeneration")
     tasks = (specs.QA_GROUP, *(f"{regeneration.task}_{n}" for n in DEMO_LENGTHS))
-    compressors = {
-        "none": "compressor=none",
-        "zero_shot": "compressor=zero_shot",
-        "truncate-0.5": "compressor=truncate,rate=0.5",
-        "truncate-0.25": "compressor=truncate,rate=0.25",
-        "random_drop-0.5": "compressor=random_drop,rate=0.5,seed=0",
-        "selective_context-0.5": f"compressor=selective_context,rate=0.5,"
-                                 f"compressor_model={model_dir}",
-    }
-    runs = [DemoRun(f"reader-{label}", "compressed_reader",
-                    f"tokenizer={model_dir},{args},compression_cache=off", tasks)
-            for label, args in compressors.items()]
+    compressors = ("none;zero_shot;truncate:rate=0.5,0.25;random_drop:rate=0.5,seed=0;"
+                   f"selective_context:rate=0.5,compressor_model={model_dir}")
+    reader = SweepSettings(model="compressed_reader", pretrained=str(model_dir), tasks=tasks,
+                           out=Path("."), model_args="compression_cache=off")
+    sweeps = [(reader, compressors)]
     if not skip_neural:
-        runs += [DemoRun(f"tiny-llama-{label}", "compressed",
-                         f"pretrained={model_dir},{compressors[label]},compression_cache=off",
-                         ("compressed_squad",), neural_limit)
-                 for label in ("none", "truncate-0.5")]
-    return runs
+        neural = dataclasses.replace(
+            reader, model="compressed", pretrained=str(model_dir.parent / TRAINED_FOLDER),
+            tasks=("compressed_squad", f"{regeneration.task}_{DEMO_LENGTHS[0]}"),
+            limit=neural_limit)
+        sweeps.append((neural, ";".join(neural_compressors())))
+    return sweeps
 
 
-def run_output_path(run: DemoRun) -> Path:
-    """``runs/<model>__<compressor>_<settings>/results.json``: lm-eval writes the results and
-    samples straight into that folder (see ``python -m leaderboard run-folder``)."""
-    from leaderboard import run_folder_name
+def neural_compressors() -> list[str]:
+    """One compressor of each family the tiny model can run without a trained checkpoint:
+    baseline, hard, lossless, per-sample optimised vectors and, when kvpress is installed
+    (the ``kv`` extra), a KV-cache press; all on the one bits-per-byte axis of the page."""
+    import importlib.util
 
-    return Path("runs") / run_folder_name(run.model, run.compressor_args) / "results.json"
+    compressors = ["none", "truncate:rate=0.5", "llmzip", "cram:num_mem=2,steps=20"]
+    if importlib.util.find_spec("kvpress") is not None:
+        compressors.append("kvpress:press=knorm,rate=0.5")
+    return compressors
 
 
 def run_demo(options: argparse.Namespace) -> int:
     """Prepare, evaluate, tabulate; prints the tables and where everything was written."""
     import os
-
-    from bench.lmeval.run import run_lm_eval
 
     out: Path = options.out.resolve()
     started = time.perf_counter()
@@ -143,17 +137,27 @@ def run_demo(options: argparse.Namespace) -> int:
     # Runs name the model by its path relative to ``out`` so that results (and the committed
     # baseline they are checked against) do not depend on where the demo was run.
     with contextlib.chdir(out):
-        for run in demo_runs(Path(MODEL_FOLDER), options.neural_limit, options.skip_neural):
-            print(f"[demo] run {run.label}: lm-eval --model {run.model} "
-                  f"--model_args {run.compressor_args} --tasks {','.join(run.tasks)}"
-                  + (f" --limit {run.limit}" if run.limit is not None else ""), flush=True)
-            results = run_lm_eval(run.model, run.compressor_args, run.tasks,
-                                  run_output_path(run), limit=run.limit)
-            print(f"[demo]   scored {describe_counts(results)}", flush=True)
+        sweeps = demo_sweeps(Path(MODEL_FOLDER), options.neural_limit, options.skip_neural)
+        for settings, compressors in sweeps:
+            print(f"[demo] sweep --model {settings.model} --pretrained {settings.pretrained} "
+                  f"--compressors '{compressors}' --model_args {settings.model_args} "
+                  f"--tasks {','.join(settings.tasks)}"
+                  + (f" --limit {settings.limit}" if settings.limit is not None else ""),
+                  flush=True)
+            _run_sweep(settings, compressors)
     print_leaderboard(out / "runs", out / "leaderboard")
     print(f"[demo] done in {time.perf_counter() - started:.0f} s")
     print(describe_outputs(out, options.skip_neural))
     return 0
+
+
+def _run_sweep(settings: SweepSettings, compressors: str) -> None:
+    runs = prepare_sweep(settings, parse_compressors(compressors))
+    for outcome in run_sweep(settings, runs):
+        label = f"{settings.model} {outcome.run.combination.label()}"
+        scored = ("finished by an earlier demo" if outcome.results is None
+                  else f"scored {describe_counts(outcome.results)}")
+        print(f"[demo]   {label}: {scored}", flush=True)
 
 
 def describe_model(model_dir: Path) -> str:
@@ -163,7 +167,9 @@ def describe_model(model_dir: Path) -> str:
             f"[demo]   a randomly initialised (seed 0) {config.get('model_type', '?')} with "
             f"{config.get('num_hidden_layers')} layers, hidden size "
             f"{config.get('hidden_size')} and a {config.get('vocab_size')}-token BPE "
-            "tokenizer trained on the bundled texts; built here, nothing downloaded")
+            "tokenizer trained on the bundled texts; built here, nothing downloaded\n"
+            f"[demo]   its copy {model_dir.parent / TRAINED_FOLDER}: trained for 300 "
+            "next-token steps on the same texts, for the neural runs")
 
 
 def describe_data(data_dir: Path) -> str:
@@ -219,8 +225,10 @@ def describe_outputs(out: Path, skip_neural: bool) -> str:
         "standard errors are wide",
     ]
     if not skip_neural:
-        lines.append("[demo] the tiny-llama rows are a smoke test of the neural path: a "
-                     "randomly initialised model answers noise, so they only show that it runs")
+        lines.append("[demo] the tiny-llama-trained rows run one compressor per family "
+                     "through the neural path (on the page's bits-per-byte view): a tiny model "
+                     "trained for seconds answers QA with noise (all-zero rows are listed, not "
+                     "plotted) and regenerates only the texts' common words")
     lines.append("[demo] next: the README's 'Evaluating offline' runs bench.prepare, lm_eval "
                  "and leaderboard build on this model and data")
     return "\n".join(lines)

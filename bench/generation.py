@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -43,3 +44,18 @@ class DecoderPrompt:
     prefix: str
     suffix: str
     question: str | None = None
+
+
+def eos_token_ids(tokenizer: Any, model: Any) -> list[int]:
+    """The ids that end a model's answer: the tokenizer's EOS and every id the model's
+    generation config lists as ``eos_token_id`` (one id, or several: chat models often end
+    a turn with one token and a text with another). Empty when neither names one."""
+    ids: set[int] = set()
+    if getattr(tokenizer, "eos_token_id", None) is not None:
+        ids.add(int(tokenizer.eos_token_id))
+    configured = getattr(getattr(model, "generation_config", None), "eos_token_id", None)
+    if isinstance(configured, int):
+        ids.add(configured)
+    elif isinstance(configured, list | tuple):
+        ids.update(int(i) for i in configured)
+    return sorted(ids)

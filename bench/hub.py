@@ -91,7 +91,7 @@ def load_from_hub(
 def _load_local(load: Callable[[], T], path: Path, what: str, flag: str) -> T:
     try:
         return load()
-    except OSError as error:  # e.g. a config.json that is not JSON
+    except (OSError, ValueError) as error:  # a config.json that is not JSON, an unknown type
         raise InputError(f"cannot load the {what}: {_first_line(error)}", path,
                          field=flag) from error
 

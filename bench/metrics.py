@@ -27,6 +27,8 @@ from collections.abc import Sequence
 from functools import cache, lru_cache
 from typing import TYPE_CHECKING, Any
 
+from bench.substrate.errors import InputError
+
 if TYPE_CHECKING:
     from nltk.tokenize.destructive import NLTKWordTokenizer
     from nltk.tokenize.punkt import PunktSentenceTokenizer
@@ -64,7 +66,7 @@ def _check_answers(answers: Sequence[str]) -> None:
     if isinstance(answers, str):
         raise TypeError("answers must be a sequence of gold strings, not one string")
     if len(answers) == 0:
-        raise ValueError("answers is empty: a question needs at least one gold answer")
+        raise InputError("answers is empty: a question needs at least one gold answer")
 
 
 # --------------------------------------------------------------------------- SQuAD v1.1
@@ -265,7 +267,7 @@ def rouge_l_f_500x(prediction: str, reference: str) -> float:
     package raises. Raises ``ValueError`` for such a reference.
     """
     if not _rouge_sentences(reference.strip()):
-        raise ValueError(f"reference has no words for Rouge-L: {reference!r}")
+        raise InputError(f"reference has no words for Rouge-L: {reference!r}")
     score = _rouge_l_500x_or_none(prediction.strip(), reference.strip())
     return 0.0 if score is None else score
 
@@ -332,7 +334,7 @@ def _sacrebleu() -> Any:
 
 def _check_reference(reference: str) -> None:
     if not reference.strip():
-        raise ValueError("reference text is empty")
+        raise InputError("reference text is empty")
 
 
 def rouge_l_f(prediction: str, reference: str) -> float:
@@ -406,7 +408,7 @@ def regeneration_scores(prediction: str, reference: str) -> dict[str, float]:
 
 def _check_lengths(predictions: Sequence[str], golds: Sequence[object]) -> None:
     if len(predictions) != len(golds):
-        raise ValueError(f"{len(predictions)} predictions but {len(golds)} gold entries")
+        raise InputError(f"{len(predictions)} predictions but {len(golds)} gold entries")
 
 
 def batch_squad_scores(

@@ -46,7 +46,9 @@ class CompressionStats:
 
     ``compressed_bits`` is the size of the compressed form in bits, when the compressor
     knows it exactly (``llmzip``); otherwise the harness derives it
-    (:func:`bench.compressors.bits.compressed_bits`).
+    (:func:`bench.compressors.bits.compressed_bits`). ``encoded_tokens`` is the number of
+    the context's tokens the compressor actually read (a soft compressor reads at most what
+    its checkpoint was trained to encode, and cuts the rest); None where it does not say.
     """
 
     original_tokens: int
@@ -54,6 +56,12 @@ class CompressionStats:
     seconds: float
     requested_rate: float | None = None
     compressed_bits: float | None = None
+    encoded_tokens: int | None = None
+
+    @property
+    def cut_by_compressor(self) -> bool:
+        """Whether the compressor read fewer of the context's tokens than it has."""
+        return self.encoded_tokens is not None and self.encoded_tokens < self.original_tokens
 
     @property
     def achieved_rate(self) -> float:

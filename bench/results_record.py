@@ -23,7 +23,7 @@ from typing import Any
 from bench import specs
 from bench.substrate.errors import InputError
 
-SCHEMA_VERSION = "1.0"
+SCHEMA_VERSION = "1.1"
 RECORD_KEY = "compressbench"  # the record's key in lm-eval's ``config`` section
 RECORD_FIELD = f"config.{RECORD_KEY}"
 _VERSION_RE = re.compile(r"^(?P<major>\d+)\.(?P<minor>\d+)$")
@@ -59,6 +59,8 @@ class SampleRecord:
     served_completion_tokens: float | None = None
     requested_rate: float | None = None
     compressed_bits: float | None = None
+    original_bytes: int | None = None
+    encoded_context_tokens: int | None = None
 
     @property
     def bits_per_token(self) -> float | None:
@@ -67,13 +69,21 @@ class SampleRecord:
             return None
         return self.compressed_bits / self.original_tokens if self.original_tokens else 0.0
 
+    @property
+    def bits_per_byte(self) -> float | None:
+        """Compressed bits per UTF-8 byte of the context the compressor was given (None when
+        the bits or the bytes are unknown, or the context is empty)."""
+        if self.compressed_bits is None or not self.original_bytes:
+            return None
+        return self.compressed_bits / self.original_bytes
+
     def metrics(self) -> dict[str, float]:
         """The values declared as measured metrics (:mod:`bench.specs`) that this record
         knows, as floats, in the record's order (the cache flag is not a metric): what a
         logged sample carries."""
         declared = set(specs.metric_names(*MEASURED_KINDS))
         values = {**{f.name: getattr(self, f.name) for f in fields(self)},
-                  "bits_per_token": self.bits_per_token}
+                  "bits_per_token": self.bits_per_token, "bits_per_byte": self.bits_per_byte}
         return {name: float(value) for name, value in values.items()
                 if name in declared and value is not None}
 
@@ -90,14 +100,22 @@ def read_measurements(sample: Mapping[str, Any], path: str, line: int | None = N
 @dataclass(frozen=True)
 class CompressorRecord:
     """The compressor of a run: its name, version and every option that shaped its output
-    (``settings`` None: not recorded, as in a version 1 record written by hand)."""
+    (``settings`` None: not recorded, as in a version 1 record written by hand), and what the
+    method declared when it registered (None in records older than version 1.1): its
+    ``family``, whether this run conditioned on the question, and its budget options."""
 
     name: str
     version: str
     settings: dict[str, Any] | None
+    family: str | None = None
+    question_aware: bool | None = None
+    budget_options: tuple[str, ...] | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return {"name": self.name, "version": self.version, "settings": self.settings}
+        return {"name": self.name, "version": self.version, "settings": self.settings,
+                "family": self.family, "question_aware": self.question_aware,
+                "budget_options": (None if self.budget_options is None
+                                   else list(self.budget_options))}
 
 
 @dataclass(frozen=True)
@@ -129,7 +147,9 @@ class RunInfo:
 
     ``per_task`` summarises each task's sample records (means, counts);
     ``target_tokens_exceed_context`` counts per task the samples whose context was kept whole
-    because the token budget was not below it. ``reader`` names a non-neural target and
+    because the token budget was not below it; ``contexts_cut_by_compressor`` those whose
+    context was longer than the compressor encodes (a soft compressor's checkpoint was trained
+    on shorter ones) and was cut. ``reader`` names a non-neural target and
     ``served`` describes the endpoint of a served model; both are left out when None.
     Fields after ``target`` may be absent from a version 1 record written by hand: a reader
     takes them as None or empty.
@@ -146,6 +166,7 @@ class RunInfo:
     peak_cuda_mb: float | None = None
     per_task: dict[str, dict[str, float]] = field(default_factory=dict)
     target_tokens_exceed_context: dict[str, int] = field(default_factory=dict)
+    contexts_cut_by_compressor: dict[str, int] = field(default_factory=dict)
     reader: str | None = None
     served: dict[str, Any] | None = None
     schema_version: str = SCHEMA_VERSION
@@ -166,6 +187,7 @@ class RunInfo:
             "peak_cuda_mb": self.peak_cuda_mb,
             "per_task": self.per_task,
             "target_tokens_exceed_context": self.target_tokens_exceed_context,
+            "contexts_cut_by_compressor": self.contexts_cut_by_compressor,
         }
         if self.reader is not None:
             data["reader"] = self.reader
@@ -195,6 +217,8 @@ def parse_run_info(config: Mapping[str, Any], path: str) -> RunInfo | None:
         per_task=_per_task(record.optional_object("per_task")),
         target_tokens_exceed_context=_counts(record.optional_object(
             "target_tokens_exceed_context")),
+        contexts_cut_by_compressor=_counts(record.optional_object(
+            "contexts_cut_by_compressor")),
         reader=record.optional_text("reader"),
         served=_plain(record.optional_object("served")),
         schema_version=version,
@@ -221,7 +245,10 @@ def check_schema_version(version: str | None, path: str) -> str:
 def _compressor(data: _Object) -> CompressorRecord:
     settings = data.optional_object("settings")
     return CompressorRecord(data.text("name"), data.optional_version("version"),
-                            None if settings is None else dict(settings.data))
+                            None if settings is None else dict(settings.data),
+                            family=data.optional_text("family"),
+                            question_aware=data.optional_flag("question_aware"),
+                            budget_options=data.optional_names("budget_options"))
 
 
 def _target(data: _Object | None) -> TargetRecord | None:
@@ -303,6 +330,20 @@ class _Object:
         if isinstance(value, bool) or not isinstance(value, str | int | float):
             raise self._error(name, f"must be a string, got {value!r}")
         return str(value)
+
+    def optional_flag(self, name: str) -> bool | None:
+        value = self.data.get(name)
+        if value is not None and not isinstance(value, bool):
+            raise self._error(name, f"must be true or false, got {value!r}")
+        return value
+
+    def optional_names(self, name: str) -> tuple[str, ...] | None:
+        value = self.data.get(name)
+        if value is None:
+            return None
+        if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+            raise self._error(name, f"must be a list of strings, got {value!r}")
+        return tuple(value)
 
     def number(self, name: str) -> float:
         value = self._get(name)

@@ -138,3 +138,34 @@ def build_model_of_size(texts: Iterable[str], out_dir: Path, size: str,
         raise ValueError(f"unknown model size {size!r}; choose one of {sorted(MODEL_SIZES)}")
     return build_tiny_model(texts, out_dir, architecture=architecture, seed=seed,
                             **asdict(MODEL_SIZES[size]))
+
+
+def fit_tiny_model(model_dir: Path, texts: Iterable[str], out_dir: Path, steps: int = 300,
+                   block: int = 64, batch_size: int = 16, lr: float = 3e-3, seed: int = 0
+                   ) -> Path:
+    """A copy of the tiny model at ``model_dir`` trained for ``steps`` next-token steps on
+    ``texts`` (random blocks of ``block`` tokens), saved with its tokenizer in ``out_dir``.
+
+    A few hundred steps teach it the texts' common words, enough for its answers to overlap
+    the references a little: its scores are small but not all zero.
+    """
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
+    ids = torch.tensor([i for text in texts for i in tokenizer(text)["input_ids"]])
+    model = AutoModelForCausalLM.from_pretrained(str(model_dir))
+    model.train()
+    generator = torch.Generator().manual_seed(seed)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=lr)
+    for _ in range(steps):
+        starts = torch.randint(0, len(ids) - block, (batch_size,), generator=generator)
+        batch = torch.stack([ids[s:s + block] for s in starts.tolist()])
+        loss = model(input_ids=batch, labels=batch).loss
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad()
+    model.eval()  # type: ignore[no-untyped-call]
+    model.save_pretrained(str(out_dir), safe_serialization=True)
+    tokenizer.save_pretrained(str(out_dir))
+    return out_dir

@@ -40,7 +40,7 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -295,7 +295,7 @@ def compress_once_vs_per_question(model_dir: Path, data_dir: Path, per_context: 
     import pyarrow.parquet as pq
     from transformers import AutoTokenizer
 
-    from bench.compressors import TargetModel, build_compressor
+    from bench.compressors import TargetModel, build_compressor, capabilities_of
     from bench.harness.frontend import CompressionFrontEnd
 
     contexts = sorted({row["context"] for folder in sorted(data_dir.glob("*/test.parquet"))
@@ -304,10 +304,10 @@ def compress_once_vs_per_question(model_dir: Path, data_dir: Path, per_context: 
     target = TargetModel(str(model_dir), AutoTokenizer.from_pretrained(str(model_dir)))
     compressor = build_compressor("selective_context", target,
                                   {"rate": 0.5, "compressor_model": str(model_dir)})
-    frontends = {mode: CompressionFrontEnd(compressor, target, cache=None)
-                 for mode in ("once", "per_question")}
-    frontends["once"].question_aware = False
-    frontends["per_question"].question_aware = True
+    declared = capabilities_of("selective_context")
+    frontends = {mode: CompressionFrontEnd(
+        compressor, replace(declared, question_aware=mode == "per_question"), target, cache=None)
+        for mode in ("once", "per_question")}
     seconds: dict[str, list[float]] = {mode: [] for mode in frontends}
     for round_index in range(-1, rounds):  # round -1 warms both modes up
         spent = dict.fromkeys(frontends, 0.0)

@@ -28,10 +28,11 @@ from leaderboard._export import (
     to_markdown,
 )
 from leaderboard._html import render_html
+from leaderboard._import import find_inputs, read_export
 from leaderboard._labels import label_runs
 from leaderboard._metrics import metric_style, metric_styles
-from leaderboard._plots import all_plots, plot_notes
-from leaderboard._runs import Run, check_versions, find_results, load_run, merge_runs
+from leaderboard._page import make_page
+from leaderboard._runs import Run, check_versions, load_run, merge_runs
 from leaderboard._samples import viewer_data
 from leaderboard._tables import (
     Table,
@@ -60,13 +61,15 @@ class BuildOptions:
 
 
 def read_runs(paths: Sequence[Path], with_samples: bool = True) -> list[Run]:
-    """Read every results file under ``paths`` (with a progress bar), check versions and
-    give every row a name no other row has."""
-    files = find_results(paths)
+    """Read every results file under ``paths`` (with a progress bar) and every
+    ``leaderboard export`` folder among them, check versions and give every row a name no
+    other row has."""
+    files, exports = find_inputs(paths)
     runs = [
         load_run(path, with_samples)
         for path in tqdm(files, desc="results", unit="file", disable=len(files) < 50)
     ]
+    runs += [run for export in exports for run in read_export(export, with_samples)]
     check_versions(runs)
     return label_runs(runs)
 
@@ -149,18 +152,7 @@ def _write_exports(runs: Sequence[Run], options: BuildOptions, out: Path) -> lis
             }
         ),
     )
-    emit(
-        "index.html",
-        render_html(
-            title=options.title,
-            tables=tables,
-            plots=all_plots(rows, names),
-            plot_notes=plot_notes(rows),
-            samples=viewer_data(rows, names, options.max_samples),
-            sample_limit=options.max_samples,
-            runs=[str(run.path) for run in runs],
-            versions=dict(sorted(versions.items())),
-            lm_eval_versions=sorted({run.lm_eval_version for run in runs}),
-        ),
-    )
+    page = make_page(options.title, runs, rows, names, tables, options.normalise_to,
+                     viewer_data(rows, names, options.max_samples), options.max_samples)
+    emit("index.html", render_html(page))
     return written

@@ -1,4 +1,4 @@
-"""Command line of the leaderboard: ``build`` and ``check``."""
+"""Command line of the leaderboard: ``build``, ``check`` and ``export``."""
 
 from __future__ import annotations
 
@@ -23,6 +23,7 @@ from leaderboard._check import (
 from leaderboard._errors import LeaderboardError
 from leaderboard._folders import run_folder_name
 from leaderboard._metrics import metric_styles
+from leaderboard._results_data import FORMATS, write_export
 
 EXIT_OK, EXIT_REGRESSION, EXIT_UNUSABLE = 0, 1, 2
 
@@ -112,6 +113,8 @@ def _parser() -> argparse.ArgumentParser:
         help="write the runs' metrics as the new baseline file and exit 0",
     )
 
+    _add_export(sub, runs_help)
+
     f = sub.add_parser(
         "run-folder",
         formatter_class=HelpFormatter,
@@ -123,6 +126,36 @@ def _parser() -> argparse.ArgumentParser:
     f.add_argument("--model", default="compressed", help="lm-eval --model (default compressed)")
     f.add_argument("--model_args", required=True, help="lm-eval --model_args")
     return parser
+
+
+def _add_export(sub: argparse._SubParsersAction[argparse.ArgumentParser],
+                runs_help: str) -> None:
+    e = sub.add_parser(
+        "export",
+        formatter_class=HelpFormatter,
+        help="write the runs as a data set (Parquet) with an eval.yaml",
+        description="Write the runs as Parquet tables (results: one row per run, task and "
+        "metric; samples: one row per logged sample; runs: the results record of each run) "
+        "with their schema version, an eval.yaml for the benchmark data set (the Hugging Face "
+        "Hub's Eval Results convention) and a manifest. `build` reads the folder beside run "
+        "folders.",
+    )
+    add_debug_flag(e)
+    e.add_argument("runs", nargs="+", type=Path, help=runs_help + ", or exports")
+    e.add_argument("--out", type=Path, required=True, help="output folder (created if missing)")
+    e.add_argument("--format", choices=FORMATS, default="parquet",
+                   help="parquet: the tables, eval.yaml and manifest.json; hf-dataset: the "
+                   "same with a README.md data set card whose configs name the tables, ready "
+                   "to upload as a Hugging Face data set (default: parquet)")
+    e.add_argument("--title", default="compressbench", help="the benchmark's name in eval.yaml "
+                   "and the card")
+
+
+def _export(args: argparse.Namespace) -> int:
+    runs = read_runs(args.runs)
+    for path in write_export(runs, args.runs, args.out, args.format, args.title):
+        print(path)
+    return EXIT_OK
 
 
 def _build(args: argparse.Namespace) -> int:
@@ -164,7 +197,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     Unusable input ends in one line on stderr and status 2; ``--debug`` (or
     ``COMPRESSBENCH_DEBUG=1``) adds the traceback.
     """
-    return run_cli(_run, argv, input_errors=(LeaderboardError,))
+    return run_cli(_run, argv)
 
 
 def _run(argv: Sequence[str]) -> int:
@@ -172,4 +205,6 @@ def _run(argv: Sequence[str]) -> int:
     if args.command == "run-folder":
         print(run_folder_name(args.model, args.model_args))
         return EXIT_OK
+    if args.command == "export":
+        return _export(args)
     return _build(args) if args.command == "build" else _check(args)

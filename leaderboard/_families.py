@@ -1,53 +1,45 @@
-"""Compressor families (baseline / hard / soft), for the plots' markers and legends."""
+"""How the plots show compressor families (declared by each compressor when it registers and
+recorded with its results), and which rows lie on one curve."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import replace
 
+from bench.compressors import Family
 from leaderboard._labels import unique_labels
 from leaderboard._runs import Display, RowKey
 
-BASELINE, HARD, SOFT, OTHER = "baseline", "hard", "soft", "other"
-FAMILY_ORDER = (BASELINE, HARD, SOFT, OTHER)
+FAMILY_ORDER = tuple(family.value for family in Family)
 FAMILY_TITLES = {
-    BASELINE: "baselines (uncompressed, lossless)",
-    HARD: "hard (text kept or dropped)",
-    SOFT: "soft (learned vectors)",
-    OTHER: "other compressors",
+    Family.BASELINE.value: "baselines (full context, no context)",
+    Family.LOSSLESS.value: "lossless (entropy-coded text)",
+    Family.HARD.value: "hard (text kept or dropped)",
+    Family.SOFT_EMBEDDINGS.value: "soft (learned input vectors)",
+    Family.SOFT_KV.value: "soft (learned KV cache)",
+    Family.KV_EVICTION.value: "KV-cache eviction (presses)",
+    Family.UNDECLARED.value: "family not declared",
 }
-# one marker per family: square, circle, triangle, diamond
-FAMILY_MARKERS = {BASELINE: "s", HARD: "o", SOFT: "^", OTHER: "D"}
-
-_FAMILIES = {
-    "none": BASELINE,
-    "zero_shot": BASELINE,
-    "llmzip": BASELINE,
-    "truncate": HARD,
-    "random_drop": HARD,
-    "selective_context": HARD,
-    "llmlingua": HARD,
-    "longllmlingua": HARD,
-    "llmlingua2": HARD,
-    "500x": SOFT,
-    "icae": SOFT,
-    "cram": SOFT,
-    "gist": SOFT,
-    "autocompressor": SOFT,
+# one marker per family: square, plus, circle, triangle up, triangle down, diamond, cross
+FAMILY_MARKERS = {
+    Family.BASELINE.value: "s",
+    Family.LOSSLESS.value: "P",
+    Family.HARD.value: "o",
+    Family.SOFT_EMBEDDINGS.value: "^",
+    Family.SOFT_KV.value: "v",
+    Family.KV_EVICTION.value: "D",
+    Family.UNDECLARED.value: "X",
 }
-
-# Settings that set how much is kept: rows that differ only in these lie on one curve.
-BUDGET_SETTINGS = frozenset({"rate", "target_tokens", "num_mem", "num_gist_tokens"})
 
 
 def family(key: RowKey) -> str:
-    """The family of a row's compressor (a stock lm-eval run is a baseline)."""
-    return BASELINE if key.stock else _FAMILIES.get(key.compressor, OTHER)
+    """The family of a row's compressor, as recorded (an unknown one counts as undeclared)."""
+    return key.family if key.family in FAMILY_MARKERS else Family.UNDECLARED.value
 
 
 def curve_key(key: RowKey) -> RowKey:
     """The row without its budget settings: the curve (method) the row is a point of."""
-    settings = tuple(item for item in key.settings if item[0] not in BUDGET_SETTINGS)
+    settings = tuple(item for item in key.settings if item[0] not in key.budget_options)
     return replace(key, settings=settings, display=Display())
 
 

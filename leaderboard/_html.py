@@ -1,17 +1,16 @@
-"""The self-contained ``index.html``: tables, plots and the per-sample viewer."""
+"""The self-contained ``index.html``: plots, tables, the per-sample viewer and the footer,
+rendered by Jinja with autoescaping; styles and scripts inline, nothing fetched."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from markupsafe import Markup
 
-from leaderboard._plots import Plot
-from leaderboard._tables import Table
+from leaderboard._page import Page
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 
@@ -25,17 +24,7 @@ def script_json(data: Any) -> Markup:
     return Markup(text)
 
 
-def render_html(
-    title: str,
-    tables: Sequence[Table],
-    plots: Sequence[Plot],
-    samples: Sequence[Mapping[str, Any]],
-    sample_limit: int,
-    runs: Sequence[str],
-    versions: Mapping[str, str],
-    lm_eval_versions: Sequence[str],
-    plot_notes: Sequence[str] = (),
-) -> str:
+def render_html(page: Page) -> str:
     """Render the page with autoescaping and strict undefined variables."""
     env = Environment(
         loader=FileSystemLoader(str(TEMPLATES)),
@@ -44,15 +33,4 @@ def render_html(
         keep_trailing_newline=True,
     )
     template = env.get_template("index.html.j2")
-    return template.render(
-        title=title,
-        tables=tables,
-        plots=plots,
-        plot_notes=plot_notes,
-        samples_json=script_json(list(samples)),
-        sample_count=len(samples),
-        sample_limit=sample_limit,
-        runs=runs,
-        versions=versions,
-        lm_eval_versions=lm_eval_versions,
-    )
+    return template.render(page=page, samples_json=script_json(page.samples))

@@ -20,6 +20,11 @@ def regeneration_tasks() -> dict[str, int]:
             for task, length in spec.task_lengths().items() if length is not None}
 
 
+def task_benchmarks() -> dict[str, str]:
+    """Task -> the name of the declared benchmark it belongs to."""
+    return {task: spec.name for spec in specs.benchmarks() for task in spec.task_lengths()}
+
+
 def known_tasks() -> set[str]:
     """Every task the tables have columns for."""
     return {*qa_tasks(), *regeneration_tasks()}

@@ -1,7 +1,10 @@
-"""Plots of score vs compression, vs context length and vs bits, as base64 PNG (matplotlib, Agg).
+"""Figures of score vs compression, vs bits per byte and vs context length (matplotlib, Agg).
 
-Each plot has a legend outside its axes, grouped by compressor family (one marker per
-family), plain ratio ticks (1×, 2×, 4×, ...) and error bars of one standard error.
+A figure has one panel per benchmark (or benchmark group) it is asked for, one series per
+method (rows that differ only in their budget lie on one line), error bars of one standard
+error, the full-context score as a dotted line and, against bits per byte, the lossless floor
+as a dashed one. Its legend is grouped by base model and keyed by compressor family (one
+marker per family): right of the panels, or, in the page's narrow layout, below the one panel.
 """
 
 from __future__ import annotations
@@ -10,8 +13,9 @@ import base64
 import io
 import math
 import textwrap
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any, Literal
 
 import matplotlib
 
@@ -24,8 +28,11 @@ from matplotlib.lines import Line2D
 from matplotlib.text import Text
 from matplotlib.ticker import FixedLocator, FuncFormatter, NullLocator
 
-from leaderboard._bits import FLOOR_COMPRESSOR, bits_per_token
+from bench import specs
+from leaderboard._baseline import UNCOMPRESSED, find_baseline
+from leaderboard._bits import bits_per_byte, byte_floors
 from leaderboard._columns import Column, score_column
+from leaderboard._errors import LeaderboardError
 from leaderboard._families import (
     FAMILY_MARKERS,
     FAMILY_ORDER,
@@ -41,16 +48,13 @@ DPI = 100
 PANEL_SIZE = (4.0, 3.3)  # inches per panel
 LEGEND_INCHES = 2.7  # width of the legend column right of the panels
 LEGEND_WIDTH = 34  # characters per legend line before wrapping
-
-
-@dataclass(frozen=True)
-class Plot:
-    """A rendered figure: title, alt text and PNG bytes in base64."""
-
-    name: str
-    title: str
-    alt: str
-    png_base64: str
+LEGEND_POINTS = 8
+# The narrow layout: one panel 3.6 in (360 px, 380 with the PNG's margins) wide, so that a
+# 420 px window shows it unscaled, and a legend below it in 9 pt type (12.5 px).
+NARROW_SIZE = (3.6, 2.6)
+NARROW_LEGEND_POINTS = 9
+LEGEND_LINE_INCHES = 0.2  # height of one legend line at NARROW_LEGEND_POINTS
+PANELS_PER_ROW = 2  # as wide as the two-panel compression plot: unscaled on a 1280 px page
 
 
 @dataclass
@@ -74,6 +78,13 @@ def render(fig: Figure) -> str:
     return base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
+def legend_pixels(fig: Figure) -> float:
+    """The smallest legend type of the figure in pixels of its PNG."""
+    sizes = [float(text.get_fontsize()) for legend in fig.legends
+             for text in legend.get_texts()]
+    return min(sizes) * DPI / 72 if sizes else 0.0
+
+
 def _order(key: RowKey) -> tuple[str, int, str]:
     return key.model_label, FAMILY_ORDER.index(family(key)), key.title
 
@@ -95,9 +106,14 @@ def _blank() -> Artist:
     return Line2D([], [], linestyle="none")
 
 
-def add_legend(fig: Figure, series: Sequence[Series]) -> None:
-    """One legend right of the axes: the entries under a bold header per base model (when
-    there are several), then a key of the family markers; long labels wrapped."""
+Line = tuple[Mapping[str, Any], str]  # a reference line: its style and what it shows
+
+
+def legend_entries(series: Sequence[Series], lines: Sequence[Line] = ()
+                   ) -> tuple[list[Artist], list[str], list[str]]:
+    """Handles, labels and the headers among them: the entries under a bold header per base
+    model (when there are several), then a key of the family markers and of the reference
+    ``lines``; long labels wrapped."""
     ordered = sorted(series, key=lambda s: (s.group, FAMILY_ORDER.index(s.family), s.label))
     groups = list(dict.fromkeys(s.group for s in ordered))
     handles: list[Artist] = []
@@ -122,8 +138,33 @@ def add_legend(fig: Figure, series: Sequence[Series]) -> None:
             handles.append(Line2D([], [], color="grey", marker=FAMILY_MARKERS[name],
                                   linestyle="none"))
             labels.append(FAMILY_TITLES[name])
-    legend = fig.legend(handles, labels, loc="outside right center", frameon=False,
-                        fontsize=8, handlelength=1.8)
+    if lines:
+        header("lines")
+    for style, meaning in lines:
+        handles.append(Line2D([], [], **style))
+        labels.append(textwrap.fill(meaning, LEGEND_WIDTH))
+    return handles, labels, headers
+
+
+def legend_lines(series: Sequence[Series], lines: Sequence[Line] = ()) -> int:
+    """How many lines of text the legend of ``series`` and ``lines`` has."""
+    return sum(label.count("\n") + 1 for label in legend_entries(series, lines)[1])
+
+
+LegendPlace = Literal["outside right center", "outside lower center", "upper left"]
+_LEGEND_PLACES: dict[str, LegendPlace] = {
+    "right": "outside right center", "below": "outside lower center", "alone": "upper left"}
+
+
+def add_legend(fig: Figure, series: Sequence[Series], lines: Sequence[Line] = (),
+               placement: str = "right") -> None:
+    """The legend of :func:`legend_entries`: right of the axes, ``below`` them, or ``alone``
+    in a figure of its own (the last two in the narrow layout's type size)."""
+    handles, labels, headers = legend_entries(series, lines)
+    loc: LegendPlace = _LEGEND_PLACES[placement]
+    points = LEGEND_POINTS if placement == "right" else NARROW_LEGEND_POINTS
+    legend = fig.legend(handles, labels, loc=loc, frameon=False, fontsize=points,
+                        handlelength=1.8)
     for text in legend.get_texts():
         literal(text)
         if text.get_text() in headers:
@@ -193,33 +234,6 @@ def compression_series(rows: Rows, column: Column) -> list[Series]:
     return list(by_curve.values())
 
 
-def figure_score_vs_compression(rows: Rows, names: MetricNames) -> Figure | None:
-    """Mean QA F1 and mean Rouge-L-F against the achieved compression (original/compressed)."""
-    panels = [
-        ("QA", "mean F1 (x100)", score_column("QA F1", names.f1, tuple(qa_tasks()), "questions")),
-        ("Regeneration", "mean Rouge-L-F (x100)",
-         score_column("Rouge-L-F", names.rouge, tuple(regeneration_tasks()), "texts")),
-    ]
-    drawn = [(t, y, s) for t, y, c in panels if (s := compression_series(rows, c))]
-    if not drawn:
-        return None
-    width, height = PANEL_SIZE
-    fig, axes = plt.subplots(1, len(drawn), figsize=(width * len(drawn) + LEGEND_INCHES, height),
-                             squeeze=False, layout="constrained")
-    legend: dict[tuple[str, str], Series] = {}
-    for ax, (title, ylabel, series) in zip(axes[0], drawn, strict=True):
-        draw_all(ax, series)
-        for item in series:
-            legend.setdefault((item.group, item.label), item)
-        ratio_axis(ax, [x for item in series for x, _y, _e in item.points])
-        ax.set_xlabel("compression (original / compressed tokens)")
-        ax.set_ylabel(ylabel)
-        ax.set_title(title)
-        ax.grid(True, alpha=0.3)
-    add_legend(fig, list(legend.values()))
-    return fig
-
-
 def length_series(rows: Rows, names: MetricNames) -> list[Series]:
     """One series per row: (context length, Rouge-L-F) over the lengths it ran."""
     palette = colours(rows)
@@ -240,14 +254,14 @@ def lengths_present(rows: Rows) -> list[int]:
     return [n for task, n in regeneration_tasks().items() if any(task in t for t in rows.values())]
 
 
-def figure_score_vs_length(rows: Rows, names: MetricNames) -> Figure | None:
+def figure_score_vs_length(rows: Rows, names: MetricNames, narrow: bool = False
+                           ) -> Figure | None:
     """Rouge-L-F of regeneration per context length, over the lengths present (two or more)."""
     lengths = lengths_present(rows)
     series = length_series(rows, names)
     if len(lengths) < 2 or not series:
         return None
-    fig, ax = plt.subplots(figsize=(PANEL_SIZE[0] + LEGEND_INCHES, PANEL_SIZE[1]),
-                           layout="constrained")
+    fig, (ax,) = new_figure(1, narrow, legend_lines(series))
     draw_all(ax, series)
     ax.xaxis.set_major_locator(FixedLocator(lengths))
     ax.xaxis.set_minor_locator(NullLocator())
@@ -257,11 +271,11 @@ def figure_score_vs_length(rows: Rows, names: MetricNames) -> Figure | None:
     ax.set_ylabel(f"Rouge-L-F ({names.rouge}, x100)")
     ax.set_title("Regeneration vs context length")
     ax.grid(True, alpha=0.3)
-    add_legend(fig, series)
+    add_legend(fig, series, placement="below" if narrow else "right")
     return fig
 
 
-def _alt(series: Sequence[Series], unit: str) -> str:
+def series_alt(series: Sequence[Series], unit: str) -> str:
     return "; ".join(
         f"{item.group} / {item.label}: "
         + ", ".join(f"{x:g}{unit} {y:.1f}" for x, y, _e in sorted(item.points))
@@ -269,33 +283,54 @@ def _alt(series: Sequence[Series], unit: str) -> str:
     )
 
 
-def score_vs_compression(rows: Rows, names: MetricNames) -> Plot | None:
-    """The score-vs-compression plot, rendered."""
-    fig = figure_score_vs_compression(rows, names)
-    if fig is None:
-        return None
-    column = score_column("QA F1", names.f1, tuple(qa_tasks()), "questions")
-    alt = "QA mean F1 by compression: " + _alt(compression_series(rows, column), "×")
-    return Plot("score_vs_compression", "Score vs compression", alt, render(fig))
+@dataclass(frozen=True)
+class Panel:
+    """One panel: the score column it plots, its title and y-axis label, and its ``name``
+    (the benchmark's, or ``qa`` for the mean over the QA benchmarks)."""
+
+    title: str
+    ylabel: str
+    column: Column
+    name: str = ""
 
 
-def score_vs_length(rows: Rows, names: MetricNames) -> Plot | None:
-    """The score-vs-length plot, rendered."""
-    fig = figure_score_vs_length(rows, names)
-    if fig is None:
-        return None
-    alt = "Rouge-L-F by context length: " + _alt(length_series(rows, names), " tokens")
-    return Plot("score_vs_length", "Score vs context length", alt, render(fig))
+def qa_mean_panel(names: MetricNames, tasks: Sequence[str] | None = None) -> Panel:
+    """Mean F1 over the QA benchmarks (those of ``tasks``, or every declared one)."""
+    chosen = tuple(qa_tasks()) if tasks is None else tuple(tasks)
+    return Panel("QA", "mean F1 (x100)",
+                 score_column("QA F1", names.f1, chosen, "questions"), "qa")
 
 
-def bits_series(rows: Rows, column: Column) -> list[Series]:
-    """One series per curve: (compressed bits per original token on the column's tasks,
+def regeneration_panel(names: MetricNames) -> Panel:
+    """Mean Rouge-L-F over the regeneration lengths."""
+    return Panel("Regeneration", "mean Rouge-L-F (x100)",
+                 score_column("Rouge-L-F", names.rouge, tuple(regeneration_tasks()), "texts"),
+                 "regeneration")
+
+
+def byte_panels(names: MetricNames) -> list[Panel]:
+    """One panel per declared benchmark: F1 of a QA benchmark, mean Rouge-L-F over the
+    lengths of a regeneration benchmark."""
+    panels = []
+    for spec in specs.benchmarks():
+        if spec.kind == "qa":
+            column = score_column(f"{spec.title} F1", names.f1, (spec.task,), "questions")
+            panels.append(Panel(spec.title, "F1 (x100)", column, spec.name))
+        else:
+            column = score_column(f"{spec.title} Rouge-L-F", names.rouge,
+                                  tuple(spec.task_lengths()), "texts")
+            panels.append(Panel(spec.title, "mean Rouge-L-F (x100)", column, spec.name))
+    return panels
+
+
+def byte_series(rows: Rows, column: Column) -> list[Series]:
+    """One series per curve: (compressed bits per original byte on the column's tasks,
     score)."""
     curves = curve_keys(rows)
     palette = colours(curves.values())
     by_curve: dict[RowKey, Series] = {}
     for key, tasks in rows.items():
-        x = bits_per_token(tasks, column.tasks)
+        x = bits_per_byte(tasks, column.tasks)
         y, error = score(tasks, column)
         if not x or y is None:
             continue
@@ -305,75 +340,210 @@ def bits_series(rows: Rows, column: Column) -> list[Series]:
     return list(by_curve.values())
 
 
-def bits_floors(rows: Rows, tasks: Sequence[str]) -> dict[str, float]:
-    """Per base model, llmzip's bits per token on ``tasks``: the lossless floor."""
-    floors: dict[str, float] = {}
-    for key, results in rows.items():
-        value = bits_per_token(results, tasks)
-        if key.compressor == FLOOR_COMPRESSOR and not key.stock and value:
-            floors[key.model_label] = min(value, floors.get(key.model_label, value))
-    return floors
+def full_context_scores(rows: Rows, column: Column, labels: Iterable[str]) -> dict[str, float]:
+    """Per base model (by its label, those in ``labels``), the score of its full-context row:
+    ``none``, else its one stock lm-eval run (none when that is missing or ambiguous)."""
+    wanted = set(labels)
+    scores: dict[str, float] = {}
+    for model in sorted({key.model for key in rows if key.model_label in wanted}):
+        try:
+            base = find_baseline(rows, model, UNCOMPRESSED, "the full-context line")
+        except LeaderboardError:
+            continue
+        value, _error = score(rows[base.key], column)
+        if value is not None:
+            scores[base.key.model_label] = value
+    return scores
 
 
-def _bits_panels(names: MetricNames) -> list[tuple[str, str, Column]]:
-    return [
-        ("QA", "mean F1 (x100)", score_column("QA F1", names.f1, tuple(qa_tasks()), "questions")),
-        ("Regeneration", "mean Rouge-L-F (x100)",
-         score_column("Rouge-L-F", names.rouge, tuple(regeneration_tasks()), "texts")),
-    ]
+def bits_axis(ax: Axes, values: Sequence[float]) -> None:
+    """A log axis covering ``values`` with plain ticks: 1, 2, 5, 10, ... over two decades or
+    less, else powers of ten."""
+    low, high = min(values), max(values)
+    steps = (1.0, 2.0, 5.0) if high / low <= 100 else (1.0,)
+    exponents = range(math.floor(math.log10(low)) - 1, math.ceil(math.log10(high)) + 1)
+    ladder = [step * 10.0**exponent for exponent in exponents for step in steps]
+    first = max(t for t in ladder if t <= low * (1 + 1e-9))
+    last = min(t for t in ladder if t >= high * (1 - 1e-9))
+    ax.set_xscale("log")
+    ax.set_xlim(first / 1.15, last * 1.15)
+    ax.xaxis.set_major_locator(FixedLocator([t for t in ladder if first <= t <= last]))
+    ax.xaxis.set_minor_locator(NullLocator())
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda x, _pos: f"{x:g}"))
 
 
-def figure_score_vs_bits(rows: Rows, names: MetricNames) -> Figure | None:
-    """Mean QA F1 and mean Rouge-L-F against the compressed form's bits per original token,
-    with the lossless floor (llmzip on the same texts) as a dashed line per base model."""
-    drawn = [(t, y, c, s) for t, y, c in _bits_panels(names) if (s := bits_series(rows, c))]
+FLOOR_STYLE: dict[str, Any] = {"color": "0.35", "linestyle": "--", "linewidth": 1.0}
+FULL_CONTEXT_STYLE: dict[str, Any] = {"color": "0.35", "linestyle": ":", "linewidth": 1.2}
+FLOOR_LINE: Line = (FLOOR_STYLE, "llmzip: lossless floor")
+FULL_CONTEXT_LINE: Line = (FULL_CONTEXT_STYLE, "full context (none): score")
+
+
+@dataclass(frozen=True)
+class View:
+    """What the x axis of a figure shows: how a row's x is read (``series``), how the axis is
+    ticked, its label, the unit of the alt text, and whether the lossless floor is drawn."""
+
+    name: str
+    title: str
+    xlabel: str
+    unit: str
+    series: Callable[[Rows, Column], list[Series]]
+    axis: Callable[[Axes, Sequence[float]], None]
+    floor: bool
+
+
+RATE_VIEW = View("rate", "compression", "compression (original / compressed tokens)", "×",
+                 compression_series, ratio_axis, floor=False)
+BITS_VIEW = View("bits", "bits per byte", "bits per original byte", " bits/byte",
+                 byte_series, bits_axis, floor=True)
+VIEWS = (RATE_VIEW, BITS_VIEW)
+
+
+@dataclass(frozen=True)
+class References:
+    """The reference lines of one panel: lossless floors (x) and full-context scores (y),
+    per base model label."""
+
+    floors: dict[str, float]
+    full: dict[str, float]
+
+    def lines(self) -> list[Line]:
+        """The kinds of line drawn, for the legend."""
+        return [line for line, drawn in ((FLOOR_LINE, self.floors), (FULL_CONTEXT_LINE, self.full))
+                if drawn]
+
+
+def references(rows: Rows, view: View, panel: Panel, series: Sequence[Series]) -> References:
+    """The floors (where ``view`` draws them) and full-context scores of the base models
+    that ``series`` show."""
+    models = {item.group for item in series}
+    floors = ({model: value for model, value in byte_floors(rows, panel.column.tasks).items()
+               if model in models} if view.floor else {})
+    return References(floors, full_context_scores(rows, panel.column, models))
+
+
+def new_figure(panels: int, narrow: bool, legend_lines: int) -> tuple[Figure, list[Axes]]:
+    """Axes for ``panels`` panels: two to a row with room for a legend on their right, or,
+    ``narrow``, one to a row with room for a legend of ``legend_lines`` lines below."""
+    if narrow:
+        width, height = NARROW_SIZE
+        columns, size = 1, (width, height * panels + legend_lines * LEGEND_LINE_INCHES)
+    else:
+        width, height = PANEL_SIZE
+        columns = min(panels, PANELS_PER_ROW)
+        size = (width * columns + LEGEND_INCHES, height * math.ceil(panels / columns))
+    fig, axes = plt.subplots(math.ceil(panels / columns), columns, squeeze=False,
+                             layout="constrained", figsize=size)
+    grid = [ax for row in axes for ax in row]
+    for unused in grid[panels:]:
+        fig.delaxes(unused)
+    return fig, grid[:panels]
+
+
+def _draw_panel(ax: Axes, view: View, panel: Panel, series: Sequence[Series],
+                lines: References) -> None:
+    draw_all(ax, series)
+    for floor in lines.floors.values():
+        ax.axvline(floor, **FLOOR_STYLE)
+    for full in lines.full.values():
+        ax.axhline(full, **FULL_CONTEXT_STYLE)
+    view.axis(ax, [x for item in series for x, _y, _e in item.points]
+              + list(lines.floors.values()))
+    ax.set_xlabel(view.xlabel)
+    ax.set_ylabel(panel.ylabel)
+    ax.set_title(panel.title)
+    ax.grid(True, alpha=0.3)
+
+
+@dataclass(frozen=True)
+class Drawing:
+    """What a figure of one view draws: per panel with data its series and reference lines,
+    and the legend's entries (every series once) and kinds of line."""
+
+    panels: list[tuple[Panel, list[Series], References]]
+    legend: list[Series]
+    lines: list[Line]
+
+
+def drawing(rows: Rows, view: View, panels: Sequence[Panel]) -> Drawing | None:
+    """The drawing of the ``panels`` that have data against the x of ``view`` (None: none
+    has)."""
+    drawn = [(p, s, references(rows, view, p, s)) for p in panels
+             if (s := view.series(rows, p.column))]
     if not drawn:
         return None
-    width, height = PANEL_SIZE
-    fig, axes = plt.subplots(1, len(drawn), figsize=(width * len(drawn) + LEGEND_INCHES, height),
-                             squeeze=False, layout="constrained")
     legend: dict[tuple[str, str], Series] = {}
-    for ax, (title, ylabel, column, series) in zip(axes[0], drawn, strict=True):
-        draw_all(ax, series)
+    for _panel, series, _lines in drawn:
         for item in series:
             legend.setdefault((item.group, item.label), item)
-        for floor in bits_floors(rows, column.tasks).values():
-            ax.axvline(floor, color="0.35", linestyle="--", linewidth=1.0)
-        ax.set_xscale("log")
-        ax.set_xlabel("bits per original token (dashed: lossless floor)")
-        ax.set_ylabel(ylabel)
-        ax.set_title(title)
-        ax.grid(True, alpha=0.3)
-    add_legend(fig, list(legend.values()))
+    kinds = [line for line in (FLOOR_LINE, FULL_CONTEXT_LINE)
+             if any(line in lines.lines() for _p, _s, lines in drawn)]
+    return Drawing(drawn, list(legend.values()), kinds)
+
+
+def figure_by_panel(rows: Rows, view: View, panels: Sequence[Panel], narrow: bool = False,
+                    legend: bool = True) -> Figure | None:
+    """The score of each of ``panels`` that has data against the x of ``view``, every
+    family on one axis, with the reference lines and (unless not ``legend``) the legend;
+    None when no panel has data."""
+    parts = drawing(rows, view, panels)
+    if parts is None:
+        return None
+    room = legend_lines(parts.legend, parts.lines) if legend else 0
+    fig, axes = new_figure(len(parts.panels), narrow, room)
+    for ax, (panel, series, lines) in zip(axes, parts.panels, strict=True):
+        _draw_panel(ax, view, panel, series, lines)
+    if legend:
+        add_legend(fig, parts.legend, parts.lines, placement="below" if narrow else "right")
     return fig
 
 
-def score_vs_bits(rows: Rows, names: MetricNames) -> Plot | None:
-    """The score-vs-bits plot, rendered."""
-    fig = figure_score_vs_bits(rows, names)
-    if fig is None:
+def figure_legend(rows: Rows, view: View, panels: Sequence[Panel]) -> Figure | None:
+    """The legend of ``view``'s figures of ``panels`` on its own, as wide as a narrow panel."""
+    parts = drawing(rows, view, panels)
+    if parts is None:
         return None
-    column = _bits_panels(names)[0][2]
-    floors = "; ".join(f"{model}: {value:.3g}"
-                       for model, value in bits_floors(rows, column.tasks).items())
-    alt = ("QA mean F1 by bits per original token: "
-           + _alt(bits_series(rows, column), " bits/token")
-           + (f". Lossless floor (llmzip): {floors}" if floors else ""))
-    return Plot("score_vs_bits", "Score vs bits per original token (dashed: the lossless floor)",
-                alt, render(fig))
+    height = legend_lines(parts.legend, parts.lines) * LEGEND_LINE_INCHES + 0.2
+    fig = plt.figure(figsize=(NARROW_SIZE[0], height))
+    add_legend(fig, parts.legend, parts.lines, placement="alone")
+    return fig
 
 
-def all_plots(rows: Rows, names: MetricNames) -> list[Plot]:
-    """Every plot the data allows."""
-    plots = (score_vs_compression(rows, names), score_vs_length(rows, names),
-             score_vs_bits(rows, names))
-    return [p for p in plots if p]
+def figure_score_vs_compression(rows: Rows, names: MetricNames,
+                                panels: Sequence[Panel] | None = None, narrow: bool = False
+                                ) -> Figure | None:
+    """The score of each panel (default: mean QA F1 and mean Rouge-L-F) against the achieved
+    compression (original / compressed tokens), with the full-context score."""
+    chosen = [qa_mean_panel(names), regeneration_panel(names)] if panels is None else panels
+    return figure_by_panel(rows, RATE_VIEW, chosen, narrow)
 
 
-def plot_notes(rows: Rows) -> list[str]:
-    """Why a plot is missing, where the data explains it."""
-    lengths = lengths_present(rows)
-    if len(lengths) == 1:
-        return [f"No score-vs-length plot: the runs hold one regeneration length "
-                f"({lengths[0]} tokens); run two or more compressed_regeneration_* tasks."]
-    return []
+def figure_score_vs_bits_per_byte(rows: Rows, names: MetricNames,
+                                  panels: Sequence[Panel] | None = None, narrow: bool = False
+                                  ) -> Figure | None:
+    """The score of each panel (default: one per declared benchmark) against the compressed
+    form's bits per original byte, with the lossless floor (llmzip on the same texts) dashed
+    and the full-context score dotted, per base model."""
+    chosen = byte_panels(names) if panels is None else panels
+    return figure_by_panel(rows, BITS_VIEW, chosen, narrow)
+
+
+def panel_alt(rows: Rows, view: View, panel: Panel) -> str:
+    """The data of one panel in words, for its image's alt text."""
+    series = view.series(rows, panel.column)
+    lines = references(rows, view, panel, series)
+    floors = "; ".join(f"{model}: {value:.3g}" for model, value in lines.floors.items())
+    full = "; ".join(f"{model}: {value:.1f}" for model, value in lines.full.items())
+    return (f"{panel.title} ({panel.ylabel}) by {view.title}: " + series_alt(series, view.unit)
+            + (f". Lossless floor (llmzip): {floors}" if floors else "")
+            + (f". Full context: {full}" if full else ""))
+
+
+def legend_alt(rows: Rows, view: View, panels: Sequence[Panel]) -> str:
+    """The legend of ``view``'s figures in words."""
+    parts = drawing(rows, view, panels)
+    if parts is None:
+        return ""
+    return "Legend: " + "; ".join(
+        [f"{item.group} / {item.label} ({FAMILY_TITLES[item.family]})" for item in parts.legend]
+        + [meaning for _style, meaning in parts.lines])

@@ -11,8 +11,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bench.compressors import Family, UnknownCompressorError, capabilities_of
 from bench.lmeval.plugin import MODELS as COMPRESSBENCH_MODELS
 from bench.results_record import parse_run_info, read_measurements
+from leaderboard._environment import RunEnvironment, run_environment
 from leaderboard._errors import LeaderboardError
 
 RESULTS_RE = re.compile(r"^results_(?P<date>.+)\.json$")
@@ -46,6 +48,8 @@ RUNTIME_KEYS = frozenset(
 
 
 STOCK_SUFFIX = " (stock lm-eval)"
+BASELINE_FAMILY = Family.BASELINE.value
+UNDECLARED_FAMILY = Family.UNDECLARED.value
 # What a row of the compressbench ``compressed_reader`` (no neural model) is called.
 _READER_RE = re.compile(r"^lexical-reader\[(?P<tokenizer>.*)\]$")
 
@@ -68,7 +72,8 @@ class RowKey:
     no compressor: their ``compressor`` is the backend's name. ``remark`` qualifies the row for
     readers (e.g. that ``zero_shot`` equals ``none`` for a target that ignores the
     instruction); it is not part of the identity, and neither is ``display`` (see
-    :func:`leaderboard._labels.unique_labels`).
+    :func:`leaderboard._labels.unique_labels`), nor what the compressor declared when it
+    registered (``family``, ``budget_options``: the settings that set how much is kept).
     """
 
     model: str
@@ -78,6 +83,8 @@ class RowKey:
     stock: bool = False
     remark: str = field(default="", compare=False)
     display: Display = field(default=Display(), compare=False)
+    family: str = field(default=UNDECLARED_FAMILY, compare=False)
+    budget_options: tuple[str, ...] = field(default=(), compare=False)
 
     @property
     def label(self) -> str:
@@ -148,6 +155,11 @@ class Run:
     lm_eval_version: str
     tasks: dict[str, TaskResult]
     limit: float | None = None  # lm-eval's ``--limit`` (a count, or a fraction when < 1)
+    environment: RunEnvironment = field(default_factory=RunEnvironment)
+    # what ``key`` was derived from (:func:`row_key`): the results file's ``config`` section
+    # and ``model_name``, kept for ``leaderboard export``
+    config: dict[str, Any] = field(default_factory=dict)
+    model_name: str = ""
 
 
 def parse_model_args(value: Any, where: str) -> dict[str, str]:
@@ -193,10 +205,15 @@ def row_key(config: Mapping[str, Any], model_name: str, where: str) -> RowKey:
     info = parse_run_info(config, where)
     if info is None:
         if "compressor" not in args and backend and backend not in COMPRESSBENCH_MODELS:
-            return RowKey(base, backend, tuple(sorted(settings.items())), stock=True)
+            return RowKey(base, backend, tuple(sorted(settings.items())), stock=True,
+                          family=BASELINE_FAMILY)
         compressor, version = args.get("compressor", "none"), ""
+        declared = _registered(compressor)
     else:
         compressor, version = info.compressor.name, info.compressor.version
+        declared = _registered(compressor)
+        if info.compressor.family is not None:
+            declared = (info.compressor.family, info.compressor.budget_options or ())
         if info.compressor.settings is not None:
             settings = {k: _text(v) for k, v in info.compressor.settings.items()
                         if v is not None}
@@ -206,7 +223,17 @@ def row_key(config: Mapping[str, Any], model_name: str, where: str) -> RowKey:
     reader = info is not None and bool(info.reader)
     remark = "= none for this target" if compressor == "zero_shot" and reader else ""
     return RowKey(base, compressor, tuple(sorted(_budget_used(settings).items())), version,
-                  remark=remark)
+                  remark=remark, family=declared[0], budget_options=declared[1])
+
+
+def _registered(compressor: str) -> tuple[str, tuple[str, ...]]:
+    """Family and budget options as compressor ``compressor`` declares them in this
+    installation (for results recorded without them); undeclared when it is not installed."""
+    try:
+        capabilities = capabilities_of(compressor)
+    except UnknownCompressorError:
+        return UNDECLARED_FAMILY, ()
+    return capabilities.family.value, capabilities.budget_options
 
 
 def _budget_used(settings: dict[str, str]) -> dict[str, str]:
@@ -351,7 +378,8 @@ def load_run(path: Path, with_samples: bool = True) -> Run:
             if sample_file.is_file():
                 tasks[task].samples, tasks[task].measurements = read_samples(sample_file)
     return Run(path, key, date, str(data.get("lm_eval_version", "")), tasks,
-               _limit(config.get("limit"), str(path)))
+               _limit(config.get("limit"), str(path)), run_environment(data, date),
+               config, str(data.get("model_name", "")))
 
 
 def _limit(value: Any, where: str) -> float | None:

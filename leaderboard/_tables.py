@@ -8,9 +8,10 @@ from dataclasses import dataclass, field
 
 from bench.specs import MetricSpec
 from leaderboard._baseline import Baseline, baseline_note, find_baseline
-from leaderboard._bits import bits_per_token, floor_bits, has_bits
+from leaderboard._bits import bits_per_byte, bits_per_token, floor_bits, has_bits
 from leaderboard._columns import (
     BITS_COLUMNS,
+    BITS_PER_BYTE,
     BITS_PER_TOKEN,
     COMPRESSION,
     FLOOR_BITS,
@@ -30,6 +31,7 @@ from leaderboard._metrics import (
     qa_tasks,
     regeneration_tasks,
     score_metrics,
+    task_benchmarks,
 )
 from leaderboard._runs import RowKey, TaskResult
 
@@ -82,22 +84,43 @@ class Cell:
 
 @dataclass
 class Table:
-    """A named table with column titles, rows of cells and explanatory notes."""
+    """A named table with column titles, rows of cells and explanatory notes.
+
+    For the page's filters, ``keys`` holds the row identity of each row and ``benchmarks``
+    the benchmark (its name in :mod:`bench.specs`) of each column that reads one benchmark's
+    tasks, by column title; neither is exported.
+    """
 
     name: str
     title: str
     columns: list[str]
     rows: list[list[Cell]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    keys: list[RowKey] = field(default_factory=list)
+    benchmarks: dict[str, str] = field(default_factory=dict)
 
 
 def build_table(name: str, title: str, rows: Rows, columns: Sequence[Column],
-                cell: Callable[[RowKey, Column], Cell]) -> Table:
-    """A table of each row's model and compressor, then its ``cell`` of each column."""
-    table = Table(name, title, ["Model", "Compressor", *(column.title for column in columns)])
+                cell: Callable[[RowKey, Column], Cell],
+                head: Sequence[str] = ("Model", "Compressor")) -> Table:
+    """A table of each row's model and compressor (columns titled ``head``), then its
+    ``cell`` of each column."""
+    table = Table(name, title, [*head, *(column.title for column in columns)])
     for key in rows:
         table.rows.append(_head(key) + [cell(key, column) for column in columns])
+        table.keys.append(key)
+    owners = task_benchmarks()
+    for column in columns:
+        benchmarks = {owners.get(task, "") for task in column.tasks}
+        if len(benchmarks) == 1 and "" not in benchmarks:
+            table.benchmarks[column.title] = benchmarks.pop()
     return table
+
+
+def typed_cell(value: float | None, column: Column, hint: str = "") -> Cell:
+    """``value`` shown with as many decimals as ``column`` gives it."""
+    digits = column.digits if value is None else column.decimals(value)
+    return Cell.number(value, digits, hint=hint)
 
 
 def _qa_present(rows: Rows) -> list[str]:
@@ -413,8 +436,7 @@ def efficiency_table(rows: Rows) -> Table | None:
         for key, tasks in rows.items():
             shown[key].update(_bits_values(rows, key, tasks))
     table = build_table("efficiency", "Efficiency (per sample, all tasks)", rows, columns,
-                        lambda key, column: Cell.number(shown[key].get(column.key),
-                                                        column.digits))
+                        lambda key, column: typed_cell(shown[key].get(column.key), column))
     table.notes.append(
         "Means over samples (peak RSS: maximum); rate = compressed / original target tokens."
     )
@@ -445,17 +467,21 @@ def _compression(numbers: Mapping[str, float]) -> float | None:
 
 def _bits_values(rows: Rows, key: RowKey, tasks: Mapping[str, TaskResult]
                  ) -> dict[str, float | None]:
-    """Bits per original token, the lossless floor on the same texts, and their ratio."""
+    """Bits per original byte and per original token, the lossless floor on the same texts,
+    and their ratio."""
     bits, floor = bits_per_token(tasks), floor_bits(rows, key)
-    return {BITS_PER_TOKEN.key: bits, FLOOR_BITS.key: floor,
+    return {BITS_PER_BYTE.key: bits_per_byte(tasks), BITS_PER_TOKEN.key: bits,
+            FLOOR_BITS.key: floor,
             TIMES_FLOOR.key: bits / floor if bits is not None and floor else None}
 
 
 BITS_NOTE = (
-    "Bits / original token: the compressed form's size (compressed_bits: llmzip's code "
-    "for llmzip, the llmzip code length of the kept text for hard methods, every stored "
-    "value at its dtype's width for soft ones) summed over samples / their original target "
-    "tokens. Floor: the same base model's llmzip row on the same tasks, i.e. the texts "
-    "coded losslessly (the physical limit for carrying them whole); x floor below 1 means "
-    "the compressed form cannot hold all of the text."
+    "Bits / original byte and bits / original token: the compressed form's size "
+    "(compressed_bits: llmzip's code for llmzip, the llmzip code length of the kept text for "
+    "hard methods, every stored value at its dtype's width for soft ones) summed over samples "
+    "/ the UTF-8 bytes of their contexts (an axis no tokenizer shapes, so rows of different "
+    "target models compare) or their original target tokens. Floor: the same base model's "
+    "llmzip row on the same tasks, i.e. the texts coded losslessly (the physical limit for "
+    "carrying them whole); x floor below 1 means the compressed form cannot hold all of the "
+    "text."
 )

@@ -145,3 +145,31 @@ def substrate_copies(root: Path) -> list[str]:
 def test_the_substrate_is_implemented_once():
     assert SUBSTRATE.is_dir()
     assert substrate_copies(ROOT) == []
+
+
+def probed_capabilities(root: Path) -> list[str]:
+    """``getattr(compressor, ...)`` calls outside the compressors: capabilities are declared
+    at registration, not probed on instances."""
+    found = []
+    for path in sorted(root.glob("*/**/*.py")):
+        relative = path.relative_to(root)
+        if relative.parts[0] not in PACKAGES or relative.parts[:2] == ("bench", "compressors"):
+            continue
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if (isinstance(node, ast.Call) and isinstance(node.func, ast.Name)
+                    and node.func.id in ("getattr", "hasattr") and node.args
+                    and "compressor" in ast.unparse(node.args[0])):
+                found.append(f"{relative}:{node.lineno}: {ast.unparse(node)}")
+    return found
+
+
+def test_no_capability_is_probed_on_a_compressor():
+    assert probed_capabilities(ROOT) == []
+
+
+def test_the_probe_finder_finds_one(tmp_path: Path):
+    module = tmp_path / "bench" / "harness" / "x.py"
+    module.parent.mkdir(parents=True)
+    module.write_text("def f(compressor):\n    return getattr(compressor, 'cacheable', True)\n")
+    assert probed_capabilities(tmp_path) == [
+        "bench/harness/x.py:2: getattr(compressor, 'cacheable', True)"]

@@ -10,6 +10,7 @@ from typing import Any, Literal
 
 from bench.compressors._api import TargetModel
 from bench.compressors.baselines import budget_extra, token_budget
+from bench.substrate.errors import CompressbenchError, InputError
 
 ModelKind = Literal["causal", "token_classification"]
 
@@ -20,11 +21,11 @@ _CLASSIFIER_SUFFIX = "ForTokenClassification"
 _KIND_WORDS = {"causal": "a causal language model", "token_classification": "a token classifier"}
 
 
-class MissingDependencyError(ImportError):
+class MissingDependencyError(CompressbenchError, ImportError):
     """An optional dependency of a compressor is not installed."""
 
 
-class CompressorModelError(ValueError):
+class CompressorModelError(InputError):
     """The compressor model does not fit the method (wrong architecture or labels)."""
 
 

@@ -21,6 +21,8 @@ from __future__ import annotations
 import re
 from typing import Literal
 
+from bench.substrate.errors import InputError
+
 Unit = Literal["token", "phrase", "sentence"]
 Span = tuple[int, int]
 
@@ -53,7 +55,7 @@ def split_units(text: str, unit: Unit) -> list[Span]:
         return _phrases(text)
     if unit == "sentence":
         return [match.span() for match in _SENTENCE.finditer(text)]
-    raise ValueError(f"unit must be one of {', '.join(UNITS)}, got {unit!r}")
+    raise InputError(f"unit must be one of {', '.join(UNITS)}, got {unit!r}")
 
 
 def _phrases(text: str) -> list[Span]:

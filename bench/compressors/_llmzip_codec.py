@@ -37,6 +37,7 @@ from bench.compressors._llmzip_model import (
     parallel_probabilities,
     start_token,
 )
+from bench.substrate.errors import InputError
 
 FLUSH_BITS = 64
 SYMBOL_OVERHEAD_BITS = 0.02
@@ -182,5 +183,5 @@ class LlmzipCodec:
     @staticmethod
     def _check_alphabet(symbols: npt.NDArray[np.int32], alphabet: int) -> None:
         if symbols.size and int(symbols.max()) >= alphabet:
-            raise ValueError(f"llmzip: token id {int(symbols.max())} is outside the model's "
+            raise InputError(f"llmzip: token id {int(symbols.max())} is outside the model's "
                              f"{alphabet} logits; the tokenizer does not match the model")

@@ -23,6 +23,8 @@ import numpy as np
 import numpy.typing as npt
 import torch
 
+from bench.substrate.errors import InputError
+
 Probabilities = npt.NDArray[np.float64]
 _CONVERT_ROWS = 64
 
@@ -32,7 +34,7 @@ def start_token(tokenizer: Any) -> int:
     for token in (tokenizer.bos_token_id, tokenizer.eos_token_id):
         if token is not None:
             return int(token)
-    raise ValueError("llmzip: the tokenizer defines neither a BOS nor an EOS token; the code "
+    raise InputError("llmzip: the tokenizer defines neither a BOS nor an EOS token; the code "
                      "needs one to predict a text's first token")
 
 
@@ -43,12 +45,12 @@ def model_window(model: Any, requested: int | None) -> int:
     limit = getattr(text_config, "max_position_embeddings", None)
     window = requested if requested is not None else limit
     if window is None:
-        raise ValueError("llmzip: the model config has no max_position_embeddings; "
+        raise InputError("llmzip: the model config has no max_position_embeddings; "
                          "give the window option (positions the model may see at once)")
     if window < 4:
-        raise ValueError(f"llmzip: window must be at least 4 positions, got {window}")
+        raise InputError(f"llmzip: window must be at least 4 positions, got {window}")
     if limit is not None and window > int(limit):
-        raise ValueError(f"llmzip: window={window} exceeds the model's "
+        raise InputError(f"llmzip: window={window} exceeds the model's "
                          f"max_position_embeddings={limit}")
     return int(window)
 

@@ -10,12 +10,17 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from bench.compressors._api import (
+    Capabilities,
     CompressionRequest,
+    Family,
+    Interval,
     TargetModel,
+    option,
     parse_options,
     register_compressor,
 )
 from bench.records import CompressedContext, CompressedText, CompressionStats
+from bench.substrate.errors import InputError
 
 TARGET_TOKENS_EXCEED_CONTEXT = "target_tokens_exceed_context"
 """``extra`` flag of a compression whose ``target_tokens`` was not below the context's
@@ -43,12 +48,12 @@ def token_budget(original_tokens: int, rate: float | None, target_tokens: int | 
     """Tokens to keep: ``target_tokens`` if given, else ``round(rate * original)``."""
     if target_tokens is not None:
         if target_tokens < 0:
-            raise ValueError(f"target_tokens must be >= 0, got {target_tokens}")
+            raise InputError(f"target_tokens must be >= 0, got {target_tokens}")
         return min(target_tokens, original_tokens)
     if rate is None:
-        raise ValueError("give either rate (compressed/original target tokens) or target_tokens")
+        raise InputError("give either rate (compressed/original target tokens) or target_tokens")
     if not 0.0 <= rate <= 1.0:
-        raise ValueError(f"rate is compressed/original tokens and must be in [0, 1], got {rate}")
+        raise InputError(f"rate is compressed/original tokens and must be in [0, 1], got {rate}")
     return min(original_tokens, round(rate * original_tokens))
 
 
@@ -74,14 +79,14 @@ class _PassThrough:
         return results
 
 
-@register_compressor("none")
+@register_compressor("none", Capabilities(Family.BASELINE))
 def make_none(target: TargetModel, options: Mapping[str, Any]) -> _PassThrough:
     """Full context with the paper's instruction: the "Instruct" row (100 when normalised)."""
     parse_options(_NoOptions, options, "none")
     return _PassThrough("none", target, keep_instruction=True)
 
 
-@register_compressor("zero_shot")
+@register_compressor("zero_shot", Capabilities(Family.BASELINE))
 def make_zero_shot(target: TargetModel, options: Mapping[str, Any]) -> _PassThrough:
     """Full context without the task instruction: the paper's "Zero-shot" row."""
     parse_options(_NoOptions, options, "zero_shot")
@@ -93,13 +98,25 @@ class _NoOptions:
     pass
 
 
+RATE_RANGE = Interval(0.0, 1.0)
+"""What ``rate`` (compressed / original target tokens) may be."""
+
+
 @dataclass(frozen=True)
 class TokenBudgetOptions:
-    """``rate`` = compressed/original target tokens; ``target_tokens`` overrides it."""
+    """Options of ``truncate``: how many target tokens are kept."""
 
-    rate: float | None = 0.5
-    target_tokens: int | None = None
-    seed: int = 0
+    rate: float | None = option(0.5, "kept fraction of the context's target tokens "
+                                "(compressed / original)", accepts=RATE_RANGE)
+    target_tokens: int | None = option(None, "target tokens to keep; given, it replaces rate",
+                                       accepts=Interval(0.0))
+
+
+@dataclass(frozen=True)
+class RandomDropOptions(TokenBudgetOptions):
+    """Options of ``random_drop``: the budget and the seed of the tokens drawn."""
+
+    seed: int = option(0, "seed of the kept positions (combined with each context)")
 
 
 class _TokenSelector:
@@ -114,10 +131,7 @@ class _TokenSelector:
         token_budget(1, options.rate, options.target_tokens)
 
     def settings(self) -> dict[str, Any]:
-        settings = asdict(self._options)
-        if self.name == "truncate":
-            settings.pop("seed")
-        return budget_settings(settings)
+        return budget_settings(asdict(self._options))
 
     def compress(self, requests: Sequence[CompressionRequest]) -> list[CompressedContext]:
         return [self._compress_one(request.context) for request in requests]
@@ -143,7 +157,7 @@ class _TokenSelector:
         return keep / original_tokens if original_tokens else 1.0
 
     def _select(self, ids: list[int], keep: int, context: str) -> list[int]:
-        if self.name == "truncate":
+        if not isinstance(self._options, RandomDropOptions):
             return ids[:keep]
         digest = hashlib.sha256(f"{self._options.seed}\0{context}".encode()).digest()
         rng = random.Random(int.from_bytes(digest[:8], "big"))
@@ -151,15 +165,18 @@ class _TokenSelector:
         return [ids[i] for i in positions]
 
 
-@register_compressor("truncate")
+_TOKEN_DROPPING = Capabilities(Family.HARD, budget_options=("rate", "target_tokens"))
+
+
+@register_compressor("truncate", _TOKEN_DROPPING)
 def make_truncate(target: TargetModel, options: Mapping[str, Any]) -> _TokenSelector:
     """Keep the first ``rate`` x original (or ``target_tokens``) target tokens."""
     parsed = parse_options(TokenBudgetOptions, options, "truncate")
     return _TokenSelector("truncate", target, parsed)
 
 
-@register_compressor("random_drop")
+@register_compressor("random_drop", _TOKEN_DROPPING)
 def make_random_drop(target: TargetModel, options: Mapping[str, Any]) -> _TokenSelector:
     """Keep a seeded random subset of target tokens (seeded per context, order kept)."""
-    parsed = parse_options(TokenBudgetOptions, options, "random_drop")
+    parsed = parse_options(RandomDropOptions, options, "random_drop")
     return _TokenSelector("random_drop", target, parsed)

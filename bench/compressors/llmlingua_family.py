@@ -34,8 +34,12 @@ from types import ModuleType
 from typing import Any
 
 from bench.compressors._api import (
+    Capabilities,
     CompressionRequest,
+    Family,
+    Interval,
     TargetModel,
+    option,
     parse_options,
     register_compressor,
 )
@@ -55,8 +59,9 @@ from bench.compressors._rate_search import (
     SearchResult,
     search_parameter,
 )
-from bench.compressors.baselines import budget_settings
+from bench.compressors.baselines import RATE_RANGE, budget_settings
 from bench.records import CompressedContext, CompressedText, CompressionStats
+from bench.substrate.errors import InputError
 
 logger = logging.getLogger(__name__)
 
@@ -75,25 +80,35 @@ _CONSTRUCTION_LOCK = threading.Lock()
 
 
 @dataclass(frozen=True)
-class LinguaOptions:
-    """Options of ``llmlingua``, ``longllmlingua`` and ``llmlingua2``.
+class Lingua2Options:
+    """Options of ``llmlingua2``; budgets are counted in TARGET tokens."""
 
-    ``rate`` = compressed/original TARGET tokens (``target_tokens`` overrides it);
-    ``compressor_model`` = hub id or local path (a causal LM, or for ``llmlingua2`` a
-    two-label token classifier; default: the package's); ``device`` defaults to the target
-    model's; ``max_iterations``/``tolerance`` bound the per-context rate search, and
-    ``warm_start`` starts it from what earlier contexts taught (see the module docstring);
-    ``iterative_size`` is LLMLingua's segment length (causal methods only).
-    """
+    rate: float | None = option(0.5, "kept fraction of the context's target tokens "
+                                "(compressed / original)", accepts=RATE_RANGE)
+    target_tokens: int | None = option(None, "target tokens to keep; given, it replaces rate",
+                                       accepts=Interval(0.0))
+    compressor_model: str = option(DEFAULT_LLMLINGUA2_MODEL, "hub id or local folder of the "
+                                   "two-label token classifier that scores the words")
+    device: str | None = option(None, "device of the compressor model",
+                                shown_default="the target model's")
+    max_iterations: int = option(4, "most compressions per context in the search for the "
+                                 "library rate that gives the requested rate",
+                                 accepts=Interval(1.0))
+    tolerance: float = option(0.02, "achieved rate within this of the requested one ends the "
+                              "search", accepts=Interval(0.0))
+    warm_start: bool = option(True, "start each search where earlier contexts of the run say "
+                              "the requested rate lies (off: each text depends on its context "
+                              "alone)")
 
-    rate: float | None = 0.5
-    target_tokens: int | None = None
-    compressor_model: str | None = None
-    device: str | None = None
-    max_iterations: int = 4
-    tolerance: float = 0.02
-    warm_start: bool = True
-    iterative_size: int = 200
+
+@dataclass(frozen=True)
+class LinguaOptions(Lingua2Options):
+    """Options of ``llmlingua`` and ``longllmlingua``; budgets are counted in TARGET tokens."""
+
+    compressor_model: str = option(DEFAULT_CAUSAL_MODEL, "hub id or local folder of the "
+                                   "causal LM that scores the tokens")
+    iterative_size: int = option(200, "LLMLingua's segment length in its own tokens",
+                                 accepts=Interval(1.0))
 
 
 @dataclass(frozen=True)
@@ -110,7 +125,8 @@ class _Runner:
 class _Method:
     name: str
     kind: ModelKind
-    default_model: str
+    options: type[Lingua2Options]
+    summary: str
     question_aware: bool = False
     library_arguments: dict[str, Any] = field(default_factory=dict)
 
@@ -119,13 +135,15 @@ _METHODS = {
     "llmlingua": _Method(
         "llmlingua",
         "causal",
-        DEFAULT_CAUSAL_MODEL,
+        LinguaOptions,
+        "LLMLingua: a small causal LM's budget controller and iterative token pruning",
         library_arguments={"rank_method": "llmlingua", "condition_in_question": "none"},
     ),
     "longllmlingua": _Method(
         "longllmlingua",
         "causal",
-        DEFAULT_CAUSAL_MODEL,
+        LinguaOptions,
+        "LongLLMLingua: LLMLingua's pruning conditioned on the question",
         question_aware=True,
         library_arguments={
             "rank_method": "longllmlingua",
@@ -133,7 +151,8 @@ _METHODS = {
             "condition_compare": True,
         },
     ),
-    "llmlingua2": _Method("llmlingua2", "token_classification", DEFAULT_LLMLINGUA2_MODEL),
+    "llmlingua2": _Method("llmlingua2", "token_classification", Lingua2Options,
+                          "LLMLingua-2: a token classifier keeps the words it scores highest"),
 }
 
 
@@ -182,18 +201,17 @@ class LinguaCompressor:
 
     version = "2"
 
-    def __init__(self, method: str, target: TargetModel, options: LinguaOptions) -> None:
+    def __init__(self, method: str, target: TargetModel, options: Lingua2Options) -> None:
         self._method = _METHODS[method]
         self.name = method
         # Read by the harness: each (context, question) pair gets its own compression.
-        self.question_aware = self._method.question_aware
         Budget.for_context(target, "", options.rate, options.target_tokens)
         if options.max_iterations < 1 or options.tolerance < 0:
-            raise ValueError(f"{method}: max_iterations must be >= 1 and tolerance >= 0")
+            raise InputError(f"{method}: max_iterations must be >= 1 and tolerance >= 0")
         module = import_llmlingua(method)
         self._target = target
         self._options = options
-        self._model_id = options.compressor_model or self._method.default_model
+        self._model_id = options.compressor_model
         self._rate_model = RateModel()
         check_model_kind(self._model_id, self._method.kind, method)
         llmlingua2 = self._method.kind == "token_classification"
@@ -217,9 +235,6 @@ class LinguaCompressor:
         """Every option that changes the output, with the library arguments used."""
         settings = asdict(self._options)
         settings.pop("device")
-        settings["compressor_model"] = self._model_id
-        if self._method.kind == "token_classification":
-            settings.pop("iterative_size")
         settings["library_arguments"] = dict(self._method.library_arguments)
         return budget_settings(settings)
 
@@ -309,6 +324,7 @@ class LinguaCompressor:
             arguments = dict(_METHODS["llmlingua"].library_arguments)
         context_length = compressor.get_token_length(context)
         library_tokens = compressor.get_token_length(context, add_special_tokens=False)
+        assert isinstance(self._options, LinguaOptions)
         segment = _segment_size(library_tokens, self._options.iterative_size)
 
         def run_causal(parameter: float) -> tuple[str, int]:
@@ -361,13 +377,22 @@ def _tokenizer_family(tokenizer: Any, model_id: str) -> str:
 
 def _factory(method: str) -> Callable[[TargetModel, Mapping[str, Any]], LinguaCompressor]:
     def make(target: TargetModel, options: Mapping[str, Any]) -> LinguaCompressor:
-        return LinguaCompressor(method, target, parse_options(LinguaOptions, options, method))
+        options_type = _METHODS[method].options
+        return LinguaCompressor(method, target, parse_options(options_type, options, method))
 
     make.__name__ = f"make_{method}"
-    make.__doc__ = f"{method} through the llmlingua package (see :class:`LinguaOptions`)."
+    make.__doc__ = f"{_METHODS[method].summary} (the llmlingua package)."
     return make
 
 
-make_llmlingua = register_compressor("llmlingua")(_factory("llmlingua"))
-make_longllmlingua = register_compressor("longllmlingua")(_factory("longllmlingua"))
-make_llmlingua2 = register_compressor("llmlingua2")(_factory("llmlingua2"))
+def _capabilities(method: str) -> Capabilities:
+    return Capabilities(Family.HARD, question_aware=_METHODS[method].question_aware,
+                        budget_options=("rate", "target_tokens"))
+
+
+make_llmlingua = register_compressor("llmlingua", _capabilities("llmlingua"))(
+    _factory("llmlingua"))
+make_longllmlingua = register_compressor("longllmlingua", _capabilities("longllmlingua"))(
+    _factory("longllmlingua"))
+make_llmlingua2 = register_compressor("llmlingua2", _capabilities("llmlingua2"))(
+    _factory("llmlingua2"))

@@ -7,8 +7,6 @@ byte for byte, else the compression fails. The reader then answers from the deco
 so scores equal those of ``none``; what the row adds is ``compressed_bits``, the exact
 size of the code, and its bits per original token: the information floor that the lossy
 compressors are read against.
-
-Options: ``window`` (positions the model sees at once; default its maximum).
 """
 
 from __future__ import annotations
@@ -19,12 +17,17 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from bench.compressors._api import (
+    Capabilities,
     CompressionRequest,
+    Family,
+    Interval,
     TargetModel,
+    option,
     parse_options,
     register_compressor,
 )
 from bench.records import CompressedContext, CompressedText, CompressionStats
+from bench.substrate.errors import InputError
 
 if TYPE_CHECKING:
     from bench.compressors._llmzip_codec import LlmzipCodec
@@ -40,7 +43,9 @@ class LosslessCheckError(RuntimeError):
 class LlmzipOptions:
     """Options of ``llmzip``."""
 
-    window: int | None = None
+    window: int | None = option(None, "positions the model sees at once",
+                                shown_default="the model's max_position_embeddings",
+                                accepts=Interval(4.0))
 
 
 class Llmzip:
@@ -48,13 +53,10 @@ class Llmzip:
 
     name = NAME
     version = "1"
-    # The code depends on the model's weights, which the cache key does not cover; every run
-    # codes and checks its samples again.
-    cacheable = False
 
     def __init__(self, target: TargetModel, options: LlmzipOptions) -> None:
         if target.model is None:
-            raise ValueError("llmzip needs a neural target model: it codes the context with "
+            raise InputError("llmzip needs a neural target model: it codes the context with "
                              "that model's next-token probabilities")
         from bench.compressors._llmzip_codec import LlmzipCodec, coder_name
 
@@ -110,7 +112,9 @@ def _first_difference(left: str, right: str) -> int:
     return min(len(left), len(right))
 
 
-@register_compressor(NAME)
+# The code depends on the model's weights, which the cache key does not cover; every run
+# codes and checks its samples again.
+@register_compressor(NAME, Capabilities(Family.LOSSLESS, cacheable=False))
 def make_llmzip(target: TargetModel, options: Mapping[str, Any]) -> Llmzip:
     """Lossless range coding of the context with the target model (the information floor)."""
     return Llmzip(target, parse_options(LlmzipOptions, options, NAME))

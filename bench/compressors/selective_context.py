@@ -17,15 +17,20 @@ from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
 from bench.compressors._api import (
+    Capabilities,
     CompressionRequest,
+    Family,
+    Interval,
     TargetModel,
+    option,
     parse_options,
     register_compressor,
 )
 from bench.compressors._hard_common import Budget, check_model_kind, resolve_device
 from bench.compressors._hard_units import UNITS, Span, Unit, split_units
-from bench.compressors.baselines import budget_settings
+from bench.compressors.baselines import RATE_RANGE, budget_settings
 from bench.records import CompressedContext, CompressedText, CompressionStats
+from bench.substrate.errors import InputError
 
 if TYPE_CHECKING:
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
@@ -37,20 +42,26 @@ _REFILL_TRIES = 8
 
 @dataclass(frozen=True)
 class SelectiveContextOptions:
-    """Options of ``selective_context``.
+    """Options of ``selective_context``; budgets are counted in TARGET tokens."""
 
-    ``rate`` = compressed/original TARGET tokens (``target_tokens`` overrides it);
-    ``compressor_model`` = hub id or local path of a causal LM; ``unit`` = token, phrase or
-    sentence; ``device`` defaults to the target model's; ``max_window`` caps the scoring
-    window (default: the model's maximum positions, at most 1024).
-    """
+    rate: float | None = option(0.5, "kept fraction of the context's target tokens "
+                                "(compressed / original)", accepts=RATE_RANGE)
+    target_tokens: int | None = option(None, "target tokens to keep; given, it replaces rate",
+                                       accepts=Interval(0.0))
+    compressor_model: str = option(DEFAULT_MODEL, "hub id or local folder of the causal LM "
+                                   "that scores the tokens")
+    unit: str = option("token", f"what is kept or dropped whole: {', '.join(UNITS)}")
+    device: str | None = option(None, "device of the compressor model",
+                                shown_default="the target model's")
+    max_window: int | None = option(None, "tokens the compressor model scores at once",
+                                    shown_default="the model's maximum positions, at most 1024",
+                                    accepts=Interval(4.0))
 
-    rate: float | None = 0.5
-    target_tokens: int | None = None
-    compressor_model: str = DEFAULT_MODEL
-    unit: str = "token"
-    device: str | None = None
-    max_window: int | None = None
+    def __post_init__(self) -> None:
+        if self.unit not in UNITS:
+            raise InputError(
+                f"selective_context: unit must be one of {', '.join(UNITS)}, got {self.unit!r}"
+            )
 
 
 class SelectiveContext:
@@ -60,10 +71,6 @@ class SelectiveContext:
     version = "1"
 
     def __init__(self, target: TargetModel, options: SelectiveContextOptions) -> None:
-        if options.unit not in UNITS:
-            raise ValueError(
-                f"selective_context: unit must be one of {', '.join(UNITS)}, got {options.unit!r}"
-            )
         Budget.for_context(target, "", options.rate, options.target_tokens)
         check_model_kind(options.compressor_model, "causal", self.name)
         self._target = target
@@ -223,7 +230,7 @@ def _load_causal_lm(
 
     tokenizer = AutoTokenizer.from_pretrained(model_id, trust_remote_code=False)
     if not tokenizer.is_fast:
-        raise ValueError(
+        raise InputError(
             f"selective_context needs a fast tokenizer (character offsets) for {model_id!r}"
         )
     model = AutoModelForCausalLM.from_pretrained(
@@ -241,13 +248,15 @@ def _scoring_window(model: PreTrainedModel, max_window: int | None) -> int:
     ) or 1024
     window = min(int(positions), max_window or 1024)
     if window < 4:
-        raise ValueError(f"selective_context: scoring window must be >= 4 tokens, got {window}")
+        raise InputError(f"selective_context: scoring window must be >= 4 tokens, got {window}")
     return window
 
 
-@register_compressor("selective_context")
+@register_compressor(
+    "selective_context", Capabilities(Family.HARD, budget_options=("rate", "target_tokens"))
+)
 def make_selective_context(target: TargetModel, options: Mapping[str, Any]) -> SelectiveContext:
-    """Selective Context with the given options (see :class:`SelectiveContextOptions`)."""
+    """Selective Context: drops the units a small causal LM finds least informative."""
     return SelectiveContext(
         target, parse_options(SelectiveContextOptions, options, "selective_context")
     )

@@ -11,6 +11,7 @@ from typing import Any
 from platformdirs import user_cache_dir
 
 from bench import specs
+from bench.compressors import Capabilities
 from bench.compressors.baselines import TARGET_TOKENS_EXCEED_CONTEXT
 from bench.compressors.bits import BitCounter
 from bench.generation import GenerationOutput, GenerationSettings
@@ -22,21 +23,22 @@ from bench.records import CompressedText
 from bench.results_record import (
     RECORD_KEY,
     CacheRecord,
-    CompressorRecord,
     RunInfo,
     SampleRecord,
     ServedUsage,
     TargetRecord,
 )
+from bench.substrate.errors import InputError
 
 HARNESS_VERSION = "1"
 logger = logging.getLogger(__name__)
 _OFF = ("off", "none", "false", "0", "")
 
 
-def open_cache(setting: str | None, compressor: Any) -> CompressionCache | None:
-    """The compression cache: ``off``, a directory, or the default user cache directory."""
-    if not getattr(compressor, "cacheable", True):
+def open_cache(setting: str | None, capabilities: Capabilities) -> CompressionCache | None:
+    """The compression cache: ``off``, a directory, or the default user cache directory
+    (always off for a method that declared its compressions not cacheable)."""
+    if not capabilities.cacheable:
         return None
     if setting is None or str(setting) == "default":
         return CompressionCache(Path(user_cache_dir("compressbench")) / "compressions")
@@ -54,7 +56,7 @@ def text_bits_setting(setting: str | None) -> bool:
     out; soft and self-measured sizes are still recorded)."""
     value = "llmzip" if setting is None else str(setting).lower()
     if value not in BITS_SETTINGS:
-        raise ValueError(f"compressed_bits={setting!r} in --model_args: use llmzip (the "
+        raise InputError(f"compressed_bits={setting!r} in --model_args: use llmzip (the "
                          "default) or off")
     return value == "llmzip"
 
@@ -76,6 +78,7 @@ class RunAccount:
         self.shape = shape
         self.per_task: dict[str, list[SampleRecord]] = defaultdict(list)
         self.target_tokens_exceed_context: Counter[str] = Counter()
+        self.contexts_cut_by_compressor: Counter[str] = Counter()
         self.count_bits = BitCounter(frontend.target, code_text)
 
     def file(self, request: PromptSource, prepared: PreparedRequest, output: GenerationOutput,
@@ -102,21 +105,25 @@ class RunAccount:
             served_completion_tokens=None if served is None else served.completion_tokens,
             requested_rate=stats.requested_rate,
             compressed_bits=self.count_bits(prepared.compressed),
+            original_bytes=len(prepared.parts.context.encode("utf-8")),
+            encoded_context_tokens=stats.encoded_tokens,
         )
         sample_log.file_record(request.doc, record)
         self.per_task[str(request.task_name)].append(record)
         if prepared.compressed.extra.get(TARGET_TOKENS_EXCEED_CONTEXT):
             self.target_tokens_exceed_context[str(request.task_name)] += 1
+        if stats.cut_by_compressor:
+            self.contexts_cut_by_compressor[str(request.task_name)] += 1
 
     def run_info(self, compressor: Any, target_name: str, reader: str | None = None,
                  served: dict[str, Any] | None = None) -> RunInfo:
         """The run's record (``reader``: a non-neural target; ``served``: its endpoint)."""
         cache = self.frontend.cache
         _warn_budget(compressor, self.target_tokens_exceed_context)
+        _warn_cut(compressor, self.contexts_cut_by_compressor)
         return RunInfo(
             harness_version=HARNESS_VERSION,
-            compressor=CompressorRecord(compressor.name, compressor.version,
-                                        compressor.settings()),
+            compressor=self.frontend.compressor_record(),
             target=TargetRecord(target_name, vars(self.shape) if self.shape else None),
             compressed_bits_of_text="llmzip" if self.count_bits.code_text else "off",
             compressions=self.frontend.compressions,
@@ -127,6 +134,7 @@ class RunAccount:
             peak_cuda_mb=peak_cuda_mb(),
             per_task={task: _summary(records) for task, records in self.per_task.items()},
             target_tokens_exceed_context=dict(sorted(self.target_tokens_exceed_context.items())),
+            contexts_cut_by_compressor=dict(sorted(self.contexts_cut_by_compressor.items())),
             reader=reader,
             served=served,
         )
@@ -154,6 +162,9 @@ def _summary(records: list[SampleRecord]) -> dict[str, float]:
         tokens = sum(r.original_tokens for r in sized)
         summary["compressed_bits_mean"] = bits / len(sized)
         summary["bits_per_original_token"] = bits / tokens if tokens else 0.0
+        original_bytes = sum(r.original_bytes or 0 for r in sized)
+        if original_bytes:
+            summary["bits_per_original_byte"] = bits / original_bytes
     served = [r.metrics() for r in records if r.served_prompt_tokens is not None]
     if served:
         for name in specs.metric_names("served"):
@@ -167,6 +178,15 @@ def _warn_budget(compressor: Any, exceeded: Counter[str]) -> None:
         logger.warning(
             "%s: target_tokens not below the context's tokens, context kept whole (%s); "
             "these samples are not compressed", compressor.name, counts)
+
+
+def _warn_cut(compressor: Any, cut: Counter[str]) -> None:
+    if cut:
+        counts = ", ".join(f"{task}: {n}" for task, n in sorted(cut.items()))
+        logger.warning(
+            "%s: contexts longer than it encodes were cut (samples per task: %s); each "
+            "sample's encoded_context_tokens says how many of its tokens were read",
+            compressor.name, counts)
 
 
 def is_text(prepared: PreparedRequest) -> bool:

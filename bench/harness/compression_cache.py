@@ -60,10 +60,15 @@ def tokenizer_identity(tokenizer: Any) -> str:
     return f"{getattr(tokenizer, 'name_or_path', '')}#{digest}"
 
 
-def cache_key(identity: dict[str, Any], context: str, question: str | None) -> str:
-    """Stable key of one compression."""
-    payload = json.dumps({"format": CACHE_FORMAT, **identity, "context": context,
-                          "question": question}, sort_keys=True, default=str)
+def cache_key(identity: dict[str, Any], context: str, question: str | None,
+              prompt: tuple[str, str | None] | None = None) -> str:
+    """Stable key of one compression (``prompt``: the prefix and suffix around the context,
+    for methods whose compression reads them)."""
+    fields: dict[str, Any] = {"format": CACHE_FORMAT, **identity, "context": context,
+                              "question": question}
+    if prompt is not None:
+        fields["prompt"] = list(prompt)
+    payload = json.dumps(fields, sort_keys=True, default=str)
     return hashlib.sha256(payload.encode()).hexdigest()
 
 

@@ -10,7 +10,7 @@ from typing import Any, Protocol
 
 from tqdm import tqdm
 
-from bench.compressors import CompressionRequest, Compressor, TargetModel
+from bench.compressors import Capabilities, CompressionRequest, Compressor, TargetModel
 from bench.generation import DecoderPrompt
 from bench.harness.compression_cache import (
     CompressionCache,
@@ -19,6 +19,8 @@ from bench.harness.compression_cache import (
     tokenizer_identity,
 )
 from bench.records import CompressedContext, CompressedText
+from bench.results_record import CompressorRecord
+from bench.substrate.errors import InputError
 
 logger = logging.getLogger(__name__)
 
@@ -53,11 +55,11 @@ def split_prompt(prompt: str, doc: dict[str, Any], where: str) -> PromptParts:
     """Locate ``doc["context"]`` in the rendered ``prompt`` (its last occurrence)."""
     context = doc.get("context")
     if not isinstance(context, str):
-        raise ValueError(f"{where}: the document has no string field 'context'; compressbench "
+        raise InputError(f"{where}: the document has no string field 'context'; compressbench "
                          "tasks keep the context apart from the question")
     start = prompt.rfind(context)
     if start < 0:
-        raise ValueError(f"{where}: the rendered prompt does not contain the document's context")
+        raise InputError(f"{where}: the rendered prompt does not contain the document's context")
     return PromptParts(prompt[:start], context, prompt[start + len(context):],
                        str(doc.get("instruction", "")))
 
@@ -90,14 +92,15 @@ class PreparedRequest:
 class CompressionFrontEnd:
     """Compresses the contexts of requests' prompts, once per distinct context."""
 
-    def __init__(self, compressor: Compressor, target: TargetModel,
+    def __init__(self, compressor: Compressor, capabilities: Capabilities, target: TargetModel,
                  cache: CompressionCache | None, batch_size: int = 1) -> None:
         self.compressor = compressor
+        self.capabilities = capabilities
         self.target = target
         self.cache = cache
         self.batch_size = max(1, batch_size)
-        self.question_aware = bool(getattr(compressor, "question_aware", False))
         settings = compressor.settings()
+        self.question_aware = capabilities.uses_question(settings)
         self.identity = {
             "compressor": compressor.name,
             "version": compressor.version,
@@ -108,6 +111,13 @@ class CompressionFrontEnd:
         self.contexts_cut = 0
         self.compressions = 0
 
+    def compressor_record(self) -> CompressorRecord:
+        """The compressor as results record it, with what its registration declared."""
+        return CompressorRecord(
+            self.compressor.name, self.compressor.version, self.compressor.settings(),
+            family=self.capabilities.family.value, question_aware=self.question_aware,
+            budget_options=self.capabilities.budget_options)
+
     def prepare(self, requests: Sequence[PromptSource], max_prompt_tokens: int | None = None
                 ) -> list[PreparedRequest]:
         """Compress the contexts of ``requests``, in request order."""
@@ -115,14 +125,21 @@ class CompressionFrontEnd:
                  for req in requests]
         cut = [self._fit(p, max_prompt_tokens) for p in parts]
         parts = [p for p, _ in cut]
-        keys = [self._key(p.context, req.doc) for p, req in zip(parts, requests, strict=True)]
+        keys = [self._key(p, req.doc) for p, req in zip(parts, requests, strict=True)]
         done = self._compress_distinct(parts, keys, requests)
         return [PreparedRequest(req.doc, p, done[k][0], done[k][1], n_cut)
                 for req, p, k, (_, n_cut) in zip(requests, parts, keys, cut, strict=True)]
 
-    def _key(self, context: str, doc: dict[str, Any]) -> str:
+    def _key(self, parts: PromptParts, doc: dict[str, Any]) -> str:
         question = doc.get("question") if self.question_aware else None
-        return cache_key(self.identity, context, question)
+        return cache_key(self.identity, parts.context, question, self._frame(parts))
+
+    def _frame(self, parts: PromptParts) -> tuple[str, str | None] | None:
+        """The prompt around the context for a method that reads it: the prefix, and the
+        suffix (it holds the question) only for a question-aware one."""
+        if not self.capabilities.reads_prompt:
+            return None
+        return parts.prefix, parts.suffix if self.question_aware else None
 
     def _fit(self, parts: PromptParts, max_prompt_tokens: int | None) -> tuple[PromptParts, int]:
         """Cut the context (keeping its start) so that the whole prompt fits the window."""
@@ -154,8 +171,9 @@ class CompressionFrontEnd:
             if cached is not None:
                 done[key] = (cached, True)
             else:
+                prefix, suffix = self._frame(p) or (None, None)
                 todo[key] = CompressionRequest(p.context, req.doc.get("question") or None,
-                                               p.instruction or None)
+                                               p.instruction or None, prefix, suffix)
         pending = list(todo.items())
         bar = tqdm(total=len(pending), desc=f"compressing ({self.compressor.name})",
                    disable=len(pending) < 2)

@@ -35,12 +35,14 @@ __all__ = [
     "CLI_PACKAGE",
     "HF_GENERATION_METHODS",
     "SUPPORTED_VERSION",
+    "ApiCallSettings",
     "BatchGeneration",
     "GenerationRequest",
     "UnsupportedLmEvalVersion",
     "add_task_folder",
     "after_cli_import",
     "answers_noted",
+    "api_call_settings",
     "api_max_gen_toks",
     "api_model_arguments",
     "api_payload",
@@ -300,6 +302,22 @@ def api_model_arguments(api_class: type) -> frozenset[str]:
 def api_max_gen_toks(model: Any) -> int:
     """The ``max_gen_toks`` an lm-eval API model uses where a task sets none."""
     return int(model._max_gen_toks)
+
+
+@dataclass(frozen=True)
+class ApiCallSettings:
+    """How an lm-eval API model sends its requests (``--model_args``)."""
+
+    concurrent: int  # num_concurrent
+    batch_size: int  # prompts per request
+    seed: int
+    attempts: int  # max_retries: attempts per request
+
+
+def api_call_settings(model: Any) -> ApiCallSettings:
+    """The request settings of the lm-eval API ``model``."""
+    return ApiCallSettings(max(1, int(model._concurrent)), max(1, int(model._batch_size)),
+                           int(model._seed), max(1, int(model.max_retries)))
 
 
 def api_payload(model: Any, messages: Any, generate: bool, gen_kwargs: dict[str, Any] | None,

@@ -36,9 +36,13 @@ class UnusableAnswerError(ConnectionError):
 
 
 def prompts_of(payload: dict[str, Any]) -> list[Any]:
-    """The prompts a request carries: one chat, or a batch of strings or token lists."""
+    """The prompts a request carries: one chat, a batch of strings or token lists, or
+    prompt embeddings (base64 text, one per prompt)."""
     if "messages" in payload:
         return [payload["messages"]]
+    embeds = payload.get("prompt_embeds")
+    if embeds is not None:
+        return [embeds] if isinstance(embeds, str) else list(embeds)
     prompt = payload.get("prompt")
     if isinstance(prompt, list) and prompt and not isinstance(prompt[0], int):
         return list(prompt)

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from bench.lmeval.adapter import GenerationRequest, chat_messages, chat_prompt
+from bench.substrate.errors import InputError
 
 
 @dataclass(frozen=True)
@@ -57,7 +58,7 @@ def _context_message(messages: Any, doc: dict[str, Any], where: str) -> int:
     """Index of the last user message holding the document's context."""
     context = doc.get("context")
     if not isinstance(messages, list) or not isinstance(context, str):
-        raise ValueError(f"{where}: expected chat messages and a document with a string "
+        raise InputError(f"{where}: expected chat messages and a document with a string "
                          "field 'context'")
     for index in range(len(messages) - 1, -1, -1):
         message = messages[index]
@@ -66,5 +67,5 @@ def _context_message(messages: Any, doc: dict[str, Any], where: str) -> int:
         content = message.get("content")
         if isinstance(content, str) and context in content:
             return index
-    raise ValueError(f"{where}: no user message (with text content) contains the document's "
+    raise InputError(f"{where}: no user message (with text content) contains the document's "
                      "context")

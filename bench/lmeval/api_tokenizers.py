@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from bench.substrate.errors import InputError
+
 if TYPE_CHECKING:
     import tiktoken
 
@@ -50,7 +52,7 @@ class TokenizerSpec:
 def parse_tokenizer_spec(value: str | None, model: str) -> TokenizerSpec:
     """Read ``tokenizer=``: an HF id or folder, ``tiktoken:ENCODING`` or ``tiktoken:FILE``."""
     if not value:
-        raise ValueError(f"--model_args of {model}: tokenizer= is required, since rates are "
+        raise InputError(f"--model_args of {model}: tokenizer= is required, since rates are "
                          "counted in the target model's tokens; give its Hugging Face "
                          "tokenizer (id or folder) or tiktoken:ENCODING for OpenAI models")
     text = str(value)
@@ -61,7 +63,7 @@ def parse_tokenizer_spec(value: str | None, model: str) -> TokenizerSpec:
         return TokenizerSpec("tiktoken", rest)
     path = Path(rest).expanduser()
     if not path.is_file():
-        raise ValueError(f"tokenizer={text}: no such tiktoken file {path}")
+        raise InputError(f"tokenizer={text}: no such tiktoken file {path}")
     return TokenizerSpec("tiktoken", path.name[: -len(TIKTOKEN_SUFFIX)], path)
 
 
@@ -72,13 +74,13 @@ def load_tiktoken_encoding(spec: TokenizerSpec) -> tiktoken.Encoding:
 
     known = list_encoding_names()
     if spec.name not in known:
-        raise ValueError(f"tokenizer={spec.describe()}: {spec.name!r} is not a tiktoken "
+        raise InputError(f"tokenizer={spec.describe()}: {spec.name!r} is not a tiktoken "
                          f"encoding; known encodings: {', '.join(sorted(known))}")
     if spec.file is None:
         try:
             return tiktoken.get_encoding(spec.name)
         except Exception as error:  # network failures surface as many exception types
-            raise ValueError(
+            raise InputError(
                 f"tokenizer={spec.describe()}: the encoding could not be loaded ({error}); "
                 f"offline, give its file: tokenizer=tiktoken:/path/{spec.name}{TIKTOKEN_SUFFIX}"
             ) from error
@@ -93,7 +95,7 @@ def _encoding_from_file(name: str, path: Path) -> tiktoken.Encoding:
     constructor = (registry.ENCODING_CONSTRUCTORS or {})[name]
     module: Any = sys.modules[constructor.__module__]
     if not hasattr(module, "load_tiktoken_bpe"):
-        raise ValueError(f"tokenizer=tiktoken:{path}: encoding {name!r} is not built from a "
+        raise InputError(f"tokenizer=tiktoken:{path}: encoding {name!r} is not built from a "
                          f"{TIKTOKEN_SUFFIX} file; use tokenizer=tiktoken:{name}")
 
     def read_local(_url: str, expected_hash: str | None = None) -> dict[bytes, int]:
@@ -123,7 +125,7 @@ def parse_tiktoken_ranks(data: bytes, path: Path) -> dict[bytes, int]:
             token, rank = line.split()
             ranks[base64.b64decode(token, validate=True)] = int(rank)
         except ValueError:
-            raise ValueError(f"{path}, line {number}: expected '<base64 token> <rank>'") from None
+            raise InputError(f"{path}, line {number}: expected '<base64 token> <rank>'") from None
     return ranks
 
 

@@ -20,8 +20,14 @@ from lm_eval.api.registry import register_model
 from lm_eval.models.huggingface import HFLM
 from transformers import LogitsProcessor, LogitsProcessorList
 
-from bench.compressors import SoftDecoder, TargetModel, build_compressor
-from bench.generation import GenerationOutput, GenerationSettings
+from bench.compressors import (
+    SoftDecoder,
+    TargetModel,
+    build_compressor,
+    capabilities_of,
+    validate_options,
+)
+from bench.generation import GenerationOutput, GenerationSettings, eos_token_ids
 from bench.harness.accounting import ModelShape
 from bench.harness.answering import (
     RunAccount,
@@ -66,14 +72,25 @@ class CompressedLM(BatchGeneration, HFLM):  # type: ignore[misc]
         code_text = text_bits_setting(compressed_bits)
         hf_kwargs = {k: v for k, v in kwargs.items() if k in _HF_ARGS}
         options = {k: v for k, v in kwargs.items() if k not in _HF_ARGS}
+        validate_options(compressor or "none", options)  # before minutes of loading
         self._load_target(pretrained, hf_kwargs)
         self._shard_across_processes()
-        target = TargetModel(name=str(pretrained), tokenizer=self.tokenizer, model=self.model)
-        self.compressor = build_compressor(compressor or "none", target, options)
+        self.target_name = str(pretrained)
+        self.compression_cache = compression_cache
+        self.code_text = code_text
+        self.use_compressor(compressor or "none", options)
+
+    def use_compressor(self, name: str, options: dict[str, Any]) -> None:
+        """Answer with compressor ``name`` from now on, keeping the loaded target model (a
+        sweep runs several compressors that do not change the model's weights on one load)."""
+        target = TargetModel(name=self.target_name, tokenizer=self.tokenizer, model=self.model)
+        self.compressor = build_compressor(name, target, options)
+        capabilities = capabilities_of(name)
         batch = self.batch_size if isinstance(self.batch_size, int) else 8
-        self.frontend = CompressionFrontEnd(self.compressor, target,
-                                            open_cache(compression_cache, self.compressor), batch)
-        self.account = RunAccount(self.frontend, ModelShape.of(self.model), code_text)
+        self.frontend = CompressionFrontEnd(self.compressor, capabilities, target,
+                                            open_cache(self.compression_cache, capabilities),
+                                            batch)
+        self.account = RunAccount(self.frontend, ModelShape.of(self.model), self.code_text)
         self._answer_timing: dict[str, tuple[float, float, int]] = {}
         self._last_batch_timing: tuple[float, float, list[int]] = (0.0, 0.0, [])
         self._rows_reported = 0
@@ -177,9 +194,11 @@ class CompressedLM(BatchGeneration, HFLM):  # type: ignore[misc]
         return output
 
     def _generated_counts(self, output: Any, context: Any) -> list[int]:
-        """New tokens per row, up to and including the first end-of-sequence token."""
+        """New tokens per row, up to and including the first end-of-sequence token (any of
+        the model's EOS ids; a row that ended is padded after it)."""
         new_tokens = output[:, context.shape[1]:].tolist()
-        stops = {self.eot_token_id, self.tokenizer.pad_token_id}
+        stops = {self.eot_token_id, self.tokenizer.pad_token_id,
+                 *eos_token_ids(self.tokenizer, self.model)}
         counts = []
         for row in new_tokens:
             ends = [i for i, token in enumerate(row) if token in stops]

@@ -3,21 +3,20 @@ options (read from the compressor registry, so plug-ins appear too), then lm-eva
 
 from __future__ import annotations
 
-import dataclasses
 import re
 import textwrap
-from typing import Any
 
 from bench.compressors import (
     ENTRY_POINT_GROUP,
+    OptionDoc,
     available_compressors,
     get_compressor_factory,
+    option_docs,
     options_type_of,
 )
 from bench.demo import MODEL_FOLDER
 from bench.lmeval.plugin import MODELS
 from bench.lmeval.task_list import read_tasks
-from bench.substrate.help import default_text
 
 __all__ = ["MODEL_HELP", "compressors_help", "eval_help"]
 
@@ -56,25 +55,31 @@ EXAMPLE = (  # after `python -m bench demo`, in the folder it ran in
 )
 
 
+_REFERENCE_IN_PARENS = re.compile(r"\s*\((?:see |as in )?:\w+:`[^`]+`\)")
+_REFERENCE = re.compile(r":\w+:`~?\.?([^`]+)`")
+
+
 def _plain(text: str) -> str:
-    """Docstring text as help text: reST markup dropped, whitespace collapsed."""
-    text = re.sub(r"\s*\(see :class:`[^`]+`\)", "", text)
-    text = re.sub(r":\w+:`~?([^`]+)`", r"\1", text)
+    """Docstring text as help text: cross-references in parentheses dropped, other reST
+    markup dropped, whitespace collapsed."""
+    text = _REFERENCE_IN_PARENS.sub("", text)
+    text = _REFERENCE.sub(lambda match: match.group(1).rsplit(".", 1)[-1], text)
     return " ".join(text.replace("``", "").split())
 
 
-def _wrap(text: str, indent: str) -> list[str]:
-    return textwrap.wrap(text, WIDTH, initial_indent=indent, subsequent_indent=indent,
+def _wrap(text: str, indent: str, later: str | None = None) -> list[str]:
+    return textwrap.wrap(text, WIDTH, initial_indent=indent,
+                         subsequent_indent=indent if later is None else later,
                          break_on_hyphens=False) or [indent.rstrip()]
 
 
-def _option_line(spec: dataclasses.Field[Any]) -> str:
-    kind = str(spec.type).replace(" | None", "")
-    if spec.default is not dataclasses.MISSING:
-        default = "none" if spec.default is None else default_text(spec.default)
-    else:
-        default = "required"
-    return f"{spec.name} ({kind}, default {default})"
+def option_line(doc: OptionDoc) -> str:
+    """One option as the help lists it: name, type, default, accepted range and purpose."""
+    parts = [doc.type, f"default: {doc.default}"]
+    if doc.accepts is not None:
+        parts.append(f"accepts {doc.accepts}")
+    line = f"{doc.name} ({'; '.join(parts)})"
+    return f"{line}: {doc.about}" if doc.about else line
 
 
 def _compressor_lines(name: str) -> list[str]:
@@ -88,12 +93,15 @@ def _compressor_lines(name: str) -> list[str]:
         lines += _wrap("options: not declared through parse_options; see the compressor's "
                        "own documentation", "      ")
         return lines
-    specs = dataclasses.fields(options_type)
-    listed = ", ".join(_option_line(spec) for spec in specs) if specs else "none"
-    lines += _wrap(f"options: {listed}", "      ")
-    doc = _plain(options_type.__doc__ or "")
-    if specs and doc and not doc.startswith(f"{options_type.__name__}("):
-        lines += _wrap(doc, "        ")
+    docs = option_docs(options_type)
+    if not docs:
+        return [*lines, "      options: none"]
+    for doc in docs:
+        lines += _wrap(option_line(doc), "      ", "          ")
+    described = _plain(options_type.__doc__ or "")
+    documented = any(doc.about for doc in docs)
+    if described and not documented and not described.startswith(f"{options_type.__name__}("):
+        lines += _wrap(described, "        ")
     return lines
 
 

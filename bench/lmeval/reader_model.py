@@ -14,7 +14,7 @@ from typing import Any
 from lm_eval.api.model import LM
 from lm_eval.api.registry import register_model
 
-from bench.compressors import TargetModel, build_compressor
+from bench.compressors import TargetModel, build_compressor, capabilities_of, validate_options
 from bench.generation import GenerationOutput
 from bench.harness.answering import RunAccount, model_info, open_cache
 from bench.lmeval.adapter import read_request, set_prompt
@@ -30,18 +30,26 @@ class CompressedReaderLM(LM):  # type: ignore[misc]
                  compression_cache: str | None = "off", batch_size: Any = 1,
                  max_batch_size: Any = None, device: Any = None, **options: Any) -> None:
         super().__init__()
+        validate_options(compressor or "none", options)
         from transformers import AutoTokenizer
 
-        from bench.harness.frontend import CompressionFrontEnd
         from bench.hub import load_from_hub
 
         self.tokenizer_name_or_path = tokenizer
         loaded = load_from_hub(lambda: AutoTokenizer.from_pretrained(tokenizer), tokenizer,
                                "tokenizer", "tokenizer= in --model_args")
-        target = TargetModel(name=f"lexical-reader[{tokenizer}]", tokenizer=loaded)
-        self.compressor = build_compressor(compressor or "none", target, options)
-        self.frontend = CompressionFrontEnd(self.compressor, target,
-                                            open_cache(compression_cache, self.compressor))
+        self.target = TargetModel(name=f"lexical-reader[{tokenizer}]", tokenizer=loaded)
+        self.compression_cache = compression_cache
+        self.use_compressor(compressor or "none", options)
+
+    def use_compressor(self, name: str, options: dict[str, Any]) -> None:
+        """Answer with compressor ``name`` from now on, keeping the loaded tokenizer."""
+        from bench.harness.frontend import CompressionFrontEnd
+
+        self.compressor = build_compressor(name, self.target, options)
+        capabilities = capabilities_of(name)
+        self.frontend = CompressionFrontEnd(self.compressor, capabilities, self.target,
+                                            open_cache(self.compression_cache, capabilities))
         self.account = RunAccount(self.frontend, None)
 
     def generate_until(self, requests: list[Any], disable_tqdm: bool = False) -> list[str]:

@@ -42,7 +42,7 @@ from bench.prepare.regeneration import (
     read_corpus_lengths,
 )
 from bench.records import ContextSample
-from bench.substrate.errors import add_debug_flag, run_cli
+from bench.substrate.errors import InputError, add_debug_flag, run_cli
 from bench.substrate.hashing import sha256_file
 from bench.substrate.help import HelpFormatter
 from bench.substrate.manifest import verify_if_built
@@ -67,25 +67,40 @@ def _load_contexts(
 ) -> tuple[list[ContextSample], dict[str, Any]]:
     if str(source) in HF_SOURCES:
         if benchmark not in hf_benchmarks():
-            raise ValueError(
+            raise InputError(
                 f"{benchmark!r} has no Hugging Face source (its published data is gone); "
                 "pass an MRQA-format .jsonl/.jsonl.gz file built for it"
             )
         if subset is not None:
-            raise ValueError("subset= filters a local file's 'benchmark' field; not for hf")
+            raise InputError("subset= filters a local file's 'benchmark' field; not for hf")
         contexts, provenance = load_hf_mrqa(benchmark, clean_markup=clean_markup)
         return contexts, {"kind": "huggingface", **provenance}
     path = Path(source)
     if not path.is_file():
         raise FileNotFoundError(f"source {path} is not a file (nor one of {', '.join(HF_SOURCES)})")
     verify_if_built(path.parent, "the command that wrote {folder} (see its README.md)", ())
-    contexts = list(read_mrqa(path, clean_markup=clean_markup))
-    if subset is not None:
-        contexts = [c for c in contexts if c.metadata.get("benchmark") == subset]
-        if not contexts:
-            raise ValueError(f"{path}: no context has field benchmark == {subset!r}")
+    contexts = _subset(list(read_mrqa(path, clean_markup=clean_markup)), subset, benchmark, path)
     info = {"kind": "file", "path": str(path), "name": path.name, "sha256": sha256_file(path)}
     return contexts, info
+
+
+def _subset(contexts: list[ContextSample], subset: str | None, benchmark: str,
+            path: Path) -> list[ContextSample]:
+    """The contexts labelled ``subset``; without it every context, with a warning when the
+    file's contexts carry several benchmark labels (they are then mixed)."""
+    if subset is None:
+        labels = sorted({str(c.metadata["benchmark"]) for c in contexts
+                         if c.metadata.get("benchmark") is not None})
+        if len(labels) > 1:
+            example = benchmark if benchmark in labels else labels[0]
+            print(f"warning: {path} holds contexts of several benchmarks ({', '.join(labels)}) "
+                  f"and all of them are prepared as {benchmark}; give --subset {example} to "
+                  "take one", file=sys.stderr)
+        return contexts
+    chosen = [c for c in contexts if c.metadata.get("benchmark") == subset]
+    if not chosen:
+        raise InputError(f"{path}: no context has field benchmark == {subset!r}")
+    return chosen
 
 
 def prepare_benchmark(
@@ -105,13 +120,14 @@ def prepare_benchmark(
     ``source`` is an MRQA ``.jsonl``/``.jsonl.gz`` file or ``"hf"`` (the hub ``mrqa``
     dataset; SQuAD/HotpotQA from its validation split, RelationExtraction/RACE from test).
     ``subset`` keeps only contexts whose line has ``"benchmark": subset`` (bundled demo
-    file). ``out_root`` None means :func:`bench.prepare.data_dir.data_root`.
+    file); None keeps every context. ``out_root`` None means
+    :func:`bench.prepare.data_dir.data_root`.
     """
     qa = tuple(spec.name for spec in specs.benchmarks("qa"))
     if benchmark not in qa:
-        raise ValueError(f"unknown QA benchmark {benchmark!r}; choose from {qa}")
+        raise InputError(f"unknown QA benchmark {benchmark!r}; choose from {qa}")
     if max_context_tokens < 1:
-        raise ValueError(f"max_context_tokens must be >= 1, got {max_context_tokens}")
+        raise InputError(f"max_context_tokens must be >= 1, got {max_context_tokens}")
     tok = load_tokenizer(tokenizer)
     contexts, source_info = _load_contexts(benchmark, source, subset, clean_markup)
     rows, counts = build_qa_rows(contexts, tok, max_context_tokens, show_progress)
@@ -164,7 +180,7 @@ def _regeneration_manifest(
 
 def _check_lengths(lengths: Sequence[int]) -> list[int]:
     if not lengths or any(length < 1 for length in lengths):
-        raise ValueError(f"lengths must be positive token counts, got {list(lengths)}")
+        raise InputError(f"lengths must be positive token counts, got {list(lengths)}")
     return sorted(set(lengths))
 
 
@@ -311,7 +327,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--source",
         required=True,
-        help="QA: an MRQA-format .jsonl/.jsonl.gz file, or 'hf' for the Hugging Face mrqa "
+        help="QA: an MRQA-format .jsonl/.jsonl.gz file (the MRQA 2019 shared task's dev "
+        "files, github.com/mrqa/MRQA-Shared-Task-2019), or 'hf' for the Hugging Face mrqa "
         f"dataset ({', '.join(hf_benchmarks())}; needs network on first use). "
         "regeneration: an Arxiv Corpus folder holding test_len{L}.parquet files",
     )
@@ -346,7 +363,8 @@ def _parser() -> argparse.ArgumentParser:
         "--subset",
         default=None,
         help="QA from a file: keep only contexts whose 'benchmark' field equals this "
-        "(default: all contexts)",
+        "(default: every context of the file, whatever its label: an MRQA release file has "
+        "none, the bundled demo file labels five benchmarks, so give --subset with it)",
     )
     parser.add_argument(
         "--keep-markup",

@@ -6,6 +6,8 @@ from typing import Any
 
 from transformers import AutoTokenizer, PreTrainedTokenizerBase
 
+from bench.substrate.errors import InputError
+
 __all__ = ["count_tokens", "cut_to_tokens", "load_tokenizer", "tokenizer_name"]
 
 
@@ -25,7 +27,7 @@ def load_tokenizer(name_or_path: str | PreTrainedTokenizerBase) -> PreTrainedTok
             name, "tokenizer", "--tokenizer",
         )
     if not tokenizer.is_fast:
-        raise ValueError(
+        raise InputError(
             f"tokenizer {tokenizer_name(tokenizer)!r} is not a fast tokenizer: character "
             "offsets are needed to cut texts faithfully"
         )

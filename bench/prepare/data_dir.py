@@ -8,6 +8,7 @@ from pathlib import Path
 
 from platformdirs import user_cache_dir
 
+from bench.substrate.errors import CompressbenchError
 from bench.substrate.manifest import fill_rebuild, verify_folder
 
 DATA_ENV = "COMPRESSBENCH_DATA"
@@ -37,7 +38,7 @@ def prepare_hint(benchmark: str) -> str:
             f"--out {{parent}}")
 
 
-class MissingBenchmarkError(FileNotFoundError):
+class MissingBenchmarkError(CompressbenchError, FileNotFoundError):
     """A task needs a prepared benchmark that is not in the data directory."""
 
     def __init__(self, benchmark: str, path: Path) -> None:

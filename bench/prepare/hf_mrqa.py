@@ -14,6 +14,7 @@ from typing import Any
 from bench import specs
 from bench.prepare.mrqa import MRQAFormatError, clean_mrqa_markup, context_id_for
 from bench.records import ContextSample, Question
+from bench.substrate.errors import InputError
 
 __all__ = ["HF_DATASET", "contexts_from_hf_rows", "hf_benchmarks", "load_hf_mrqa"]
 
@@ -83,7 +84,7 @@ def load_hf_mrqa(
     """
     source = specs.benchmark(benchmark).source if benchmark in hf_benchmarks() else None
     if source is None:
-        raise ValueError(
+        raise InputError(
             f"benchmark {benchmark!r} is not in the Hugging Face mrqa dataset; "
             f"available: {', '.join(sorted(hf_benchmarks()))}"
         )
@@ -99,7 +100,7 @@ def load_hf_mrqa(
     )
     dataset = dataset.filter(lambda value: value == subset, input_columns="subset")
     if len(dataset) == 0:
-        raise ValueError(f"no rows with subset == {subset!r} in {HF_DATASET} split {split!r}")
+        raise InputError(f"no rows with subset == {subset!r} in {HF_DATASET} split {split!r}")
     where = f"hf:{HF_DATASET}[{split}]"
     columns = ["subset", "context", "qid", "question", "answers"]
     rows = dataset.select_columns(columns)

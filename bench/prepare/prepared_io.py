@@ -22,6 +22,7 @@ from transformers import PreTrainedTokenizerBase
 
 from bench.prepare.cut import tokenizer_name
 from bench.substrate.atomic import atomic_directory, atomic_write_text
+from bench.substrate.errors import InputError
 from bench.substrate.hashing import sha256_file
 from bench.substrate.manifest import MANIFEST_NAME, installed_versions, write_manifest
 from bench.substrate.parquet import write_parquet
@@ -56,7 +57,7 @@ REGENERATION_SCHEMA = pa.schema(
 PREPARED_FILES = ("test.parquet", "README.md", MANIFEST_NAME)
 
 
-class NoUsableRowsError(ValueError):
+class NoUsableRowsError(InputError):
     """Every input row was dropped: there is no benchmark to write."""
 
 

@@ -13,6 +13,7 @@ from transformers import PreTrainedTokenizerBase
 from bench.prepare.answerability import answer_tokens, contains_run
 from bench.prepare.cut import cut_to_tokens
 from bench.records import ContextSample
+from bench.substrate.errors import InputError
 
 __all__ = ["QACounts", "build_qa_rows", "sample_key", "sample_rows"]
 
@@ -48,7 +49,7 @@ def _check_unique(contexts: Sequence[ContextSample]) -> None:
         for question in sample.questions:
             where = sample.metadata.get("line", sample.context_id)
             if question.qid in seen:
-                raise ValueError(
+                raise InputError(
                     f"duplicate qid {question.qid!r}: contexts at line/row {seen[question.qid]} "
                     f"and {where}"
                 )
@@ -128,7 +129,7 @@ def sample_rows(
     if limit is None or limit >= len(rows):
         return list(rows)
     if limit < 0:
-        raise ValueError(f"limit must be >= 0, got {limit}")
+        raise InputError(f"limit must be >= 0, got {limit}")
     ranked = sorted(range(len(rows)), key=lambda i: sample_key(seed, str(rows[i][key])))
     chosen = sorted(ranked[:limit])
     return [rows[i] for i in chosen]

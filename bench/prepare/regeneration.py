@@ -14,6 +14,7 @@ from bench import specs
 from bench.prepare.cut import cut_to_tokens
 from bench.prepare.data_dir import CORPUS_REBUILD
 from bench.prepare.qa import sample_rows
+from bench.substrate.errors import InputError
 from bench.substrate.manifest import verify_folder
 
 __all__ = ["PAPER_LENGTHS", "build_regeneration_rows", "read_corpus_lengths"]
@@ -47,12 +48,12 @@ def read_corpus_lengths(
         table = pq.read_table(path)
         missing = [c for c in _CORPUS_COLUMNS if c not in table.column_names]
         if missing:
-            raise ValueError(f"{path}: missing column(s) {missing}; has {table.column_names}")
+            raise InputError(f"{path}: missing column(s) {missing}; has {table.column_names}")
         ids, texts = table.column("id").to_pylist(), table.column("text").to_pylist()
         records = []
         for row, (rid, text) in enumerate(zip(ids, texts, strict=True), start=1):
             if not isinstance(text, str) or rid is None:
-                raise ValueError(f"{path}: row {row}: field 'text'/'id' is null or not a string")
+                raise InputError(f"{path}: row {row}: field 'text'/'id' is null or not a string")
             records.append({"id": str(rid), "text": text})
         by_length[length] = records
         files[f"test_len{length}.parquet"] = str(path)
@@ -85,7 +86,7 @@ def build_regeneration_rows(
                 )
         ids = [row["id"] for row in group]
         if len(set(ids)) != len(ids):
-            raise ValueError(f"duplicate ids in the length-{length} records")
+            raise InputError(f"duplicate ids in the length-{length} records")
         selected = sample_rows(group, limit, seed, key="id")
         counts[str(length)] = {
             "read": len(records),

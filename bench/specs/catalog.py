@@ -45,8 +45,11 @@ METRICS: tuple[MetricSpec, ...] = (
     MetricSpec("generated_tokens", "generated tokens", "efficiency", False),
     MetricSpec("peak_rss_mb", "peak RSS MB", "efficiency", False, pooling="max"),
     MetricSpec("flops_ratio", "FLOPs ratio", "efficiency", False),
+    MetricSpec("encoded_context_tokens", "encoded context tokens", "efficiency", True),
     MetricSpec("compressed_bits", "compressed bits", "size", False),
     MetricSpec("bits_per_token", "bits / original token", "size", False),
+    MetricSpec("original_bytes", "original bytes", "size", False),
+    MetricSpec("bits_per_byte", "bits / original byte", "size", False),
     MetricSpec("served_prompt_tokens", "served prompt tokens", "served", False),
     MetricSpec("served_completion_tokens", "served completion tokens", "served", False),
 )

@@ -8,7 +8,8 @@ from typing import Literal, get_args
 BenchmarkKind = Literal["qa", "regeneration"]
 # qa, regeneration: scores of that kind of task, computed by ``bench.metrics``; efficiency:
 # measured for every answer (``bench.results_record.SampleRecord``); size: the
-# compressed form's bits, when known; served: usage a server reported (served models only).
+# compressed form's bits (when known) and the UTF-8 bytes of the context they stand for;
+# served: usage a server reported (served models only).
 MetricKind = Literal["qa", "regeneration", "efficiency", "size", "served"]
 Pooling = Literal["mean", "max"]
 SCORE_KINDS: tuple[MetricKind, ...] = ("qa", "regeneration")

@@ -5,7 +5,8 @@
 - :mod:`.hashing`: SHA-256 of bytes and files;
 - :mod:`.manifest`: the ``manifest.json`` of an output folder, written and verified;
 - :mod:`.parquet`: the deterministic Parquet writer;
-- :mod:`.errors`: bad input as one line, exit statuses, :func:`~.errors.run_cli`;
+- :mod:`.errors`: the root of the project's errors (:class:`~.errors.CompressbenchError`),
+  bad input as one line, exit statuses, :func:`~.errors.run_cli`;
 - :mod:`.help`: the ``--help`` formatter that shows defaults and choices.
 
 The package imports none of them, so that importing one costs only what it needs.

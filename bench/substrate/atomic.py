@@ -36,6 +36,8 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
+from bench.substrate.errors import InputError
+
 __all__ = [
     "KILL_AFTER_WRITES_ENV",
     "OutputFolderError",
@@ -143,7 +145,7 @@ def link_or_copy(source: Path, target: Path) -> None:
     note_write()
 
 
-class OutputFolderError(ValueError):
+class OutputFolderError(InputError):
     """The output folder exists and holds something this command did not write."""
 
 

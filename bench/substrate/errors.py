@@ -1,11 +1,13 @@
 """Bad input reported as one line: ``FILE:LINE: field 'F': problem; what to do``.
 
-Every command of the project runs its entry point through :func:`run_cli`. Bad input
-(:class:`InputError`, any ``ValueError`` and missing or unreadable files) ends with that one
-line on stderr and exit status 2; failures the command names (a server that stays down)
+The project's own errors derive from :class:`CompressbenchError`; bad input is its
+:class:`InputError`. Every command of the project runs its entry point through
+:func:`run_cli`: one of the project's errors, or a missing or unreadable file, ends with that
+one line on stderr and exit status 2; failures the command names (a server that stays down)
 end the same way with status 1, and an interrupt (Ctrl-C) with status 130. The Python
 traceback is shown only with ``--debug`` (see :func:`add_debug_flag`) or
-``COMPRESSBENCH_DEBUG=1``.
+``COMPRESSBENCH_DEBUG=1``. Any other exception (a ``ValueError`` or ``KeyError`` of a bug)
+keeps its traceback and Python's exit status.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ __all__ = [
     "EXIT_FAILURE",
     "EXIT_INPUT",
     "EXIT_INTERRUPTED",
+    "CompressbenchError",
     "InputError",
     "add_debug_flag",
     "debug_requested",
@@ -57,7 +60,14 @@ def format_input_error(
     return f"{message}; {hint}" if hint else message
 
 
-class InputError(ValueError):
+class CompressbenchError(Exception):
+    """The root of the project's own errors: a message for the person running the command.
+
+    :func:`run_cli` shows one as one line; exceptions outside this tree are bugs.
+    """
+
+
+class InputError(CompressbenchError, ValueError):
     """Unusable input, located by file, line and field, with what to do about it."""
 
     def __init__(
@@ -115,36 +125,30 @@ def run_cli(
     main: Callable[[Sequence[str]], int],
     argv: Sequence[str] | None = None,
     failures: tuple[type[BaseException], ...] = (),
-    input_errors: tuple[type[BaseException], ...] = (),
     redact: Callable[[str], str] | None = None,
 ) -> int:
-    """Run ``main(argv)``; bad input -> one line and 2, a named failure -> one line and 1,
-    Ctrl-C -> one line and 130.
+    """Run ``main(argv)``; the project's errors and missing files -> one line and 2, a named
+    failure -> one line and 1, Ctrl-C -> one line and 130.
 
-    ``input_errors`` adds a command's own bad-input exceptions to ``ValueError`` and the
-    missing-file errors; ``failures`` are exceptions that are not the user's input (a server
-    that does not answer; it may be a broad class such as ``OSError``: a missing file is
-    still bad input). Anything else is a bug and propagates with its traceback.
+    ``failures`` are exceptions that are not the user's input (a server that does not
+    answer; it may be a broad class such as ``OSError``: a missing file is still bad input).
+    Anything else is a bug and propagates with its traceback.
     ``redact`` rewrites what is printed (e.g. masks a secret a server echoed).
     """
     args = list(sys.argv[1:] if argv is None else argv)
     debug = debug_requested(args)
-    handled: tuple[type[BaseException], ...] = (ValueError, *_FILE_ERRORS, *input_errors, *failures)
+    handled: tuple[type[BaseException], ...] = (CompressbenchError, *_FILE_ERRORS, *failures)
     try:
         return main(args)
     except handled as error:
         _report(error, debug, redact)
-        return _exit_status(error, failures, input_errors)
+        return _exit_status(error, failures)
     except KeyboardInterrupt as error:
         _report(error, debug, redact, line="interrupted")
         return EXIT_INTERRUPTED
 
 
-def _exit_status(
-    error: BaseException,
-    failures: tuple[type[BaseException], ...],
-    input_errors: tuple[type[BaseException], ...],
-) -> int:
-    if isinstance(error, (*_FILE_ERRORS, *input_errors)):
+def _exit_status(error: BaseException, failures: tuple[type[BaseException], ...]) -> int:
+    if isinstance(error, _FILE_ERRORS):
         return EXIT_INPUT
     return EXIT_FAILURE if isinstance(error, failures) else EXIT_INPUT

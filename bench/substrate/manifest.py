@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.substrate.atomic import atomic_write_json
+from bench.substrate.errors import InputError
 from bench.substrate.hashing import sha256_file
 
 __all__ = [
@@ -41,7 +42,7 @@ _Signature = tuple[tuple[str, int, int, int, int], ...]
 _verified: dict[Path, tuple[_Signature, dict[str, Any]]] = {}
 
 
-class FolderCheckError(ValueError):
+class FolderCheckError(InputError):
     """A prepared or built folder that does not match its manifest."""
 
     def __init__(self, folder: Path, problem: str, rebuild: str) -> None:

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
+from bench.substrate.errors import InputError
 from bench.training.example import Example
 
 if TYPE_CHECKING:
@@ -41,7 +42,7 @@ class EpochSampler(Sampler[int]):
 
     def __init__(self, size: int, seed: int, global_batch: int) -> None:
         if size < global_batch:
-            raise ValueError(f"{size} training examples are fewer than one global batch of "
+            raise InputError(f"{size} training examples are fewer than one global batch of "
                              f"{global_batch} (batch size x accumulation x processes); use more "
                              "examples or a smaller batch")
         self.size = size

@@ -114,13 +114,13 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         if self.stage not in STAGES:
-            raise ValueError(f"stage must be one of {STAGES}, got {self.stage!r}")
+            raise InputError(f"stage must be one of {STAGES}, got {self.stage!r}")
         self._check_method()
         self.layout_settings()
         if self.schedule not in SCHEDULES:
-            raise ValueError(f"schedule must be 'constant' or 'linear', got {self.schedule!r}")
+            raise InputError(f"schedule must be 'constant' or 'linear', got {self.schedule!r}")
         if self.dtype not in DTYPES:
-            raise ValueError(f"dtype must be auto, float32 or bfloat16, got {self.dtype!r}")
+            raise InputError(f"dtype must be auto, float32 or bfloat16, got {self.dtype!r}")
         self._check_numbers()
 
     def _check_method(self) -> None:
@@ -132,10 +132,10 @@ class TrainConfig:
         for spec in fields(self):
             if (spec.default is None and getattr(self, spec.name) is not None
                     and spec.name not in method.settings and (readers := readers_of(spec.name))):
-                raise ValueError(f"{spec.name} applies to method {' or '.join(readers)} only")
+                raise InputError(f"{spec.name} applies to method {' or '.join(readers)} only")
         own = {option.name for option in method.option_fields()}
         if unknown := sorted(set(self.extra) - own):
-            raise ValueError(f"method {self.method} has no option {unknown[0]}; its options: "
+            raise InputError(f"method {self.method} has no option {unknown[0]}; its options: "
                              f"{', '.join(sorted(own)) or 'none'}")
         method.options_of(self.extra)
 
@@ -219,5 +219,5 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
 def preset_values(name: str, stage: str) -> dict[str, Any]:
     """The settings preset ``name`` defines for ``stage`` (clear error for unknown names)."""
     if name not in PRESETS:
-        raise ValueError(f"unknown preset {name!r}; known presets: {', '.join(sorted(PRESETS))}")
+        raise InputError(f"unknown preset {name!r}; known presets: {', '.join(sorted(PRESETS))}")
     return dict(PRESETS[name][stage])

@@ -21,17 +21,22 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from bench.prepare.data_dir import CORPUS_REBUILD, prepare_hint
+from bench.substrate.errors import InputError, one_line
 from bench.substrate.manifest import verify_if_built
 from bench.training.example import Example
 
 
 def _read_parquet(path: Path, columns: Sequence[str]) -> list[dict[str, object]]:
     import pandas as pd
+    import pyarrow as pa
 
-    frame = pd.read_parquet(path)
+    try:
+        frame = pd.read_parquet(path)
+    except pa.ArrowException as error:  # e.g. a file that is not Parquet
+        raise InputError(f"not a readable Parquet file ({one_line(error)})", path) from error
     missing = [c for c in columns if c not in frame.columns]
     if missing:
-        raise ValueError(f"{path}: missing column(s) {', '.join(missing)}; found "
+        raise InputError(f"{path}: missing column(s) {', '.join(missing)}; found "
                          f"{', '.join(map(str, frame.columns))}")
     rows: list[dict[str, object]] = [
         {str(key): value for key, value in row.items()}
@@ -45,7 +50,7 @@ def _text_examples(path: Path) -> list[Example]:
     for index, row in enumerate(rows):
         text = row["text"]
         if not isinstance(text, str) or not text.strip():
-            raise ValueError(f"{path}: row {index}: field 'text' is empty or not a string")
+            raise InputError(f"{path}: row {index}: field 'text' is empty or not a string")
         examples.append(Example(text, "regeneration", text))
     return examples
 
@@ -56,7 +61,7 @@ def _qa_rows(path: Path) -> list[Example]:
     for index, row in enumerate(rows):
         answers = tuple(str(a) for a in list(row["answers"]))  # type: ignore[call-overload]
         if not answers:
-            raise ValueError(f"{path}: row {index}: field 'answers' is empty")
+            raise InputError(f"{path}: row {index}: field 'answers' is empty")
         examples.append(Example(str(row["context"]), "qa", answers[0], str(row["question"]),
                                 answers))
     return examples
@@ -86,7 +91,7 @@ def _read(path: Path, kind: str) -> list[Example]:
         return _mrqa_examples(path)
     if path.suffix == ".parquet":
         return _text_examples(path) if kind == "regeneration" else _qa_rows(path)
-    raise ValueError(f"{path}: unsupported data file for {kind} (expected .parquet"
+    raise InputError(f"{path}: unsupported data file for {kind} (expected .parquet"
                      f"{' or MRQA .jsonl(.gz)' if kind == 'qa' else ''})")
 
 
@@ -118,7 +123,7 @@ def load_examples(data: str, kind: str, dev: str | None = None, dev_size: int = 
         dev_examples = _read(dev_path, kind)[:dev_size]
     else:
         if len(train) < 2:
-            raise ValueError(f"{path}: need at least 2 examples to hold out a dev split")
+            raise InputError(f"{path}: need at least 2 examples to hold out a dev split")
         order = list(range(len(train)))
         random.Random(seed).shuffle(order)
         held = set(order[: min(dev_size, len(train) // 5 or 1)])

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from bench.substrate.errors import InputError
+
 KINDS = ("regeneration", "qa")
 
 
@@ -21,4 +23,4 @@ class Example:
         if self.kind not in KINDS:
             raise ValueError(f"example kind must be one of {KINDS}, got {self.kind!r}")
         if self.kind == "qa" and not self.question:
-            raise ValueError("a QA example needs a question")
+            raise InputError("a QA example needs a question")

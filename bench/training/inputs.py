@@ -14,6 +14,7 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from bench.substrate.errors import InputError
 from bench.substrate.hashing import sha256_file
 
 if TYPE_CHECKING:
@@ -85,13 +86,13 @@ def check_same_inputs(where: Path, recorded: Any, current: dict[str, Identity | 
     """Refuse to resume from ``where`` (a checkpoint's state file recording ``recorded``)
     with inputs of other content than it was trained on."""
     if not isinstance(recorded, dict):
-        raise ValueError(f"{where}: records no content hashes of the run's inputs (written by "
+        raise InputError(f"{where}: records no content hashes of the run's inputs (written by "
                          "an older version); use another --out")
     for name, flag in INPUT_FLAGS.items():
         old, new = recorded.get(name), current[name]
         if old is not None and not isinstance(old, dict):
             old = {"path": str(old), "sha256": "?"}
         if _content(old) != _content(new):
-            raise ValueError(f"{where}: trained with {flag}={_shown(old)}, this run has "
+            raise InputError(f"{where}: trained with {flag}={_shown(old)}, this run has "
                              f"{_shown(new)}; resume with the same settings or use another "
                              "--out")

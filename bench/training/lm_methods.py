@@ -42,14 +42,30 @@ class LmBuilt:
 
 
 def lora_model(model: Any, config: TrainConfig, trained_fully: Sequence[str] = ()) -> Any:
-    """LoRA layers injected into ``model`` in place (the returned wrapper merges them)."""
+    """LoRA layers injected into ``model`` in place (the returned wrapper merges them).
+
+    Modules in ``trained_fully`` are trained as copies; where the model ties its output
+    embedding to its input embedding, the two copies stay one tensor (as in the base), so
+    the merged model is tied like the base and saves the tensor once."""
     from peft import LoraConfig, get_peft_model
 
     settings = LoraConfig(r=config.lora_r, lora_alpha=config.lora_alpha,
                           lora_dropout=config.lora_dropout,
                           target_modules=list(config.lora_targets), task_type="CAUSAL_LM",
-                          modules_to_save=list(trained_fully) or None)
+                          modules_to_save=list(trained_fully) or None,
+                          ensure_weight_tying=_adapts_tied_embeddings(
+                              model, [*trained_fully, *config.lora_targets]))
     return get_peft_model(model, settings)
+
+
+def _adapts_tied_embeddings(model: Any, modules: Sequence[str]) -> bool:
+    """Whether ``model`` ties its embeddings and ``modules`` name one of them."""
+    if not getattr(model.config, "tie_word_embeddings", False):
+        return False
+    embeddings = (model.get_input_embeddings(), model.get_output_embeddings())
+    adapted = {name.rsplit(".", 1)[-1] for name in modules}
+    return any(name.rsplit(".", 1)[-1] in adapted for name, module in model.named_modules()
+               if any(module is embedding for embedding in embeddings))
 
 
 def load_lm(config: TrainConfig, cuda: bool, tokenizer_from: str | None = None

@@ -100,7 +100,7 @@ def train_step(accelerator: Accelerator, module: Any, optimizer: Any, micro: Seq
                           dtype=torch.long, device=accelerator.device)
     targets, tokens = (int(n) for n in accelerator.reduce(counts, reduction="sum").tolist())
     if targets == 0:
-        raise ValueError("a global batch without target tokens; check the training data")
+        raise InputError("a global batch without target tokens; check the training data")
     # accelerate (or DeepSpeed) divides by the accumulation steps, DDP/FSDP/ZeRO average
     # the gradients of the processes: undo both so that the gradient is sum / targets.
     scale = accelerator.num_processes * len(micro) / targets
@@ -120,12 +120,12 @@ def _check_resumable(directory: Path, recorded: dict[str, Any], config: TrainCon
                      processes: int, inputs: Inputs) -> None:
     where = directory / run_state.STATE_FILE
     if recorded.get("processes") != processes:
-        raise ValueError(f"{where}: written by {recorded.get('processes')} processes, this run "
+        raise InputError(f"{where}: written by {recorded.get('processes')} processes, this run "
                          f"has {processes}; resume with the same number or use another --out")
     current = config.as_json()
     for name, value in recorded.get("config", {}).items():
         if name not in RESUMABLE_CHANGES and current.get(name) != value:
-            raise ValueError(f"{where}: trained with {name}={value!r}, this run has "
+            raise InputError(f"{where}: trained with {name}={value!r}, this run has "
                              f"{current.get(name)!r}; resume with the same settings or use "
                              "another --out")
     check_same_inputs(where, recorded.get("inputs"), inputs)
@@ -267,7 +267,7 @@ def train(config: TrainConfig, accelerator: Accelerator | None = None) -> TrainR
     module = parts.module
     check_fsdp(accelerator, config.method)
     if is_deepspeed(accelerator) and not parts.supports_deepspeed:
-        raise ValueError(f"--method {config.method} with --training-substeps "
+        raise InputError(f"--method {config.method} with --training-substeps "
                          f"{config.training_substeps} cannot run under DeepSpeed (it steps the "
                          "optimizer at every backward pass); use DDP or FSDP, or one substep")
     prepare_deepspeed(accelerator, config, module, parts.external_parameters)

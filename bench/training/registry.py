@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 from typing import Any
 
+from bench.substrate.errors import InputError
 from bench.training.method import MethodParts
 
 ENTRY_POINT_GROUP = "compressbench.training_methods"
@@ -29,7 +30,7 @@ PartsFactory = Callable[[Any, bool, dict[str, Any]], MethodParts]
 in the export)."""
 
 
-class UnknownTrainingMethodError(ValueError):
+class UnknownTrainingMethodError(InputError):
     """A method name no registration and no installed plug-in offers."""
 
 

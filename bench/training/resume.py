@@ -26,7 +26,7 @@ import torch
 
 from bench.substrate.errors import InputError
 from bench.training.batches import DataPosition
-from bench.training.strategy import clean_name, is_deepspeed, is_fsdp
+from bench.training.strategy import is_deepspeed, is_fsdp, trained_names
 from bench.training.tensor_tree import (
     DAMAGED_HINT,
     read_tensors,
@@ -207,8 +207,7 @@ def _load_named_optimizer_state(state: TrainingState, named: dict[str, Any]) -> 
 def _trained_names(state: TrainingState) -> set[str]:
     """The names of the trained parameters (as :func:`gathered_trainable_state` gives them)."""
     fsdp = is_fsdp(state.accelerator)
-    target = state.module if fsdp else state.accelerator.unwrap_model(state.module)
-    return {clean_name(name) for name, p in target.named_parameters() if p.requires_grad}
+    return trained_names(state.module if fsdp else state.accelerator.unwrap_model(state.module))
 
 
 def _load_weights(path: Path, state: TrainingState) -> None:

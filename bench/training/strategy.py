@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 import torch
 from torch import nn
 
+from bench.substrate.errors import InputError
 from bench.training.config import TrainConfig
 from bench.training.registry import PER_LAYER_FSDP, training_method
 
@@ -65,7 +66,7 @@ def check_launched_strategy(accelerator: Accelerator) -> None:
     running = distributed_type(accelerator)
     for variable, asked in _LAUNCHED.items():
         if os.environ.get(variable, "").lower() == "true" and running != asked:
-            raise ValueError(f"the launch config asks for {asked} ({variable}=true) but "
+            raise InputError(f"the launch config asks for {asked} ({variable}=true) but "
                              f"accelerate runs {running}: it drops {asked} for CPU processes "
                              "(--cpu, use_cpu: true, ACCELERATE_USE_CPU); launch on GPUs, or "
                              f"without {asked} (configs/accelerate/ddp.yaml)")
@@ -73,7 +74,7 @@ def check_launched_strategy(accelerator: Accelerator) -> None:
         launched = torch.distributed.get_world_size()
         if accelerator.num_processes != launched:
             counted = accelerator.num_processes
-            raise ValueError(f"accelerate counts {counted} process{'es' * (counted != 1)} but "
+            raise InputError(f"accelerate counts {counted} process{'es' * (counted != 1)} but "
                              f"{launched} were launched (it runs {running} so on GPUs only); "
                              "launch on GPUs, or use configs/accelerate/ddp.yaml")
 
@@ -112,7 +113,7 @@ def check_fsdp(accelerator: Accelerator, method: str) -> None:
     itself (tested under both) may be wrapped layer by layer."""
     if (is_fsdp(accelerator) and accelerator.state.fsdp_plugin.auto_wrap_policy is not None
             and not training_method(method).per_layer_fsdp):
-        raise ValueError("FSDP config: fsdp_auto_wrap_policy must be NO_WRAP for --method "
+        raise InputError("FSDP config: fsdp_auto_wrap_policy must be NO_WRAP for --method "
                          f"{method} (the soft model is sharded as one unit); use "
                          "configs/accelerate/fsdp.yaml, or DeepSpeed ZeRO-3 to gather the "
                          "weights module by module (layer by layer only for "
@@ -130,7 +131,7 @@ def prepare_deepspeed(accelerator: Accelerator, config: TrainConfig, module: nn.
     if clipping == "auto":
         ds_config["gradient_clipping"] = config.max_grad_norm
     elif float(clipping) != config.max_grad_norm:
-        raise ValueError(f"DeepSpeed config: gradient_clipping is {clipping} but "
+        raise InputError(f"DeepSpeed config: gradient_clipping is {clipping} but "
                          f"--max-grad-norm is {config.max_grad_norm}; set it to \"auto\"")
     if zero_stage(accelerator) == 3:
         import deepspeed
@@ -171,8 +172,9 @@ def without_zero3_init(accelerator: Accelerator) -> Iterator[None]:
 def gathered_trainable_state(accelerator: Accelerator, model: nn.Module
                              ) -> dict[str, torch.Tensor]:
     """Full CPU copies of every trainable parameter of the prepared ``model`` by name (names
-    as in the unwrapped module). Every process must call this; only the main process gets
-    the tensors (the others get an empty dict)."""
+    as in the unwrapped module, each parameter once: see :func:`trained_names`). Every
+    process must call this; only the main process gets the tensors (the others get an empty
+    dict)."""
     if zero_stage(accelerator) == 3:
         return _gathered_zero3(accelerator, model)
     from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
@@ -183,8 +185,21 @@ def gathered_trainable_state(accelerator: Accelerator, model: nn.Module
     state = get_model_state_dict(inner, options=options)
     if not accelerator.is_main_process:
         return {}
+    trained = trained_names(inner)
     return {clean_name(key): value.detach().cpu().clone() for key, value in state.items()
-            if isinstance(value, torch.Tensor)}
+            if isinstance(value, torch.Tensor) and clean_name(key) in trained}
+
+
+def trained_names(model: nn.Module) -> set[str]:
+    """The names of the trainable parameters of ``model``, one per parameter.
+
+    A state dict lists a tensor under every name it is reachable by, so a model that ties its
+    output embedding to its input embedding holds it twice (``lm_head.weight`` beside
+    ``model.embed_tokens.weight``), and ``ignore_frozen_params`` drops only the first name
+    of a frozen one. ``named_parameters`` names each parameter once (by the module that
+    registers it first), so a tied tensor is gathered, saved and loaded under that name."""
+    return {clean_name(name) for name, parameter in model.named_parameters()
+            if parameter.requires_grad}
 
 
 def _gathered_zero3(accelerator: Accelerator, model: nn.Module) -> dict[str, torch.Tensor]:

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.substrate.atomic import atomic_write_json
+from bench.substrate.errors import CompressbenchError, InputError
 from bench.substrate.hashing import sha256_bytes, sha256_file
 from data_builders.arxiv.atom import Page, QueryRejectedError
 from data_builders.arxiv.pages import DEFAULT_API_URL, ApiSettings, PageClient, PageError
@@ -59,11 +60,11 @@ EMPTY_CONFIRMATIONS = 2
 logger = logging.getLogger(__name__)
 
 
-class ApiFetchError(RuntimeError):
+class ApiFetchError(CompressbenchError, RuntimeError):
     """A query could not be fetched completely (what was fetched so far stays cached)."""
 
 
-class ApiQueryError(ValueError):
+class ApiQueryError(InputError):
     """The API rejected a query as malformed."""
 
 
@@ -158,7 +159,7 @@ def _held_ids(partial: Path) -> set[str]:
         except (ValueError, KeyError, TypeError):
             paper_id = None
         if not isinstance(paper_id, str) or paper_id in held:
-            raise ValueError(
+            raise InputError(
                 f"{partial}:{number}: not a cached result, or one held twice; delete the "
                 "file to fetch the query from the start"
             )

@@ -23,6 +23,7 @@ import pyarrow.parquet as pq
 from tqdm import tqdm
 
 from bench.substrate.atomic import atomic_directory, atomic_path, link_or_copy
+from bench.substrate.errors import InputError
 from bench.substrate.hashing import sha256_file
 from bench.substrate.manifest import MANIFEST_NAME
 from bench.substrate.parquet import write_parquet
@@ -53,7 +54,7 @@ def _papers(config: BuildConfig, result: BuildResult) -> Iterator[Paper]:
             yield from fetched.papers
         return
     if config.input is None:
-        raise ValueError(f"--source {config.source} needs --input PATH")
+        raise InputError(f"--source {config.source} needs --input PATH")
     if not config.input.is_file():
         raise FileNotFoundError(f"--input {config.input}: no such file")
     result.inputs.append({"path": str(config.input), "sha256": sha256_file(config.input)})
@@ -131,7 +132,7 @@ def _select(config: BuildConfig, candidates: PaperFile,
         config.keep_overlap,
     )
     if not selection.test:
-        raise ValueError(
+        raise InputError(
             f"no dev/test paper left after the contamination audit: {len(candidates.ids)} "
             f"candidates, {len(selection.removed)} removed for sharing a {config.ngram}-gram "
             f"with train (--keep-overlap keeps them); nothing written, {config.out} left as it was"
@@ -232,7 +233,7 @@ def _build_into(config: BuildConfig, folder: Path) -> BuildResult:
         _spill(config, result, runs)
         repeated, n_candidates = _find_repeats(runs, config, result.counts)
         if not n_candidates:
-            raise ValueError(_no_candidates(config, result))
+            raise InputError(_no_candidates(config, result))
         for query in result.empty_answers:
             logger.warning("%s", api.empty_answer_note(query))
         tokenizer = TargetTokenizer.load(config.tokenizer)

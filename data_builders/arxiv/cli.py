@@ -213,9 +213,9 @@ def make_parser() -> argparse.ArgumentParser:
 def config_from_args(args: argparse.Namespace) -> BuildConfig:
     """Turn parsed arguments into a :class:`BuildConfig` (validating dates and sizes)."""
     if args.dev_size < 0 or args.test_size <= 0:
-        raise ValueError("--test-size must be positive and --dev-size not negative")
+        raise InputError("--test-size must be positive and --dev-size not negative")
     if args.source != "api" and args.input is None:
-        raise ValueError(f"--source {args.source} needs --input PATH")
+        raise InputError(f"--source {args.source} needs --input PATH")
     api = None
     if args.source == "api":
         api = ApiSettings(

@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from bench.substrate.errors import InputError
 from data_builders.arxiv.overlap import Overlap, audit
 from data_builders.arxiv.records import Paper
 from data_builders.arxiv.runs import Spilled
@@ -33,14 +34,14 @@ class Windows:
 
     def __post_init__(self) -> None:
         if self.after < self.train_before:
-            raise ValueError(
+            raise InputError(
                 f"--after {self.after} is before --train-before {self.train_before}: "
                 "dev/test would overlap the train period"
             )
         if self.before is not None and self.before <= self.after:
-            raise ValueError(f"--before {self.before} must be after --after {self.after}")
+            raise InputError(f"--before {self.before} must be after --after {self.after}")
         if self.train_after is not None and self.train_after >= self.train_before:
-            raise ValueError("--train-after must be before --train-before")
+            raise InputError("--train-after must be before --train-before")
 
     def of(self, published: date) -> str | None:
         """``"train"``, ``"eval"`` or None (outside both windows)."""

@@ -18,6 +18,7 @@ import pyarrow.parquet as pq
 from bench.prepare.data_dir import CORPUS_REBUILD
 from bench.prepare.prepared_io import QA_SCHEMA as PREPARED_QA_SCHEMA
 from bench.substrate.atomic import atomic_directory, atomic_write_text
+from bench.substrate.errors import CompressbenchError, InputError
 from bench.substrate.hashing import sha256_file
 from bench.substrate.manifest import MANIFEST_NAME, verify_folder
 from bench.substrate.parquet import write_parquet
@@ -35,7 +36,7 @@ CACHE_DIR = "cache"
 OUTPUT_ENTRIES = ("*.jsonl", "*.parquet", "README.md", MANIFEST_NAME)
 
 
-class NoQuestionsError(ValueError):
+class NoQuestionsError(InputError):
     """Every generated pair was rejected: there is no dataset to write."""
 
 
@@ -50,7 +51,7 @@ def load_contexts(config: QAConfig) -> list[Context]:
     table = pq.read_table(path)
     for column in ("id", "text", "n_tokens"):
         if column not in table.column_names:
-            raise ValueError(f"{path}: missing column {column!r}")
+            raise InputError(f"{path}: missing column {column!r}")
     rows = sorted(
         zip(
             table.column("id").to_pylist(),
@@ -177,7 +178,7 @@ def _generate_into(config: QAConfig, folder: Path) -> QAResult:
     return result
 
 
-class IncompleteError(RuntimeError):
+class IncompleteError(CompressbenchError, RuntimeError):
     """Some requests failed after all retries; rerunning resumes from the cache."""
 
     def __init__(self, usage: Usage) -> None:

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.substrate.atomic import atomic_write_json
+from bench.substrate.errors import InputError, one_line
 from bench.substrate.hashing import sha256_bytes
 
 
@@ -39,7 +40,11 @@ class ResponseCache:
         path = self.path(key)
         if not path.is_file():
             return None
-        entry: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+        try:
+            entry: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+        except ValueError as error:  # also UnicodeDecodeError
+            raise InputError(f"not a cached answer ({one_line(error)})", path,
+                             hint="delete the file to ask again") from error
         return entry
 
     def put(self, key: str, entry: dict[str, Any]) -> None:

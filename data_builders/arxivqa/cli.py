@@ -8,7 +8,7 @@ import traceback
 from collections.abc import Sequence
 from pathlib import Path
 
-from bench.substrate.errors import add_debug_flag, run_cli
+from bench.substrate.errors import InputError, add_debug_flag, run_cli
 from bench.substrate.help import HelpFormatter
 from data_builders._secrets import MIN_SECRET_LENGTH, masked_output, register_secret
 from data_builders.arxivqa.build import IncompleteError, generate
@@ -112,18 +112,18 @@ def config_from_args(args: argparse.Namespace) -> QAConfig:
     """Build the config; the key is read from the named environment variable."""
     api_key = os.environ.get(args.api_key_env)
     if not api_key:
-        raise ValueError(
+        raise InputError(
             f"environment variable {args.api_key_env} is not set (name another one with "
             "--api-key-env; for a server without authentication set it to any value)"
         )
     register_secret(api_key)
     if len(api_key) >= MIN_SECRET_LENGTH and api_key in args.base_url:
-        raise ValueError(
+        raise InputError(
             "--base-url contains the API key; pass the key only through the variable "
             "named by --api-key-env"
         )
     if args.concurrency < 1 or args.qa_per_96_tokens <= 0:
-        raise ValueError("--concurrency must be >= 1 and --qa-per-96-tokens > 0")
+        raise InputError("--concurrency must be >= 1 and --qa-per-96-tokens > 0")
     client = ClientSettings(
         base_url=args.base_url,
         api_key=api_key,

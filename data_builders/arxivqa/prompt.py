@@ -34,7 +34,7 @@ def load_template(path: Path | None) -> str:
                          hint="save the prompt template as UTF-8") from None
     for field in (CONTEXT_FIELD, NUMBER_FIELD):
         if field not in template:
-            raise ValueError(f"prompt template {path}: missing the placeholder {field}")
+            raise InputError(f"prompt template {path}: missing the placeholder {field}")
     return template
 
 

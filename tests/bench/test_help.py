@@ -11,7 +11,14 @@ from typing import Any
 
 import pytest
 
-from bench.compressors import _api, available_compressors, parse_options
+from bench.compressors import (
+    Capabilities,
+    Family,
+    Registration,
+    _api,
+    available_compressors,
+    parse_options,
+)
 from bench.compressors._api import options_type_of
 from bench.substrate.help import default_text
 
@@ -106,7 +113,8 @@ def _plugin_factory(target: Any, options: Mapping[str, Any]) -> Any:
 
 @pytest.fixture()
 def plugin(monkeypatch: pytest.MonkeyPatch) -> str:
-    monkeypatch.setitem(_api._REGISTRY, "probe_plugin", _plugin_factory)
+    monkeypatch.setitem(_api._REGISTRY, "probe_plugin",
+                        Registration(_plugin_factory, Capabilities(Family.HARD)))
     return "probe_plugin"
 
 
@@ -128,7 +136,7 @@ def test_eval_help_lists_models_compressors_and_options_from_the_registry(
         for spec in dataclasses.fields(options):
             assert f"{spec.name} (" in " ".join(text.split()), f"{name}: {spec.name}"
     flat = " ".join(text.split())
-    assert "strength (float, default 0.25), mode (str, default gentle)" in flat
+    assert "strength (float; default: 0.25) mode (str; default: gentle)" in flat
     assert "Options of the test compressor: strength of the squeeze." in flat
     assert "--model_args" in text and "hellaswag" not in text  # lm-eval's flags, not its examples
 

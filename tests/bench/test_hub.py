@@ -94,6 +94,18 @@ def test_a_missing_local_path_names_the_flag(tmp_path: Path, hub: type[_Hub]):
     assert not isinstance(caught.value, HubLoadError) and _asked_for(hub) == []
 
 
+def test_a_local_folder_the_loader_refuses_is_bad_input_naming_it(tmp_path: Path):
+    from transformers import AutoConfig
+
+    (tmp_path / "config.json").write_text('{"model_type": "no-such-type"}', encoding="utf-8")
+    with pytest.raises(InputError) as caught:
+        load_from_hub(lambda: AutoConfig.from_pretrained(str(tmp_path)), str(tmp_path),
+                      "base model", "--base")
+    assert str(caught.value).startswith(f"{tmp_path}: field '--base': cannot load the base "
+                                        "model: The checkpoint you are trying to load has "
+                                        "model type `no-such-type`")
+
+
 def test_offline_and_not_cached_is_one_line_without_a_request(
         hub: type[_Hub], monkeypatch: pytest.MonkeyPatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")

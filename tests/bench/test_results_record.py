@@ -22,7 +22,9 @@ from bench.substrate.errors import InputError
 
 RESULTS = "runs/results_2026-01-01.json"
 FULL = RunInfo(
-    compressor=CompressorRecord("truncate", "1", {"rate": 0.25, "target_tokens": None}),
+    compressor=CompressorRecord("truncate", "1", {"rate": 0.25, "target_tokens": None},
+                                family="hard", question_aware=False,
+                                budget_options=("rate", "target_tokens")),
     target=TargetRecord("/models/llama", {"parameters": 1000, "layers": 2, "hidden": 64}),
     harness_version="1",
     compressed_bits_of_text="llmzip",

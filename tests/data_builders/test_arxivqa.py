@@ -22,6 +22,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from bench.substrate.errors import InputError
 from bench.substrate.manifest import write_manifest
 from data_builders._secrets import mask_secrets, masked_output, register_secret
 from data_builders.arxivqa.cache import ResponseCache
@@ -460,6 +461,17 @@ def test_parsing_and_validation_units() -> None:
     )
     assert [(p.answer, p.start, p.end) for p in kept] == [("b c", 2, 5)]
     assert rejected == Counter({"malformed_item": 1, "empty_answer": 1})
+
+
+def test_a_damaged_cached_answer_is_bad_input_naming_its_file(tmp_path: Path) -> None:
+    cache = ResponseCache(tmp_path / "cache")
+    cache.put("key", {"content": "x"})
+    assert cache.get("key") == {"content": "x"}
+    cache.path("key").write_bytes(b'{"content": "x')
+    with pytest.raises(InputError) as caught:
+        cache.get("key")
+    assert str(caught.value).startswith(f"{cache.path('key')}: not a cached answer (")
+    assert str(caught.value).endswith("; delete the file to ask again")
 
 
 def test_output_feeds_the_prepare_step(tmp_path: Path, env_key: None) -> None:

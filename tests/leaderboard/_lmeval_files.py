@@ -16,8 +16,10 @@ def write_results(
     version: float = 1.0,
     model: str = "compressed",
     extra_config: Mapping[str, Any] | None = None,
+    extra: Mapping[str, Any] | None = None,
 ) -> Path:
-    """A ``results_<date>.json`` with ``scores[task][metric]`` (0..1) and the usual sections."""
+    """A ``results_<date>.json`` with ``scores[task][metric]`` (0..1) and the usual sections
+    (``extra``: more top-level fields, e.g. ``pretty_env_info``)."""
     results = {
         task: {
             "alias": task,
@@ -37,6 +39,7 @@ def write_results(
         "config": {"model": model, "model_args": model_args, **(extra_config or {})},
         "lm_eval_version": "0.4.13",
         "date": 1767225600.0,
+        **(extra or {}),
     }
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"results_{date}.json"

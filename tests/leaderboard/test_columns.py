@@ -10,6 +10,21 @@ from leaderboard._tables import Cell, build_table, efficiency_columns, efficienc
 from tests.leaderboard.conftest import FIXTURE_RUNS
 
 
+def _rate(value: float) -> str:
+    """A rate as shown: its 4-decimal form without trailing zeros, but 2 decimals at least."""
+    text = f"{value:.4f}".rstrip("0")
+    return text if len(text.split(".")[1]) >= 2 else f"{value:.2f}"
+
+
+def test_rates_show_two_decimals_and_more_only_where_two_would_round():
+    for name in ("compression_ratio", "requested_rate"):
+        column = measured_column(next(m for m in specs.metrics("efficiency") if m.name == name))
+        for value in (0.25, 0.125, 1.0, 0.5, 1 / 3, 0.33000000000000007, 0.2564102, 0.05):
+            shown = Cell.number(value, column.decimals(value)).display
+            assert shown == _rate(value), (name, value)
+    assert _rate(0.25) == "0.25" and _rate(0.125) == "0.125" and _rate(1.0) == "1.00"
+
+
 def test_a_measured_column_comes_from_its_metric_declaration():
     rss = next(m for m in specs.metrics("efficiency") if m.name == "peak_rss_mb")
     assert measured_column(rss) == Column("peak_rss_mb", "peak RSS MB", "efficiency", "max",
@@ -41,5 +56,5 @@ def test_the_compression_factor_follows_the_rate_in_the_efficiency_table():
     assert table is not None
     titles = dict(zip(table.columns, table.rows[0], strict=True))
     rate_cell, factor = titles["rate (compressed/original)"], titles["compression (x)"]
-    assert isinstance(rate_cell.value, float) and rate_cell.display == f"{rate_cell.value:.4f}"
+    assert isinstance(rate_cell.value, float) and rate_cell.display == _rate(rate_cell.value)
     assert factor.value == 1.0 / rate_cell.value and factor.display == f"{factor.value:.1f}"

@@ -3,6 +3,8 @@ data, plain ratio ticks, one marker per compressor family, lengths as they were 
 
 from __future__ import annotations
 
+import base64
+import io
 import itertools
 import math
 from pathlib import Path
@@ -15,15 +17,25 @@ import pytest
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.text import Text
+from PIL import Image
 
+from bench import specs
+from bench.harness.answering import model_info
+from bench.results_record import CompressorRecord, RunInfo
 from leaderboard import read_runs
 from leaderboard._families import FAMILY_MARKERS, family
 from leaderboard._metrics import metric_style, regeneration_tasks
+from leaderboard._page_plots import plot_notes
 from leaderboard._plots import (
-    figure_score_vs_bits,
+    BITS_VIEW,
+    DPI,
+    byte_panels,
+    figure_legend,
+    figure_score_vs_bits_per_byte,
     figure_score_vs_compression,
     figure_score_vs_length,
-    plot_notes,
+    legend_pixels,
+    render,
 )
 from leaderboard._runs import merge_runs
 from leaderboard._tables import Rows, efficiency_values
@@ -31,6 +43,7 @@ from tests.leaderboard._lmeval_files import write_results
 from tests.leaderboard.conftest import FIXTURE_RUNS
 
 NAMES = metric_style("squad")
+NARROW_PAGE_PX = 420 - 2 * 10  # a 420 px window less the page's margins
 
 
 @pytest.fixture(scope="module")
@@ -38,10 +51,62 @@ def rows() -> Rows:
     return merge_runs(read_runs([FIXTURE_RUNS], with_samples=False))
 
 
-def _figures(rows: Rows) -> list[Figure]:
-    figures = [figure_score_vs_compression(rows, NAMES), figure_score_vs_length(rows, NAMES)]
+def _sized(score: float, bits_per_byte: float) -> dict[str, dict[str, float]]:
+    """Every declared task scored ``score``, 1000 bytes compressed to ``bits_per_byte``."""
+    size = {"compressed_bits": 1000.0 * bits_per_byte, "original_bytes": 1000.0,
+            "original_tokens": 250.0}
+    return {task: {metric: score, **size}
+            for spec in specs.benchmarks()
+            for metric in (("squad_f1",) if spec.kind == "qa" else ("rouge_l_f",))
+            for task in spec.task_lengths()}
+
+
+@pytest.fixture(scope="module")
+def sized_rows(tmp_path_factory: pytest.TempPathFactory) -> Rows:
+    """Every family on every benchmark, with bits and bytes, on two base models."""
+    root = tmp_path_factory.mktemp("sized")
+    for model in ("org/model-a", "org/model-b"):
+        for args, score, bits in (("none", 0.6, 2.3), ("llmzip", 0.6, 2.1),
+                                  ("truncate,rate=0.5", 0.4, 1.1),
+                                  ("truncate,rate=0.25", 0.3, 0.55),
+                                  ("500x,num_mem=4", 0.35, 900.0), ("icae", 0.3, 120.0)):
+            write_results(root / model / args, f"pretrained={model},compressor={args}",
+                          _sized(score, bits))
+        for rate in (0.25, 0.5):
+            record = CompressorRecord("a_press", "1", {"rate": rate}, family="KV-eviction",
+                                      question_aware=False, budget_options=("rate",))
+            write_results(root / model / f"press-{rate}", f"pretrained={model}",
+                          _sized(rate, 3000.0 * rate), extra_config=model_info(RunInfo(record)))
+    return merge_runs(read_runs([root], with_samples=False))
+
+
+def _narrow_figures(rows: Rows, sized_rows: Rows) -> list[Figure]:
+    """The page's: one panel with its legend below, or the legend alone."""
+    squad = [panel for panel in byte_panels(NAMES) if panel.name == "squad"]
+    figures = [figure_score_vs_compression(rows, NAMES, squad, narrow=True),
+               figure_score_vs_bits_per_byte(sized_rows, NAMES, squad, narrow=True),
+               figure_score_vs_length(rows, NAMES, narrow=True),
+               figure_legend(sized_rows, BITS_VIEW, squad)]
     assert all(fig is not None for fig in figures)
     return [fig for fig in figures if fig is not None]
+
+
+def _figures(rows: Rows, sized_rows: Rows) -> list[Figure]:
+    figures = [figure_score_vs_compression(rows, NAMES), figure_score_vs_length(rows, NAMES),
+               figure_score_vs_bits_per_byte(sized_rows, NAMES)]
+    assert all(fig is not None for fig in figures)
+    return [fig for fig in figures if fig is not None] + _narrow_figures(rows, sized_rows)
+
+
+def test_narrow_figures_fit_a_420_px_window_unscaled_with_legible_legends(
+        rows: Rows, sized_rows: Rows) -> None:
+    for fig in _narrow_figures(rows, sized_rows):
+        pixels = legend_pixels(fig)
+        (legend,) = fig.legends
+        assert pixels == min(float(text.get_fontsize()) for text in legend.get_texts()) * DPI / 72
+        assert pixels >= 11
+        width, _height = Image.open(io.BytesIO(base64.b64decode(render(fig)))).size
+        assert width <= NARROW_PAGE_PX, width
 
 
 def _texts(fig: Figure) -> list[Text]:
@@ -64,8 +129,8 @@ def _texts(fig: Figure) -> list[Text]:
     return [t for t in texts if t.get_visible() and t.get_text().strip()]
 
 
-def test_no_text_overlaps_or_leaves_the_figure(rows: Rows) -> None:
-    for fig in _figures(rows):
+def test_no_text_overlaps_or_leaves_the_figure(rows: Rows, sized_rows: Rows) -> None:
+    for fig in _figures(rows, sized_rows):
         renderer = fig.canvas.get_renderer()  # type: ignore[attr-defined]
         boxes = [(t.get_text(), t.get_window_extent(renderer)) for t in _texts(fig)]
         assert len(boxes) > 10
@@ -76,20 +141,19 @@ def test_no_text_overlaps_or_leaves_the_figure(rows: Rows) -> None:
         plt.close(fig)
 
 
-def test_the_legend_stays_off_the_data(rows: Rows) -> None:
-    for fig in _figures(rows):
+def test_the_legend_stays_off_the_data(rows: Rows, sized_rows: Rows) -> None:
+    for fig in _figures(rows, sized_rows):
         fig.canvas.draw()
         renderer = fig.canvas.get_renderer()  # type: ignore[attr-defined]
         (legend,) = fig.legends
         for ax in fig.axes:
             assert not legend.get_window_extent(renderer).overlaps(ax.get_window_extent(renderer))
-            low_x, high_x = sorted(ax.get_xlim())
-            low_y, high_y = sorted(ax.get_ylim())
+            box = ax.bbox.padded(0.5)  # every point and reference line inside the axes
             for line in ax.get_lines():
                 points = np.asarray(line.get_xydata(), dtype=float)
                 points = points[~np.isnan(points).any(axis=1)]
-                assert ((low_x <= points[:, 0]) & (points[:, 0] <= high_x)).all(), line
-                assert ((low_y <= points[:, 1]) & (points[:, 1] <= high_y)).all(), line
+                shown = line.get_transform().transform(points)
+                assert all(box.contains(x, y) for x, y in shown), line
         plt.close(fig)
 
 
@@ -107,6 +171,33 @@ def test_compression_ticks_are_plain_powers_of_two(rows: Rows) -> None:
         assert ticks[-1] / ticks[0] < 2 * max(compressions) / min(compressions)
         assert len(ax.xaxis.get_minorticklocs()) == 0
     plt.close(fig)
+
+
+def _bits_axis_of(rows: Rows) -> tuple[list[float], list[str], list[float]]:
+    """Ticks, tick labels and plotted x of the first panel of the bits-per-byte plot."""
+    fig = figure_score_vs_bits_per_byte(rows, NAMES)
+    assert fig is not None
+    fig.canvas.draw()
+    ax = fig.axes[0]
+    ticks = [float(t) for t in ax.get_xticks()]
+    labels = [t.get_text() for t in ax.get_xticklabels()]
+    xs = [float(x) for line in ax.get_lines() if line.get_linestyle() in ("-", "None")
+          for x in np.asarray(line.get_xdata(), dtype=float)]
+    assert ax.get_xscale() == "log" and len(ax.xaxis.get_minorticklocs()) == 0
+    plt.close(fig)
+    return ticks, labels, xs
+
+
+def test_bits_per_byte_ticks_are_plain_numbers_around_the_points(sized_rows: Rows,
+                                                                 tmp_path: Path) -> None:
+    ticks, labels, xs = _bits_axis_of(sized_rows)
+    assert ticks == pytest.approx([0.1, 1, 10, 100, 1000, 10000])
+    assert labels == ["0.1", "1", "10", "100", "1000", "10000"]
+    assert ticks[0] <= min(xs) < ticks[1] and ticks[-2] < max(xs) <= ticks[-1]
+    for args, bits in (("none", 2.3), ("truncate,rate=0.5", 0.9)):
+        write_results(tmp_path / args, f"pretrained=m,compressor={args}", _sized(0.5, bits))
+    ticks, labels, _xs = _bits_axis_of(merge_runs(read_runs([tmp_path], with_samples=False)))
+    assert labels == ["0.5", "1", "2", "5"]
 
 
 def test_one_marker_per_compressor_family(rows: Rows) -> None:
@@ -156,7 +247,8 @@ def test_one_length_gives_no_length_plot_but_a_note(tmp_path: Path) -> None:
     assert "one regeneration length (96 tokens)" in note
 
 
-MEASURED = {"compression_ratio": 0.5, "compressed_bits": 400.0, "original_tokens": 100.0}
+MEASURED = {"compression_ratio": 0.5, "compressed_bits": 400.0, "original_tokens": 100.0,
+            "original_bytes": 350.0}
 EVERY_PLOT = {
     "compressed_squad": {"squad_f1": 0.5, **MEASURED},
     "compressed_regeneration_96": {"rouge_l_f": 0.4, **MEASURED},
@@ -166,7 +258,8 @@ EVERY_PLOT = {
 
 def _every_figure(rows: Rows) -> list[Figure]:
     figures = [figure(rows, NAMES) for figure in
-               (figure_score_vs_compression, figure_score_vs_length, figure_score_vs_bits)]
+               (figure_score_vs_compression, figure_score_vs_length,
+                figure_score_vs_bits_per_byte)]
     assert all(fig is not None for fig in figures)
     return [fig for fig in figures if fig is not None]
 
@@ -203,7 +296,8 @@ def test_curves_whose_paths_end_alike_keep_apart_in_the_legend(tmp_path: Path) -
                       f"pretrained=m,compressor=500x,init_from={checkpoint},num_mem={mem}",
                       EVERY_PLOT)
     rows = merge_runs(read_runs([tmp_path], with_samples=False))
-    for fig in (figure_score_vs_compression(rows, NAMES), figure_score_vs_bits(rows, NAMES)):
+    for fig in (figure_score_vs_compression(rows, NAMES),
+                figure_score_vs_bits_per_byte(rows, NAMES)):
         assert fig is not None
         entries = _legend_texts(fig)
         assert "500x (init_from=good/final)" in entries

@@ -13,6 +13,9 @@ from typing import Any
 
 from transformers import PreTrainedTokenizerBase
 
+from bench.generation import eos_token_ids
+from bench.substrate.errors import InputError
+
 QA_TEMPLATE = "Question: {question} Answer: "
 LLAMA3_END_OF_TEXT = "<|end_of_text|>"
 
@@ -29,7 +32,7 @@ class SpecialIds:
     def from_tokenizer(cls, tokenizer: PreTrainedTokenizerBase) -> SpecialIds:
         eos = tokenizer.eos_token_id
         if eos is None:
-            raise ValueError("the tokenizer defines no EOS token; soft compressors need one")
+            raise InputError("the tokenizer defines no EOS token; soft compressors need one")
         pad = tokenizer.pad_token_id
         return cls(bos=tokenizer.bos_token_id, eos=int(eos), pad=int(eos if pad is None else pad))
 
@@ -54,18 +57,12 @@ def qa_prompt_ids(tokenizer: PreTrainedTokenizerBase, question: str) -> list[int
 
 
 def generation_eos_ids(tokenizer: PreTrainedTokenizerBase, model: Any) -> list[int]:
-    """Ids that end generation: the tokenizer's EOS plus those ``generation_config`` lists."""
-    ids: set[int] = set()
-    if tokenizer.eos_token_id is not None:
-        ids.add(int(tokenizer.eos_token_id))
-    configured = getattr(getattr(model, "generation_config", None), "eos_token_id", None)
-    if isinstance(configured, int):
-        ids.add(configured)
-    elif isinstance(configured, list):
-        ids.update(int(i) for i in configured)
+    """Ids that end generation: the tokenizer's EOS plus those ``generation_config`` lists
+    (:func:`bench.generation.eos_token_ids`); an error when there is none."""
+    ids = eos_token_ids(tokenizer, model)
     if not ids:
-        raise ValueError("neither the tokenizer nor generation_config.json defines an EOS token")
-    return sorted(ids)
+        raise InputError("neither the tokenizer nor generation_config.json defines an EOS token")
+    return ids
 
 
 def repo_stop_ids(tokenizer: PreTrainedTokenizerBase, model: Any) -> list[int]:

@@ -83,10 +83,35 @@ def _pad_memory(items: Sequence[DecoderItem], num_layers: int, like: torch.Tenso
     return keys, values, mask
 
 
-def prepare_batch(model: PreTrainedModel, items: Sequence[DecoderItem]) -> PreparedBatch:
-    """Left-pad the items' cache and input parts and compute masks and positions."""
+def input_embeddings(model: PreTrainedModel, item: DecoderItem) -> torch.Tensor:
+    """The item's input vectors ``[input_length, hidden]``: its ``embeds``, then its prompt
+    tokens through the model's input embedding table, in that table's dtype and device."""
+    if item.input_length == 0:
+        raise ValueError("a decoder item needs at least one input vector or prompt token")
     embedding = input_embedding(model)
     like = embedding.weight
+    parts = []
+    if item.embeds is not None:
+        parts.append(item.embeds.to(like))
+    if item.prompt_ids:
+        ids = torch.tensor(item.prompt_ids, dtype=torch.long, device=like.device)
+        parts.append(embedding(ids))
+    return torch.cat(parts)
+
+
+@torch.no_grad()
+def prompt_embeddings(model: PreTrainedModel, item: DecoderItem) -> torch.Tensor:
+    """The whole decoder input of an item without key/value memory whose first vector sits
+    at position 0 (:func:`input_embeddings`): what a server taking prompt embeddings reads."""
+    if item.keys or item.position_offset != 0:
+        raise ValueError("a decoder item with key/value memory or a position offset has no "
+                         "prompt-embeddings form")
+    return input_embeddings(model, item)
+
+
+def prepare_batch(model: PreTrainedModel, items: Sequence[DecoderItem]) -> PreparedBatch:
+    """Left-pad the items' cache and input parts and compute masks and positions."""
+    like = input_embedding(model).weight
     keys, values, memory_mask = _pad_memory(items, model.config.num_hidden_layers, like)
     length = max(item.input_length for item in items)
     if length == 0:
@@ -96,14 +121,8 @@ def prepare_batch(model: PreTrainedModel, items: Sequence[DecoderItem]) -> Prepa
     input_mask = torch.zeros(len(items), length, dtype=torch.long, device=like.device)
     positions = torch.zeros(len(items), length, dtype=torch.long, device=like.device)
     for row, item in enumerate(items):
-        parts = []
-        if item.embeds is not None:
-            parts.append(item.embeds.to(like))
-        if item.prompt_ids:
-            ids = torch.tensor(item.prompt_ids, dtype=torch.long, device=like.device)
-            parts.append(embedding(ids))
         size = item.input_length
-        embeds[row, length - size:] = torch.cat(parts)
+        embeds[row, length - size:] = input_embeddings(model, item)
         input_mask[row, length - size:] = 1
         start = item.position_offset
         positions[row, length - size:] = torch.arange(start, start + size, device=like.device)

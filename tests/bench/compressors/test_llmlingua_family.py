@@ -139,9 +139,14 @@ def test_warm_start_is_recorded_and_repeats_for_the_same_order(method, target, m
     assert [r.extra for r in first] == [r.extra for r in again]
     requested = [r.stats.original_tokens for r in first]
     starts = [r.extra["start_parameter"] for r in first]
-    assert starts[0] == round(0.4 * requested[0]) / requested[0]
-    assert all(start != round(0.4 * n) / n for start, n in zip(starts[1:], requested[1:],
-                                                                strict=True))
+    cold = [round(0.4 * n) / n for n in requested]
+    assert starts[0] == cold[0]
+    # A warm start moves off the cold one once an earlier context's library parameter missed
+    # its achieved rate; while every one hit it exactly, there is nothing to correct.
+    missed = [r.stats.compressed_tokens / r.stats.original_tokens != r.extra["library_parameter"]
+              for r in first]
+    for index in range(1, len(first)):
+        assert (starts[index] != cold[index]) == any(missed[:index]), index
     assert build(method, target, model_for(method), rate=0.4).settings()["warm_start"] is True
 
 

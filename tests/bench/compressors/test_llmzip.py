@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from bench.compressors import CompressionRequest, TargetModel, build_compressor
+from bench.compressors import CompressionRequest, TargetModel, build_compressor, capabilities_of
 from bench.compressors._llmzip_codec import (
     FLUSH_BITS,
     SYMBOL_OVERHEAD_BITS,
@@ -22,6 +22,7 @@ from bench.compressors._llmzip_edits import CorruptCodeError, apply_text_edits, 
 from bench.compressors._llmzip_model import SequentialPredictor, parallel_probabilities
 from bench.compressors.llmzip import Llmzip, LosslessCheckError
 from bench.demo_data import demo_qa_path, demo_regeneration_records
+from bench.harness.answering import open_cache
 from bench.records import CompressedText
 
 from .conftest import SHARED, SQUAD_DEV, read_squad_contexts
@@ -231,7 +232,7 @@ def test_settings_window_and_no_cache(stories: TargetModel) -> None:
     assert compressor.settings() == {"window": 64}
     assert build_compressor("llmzip", stories, {}).settings() == {
         "window": stories.model.config.max_position_embeddings}  # type: ignore[union-attr]
-    assert getattr(compressor, "cacheable", True) is False
+    assert open_cache("default", capabilities_of("llmzip")) is None
     (result,) = compressor.compress([CompressionRequest("Lily ran.")])
     assert result.extra["coder"].startswith("constriction")
     with pytest.raises(ValueError, match="window"):

@@ -14,7 +14,7 @@ from tests.plugin_packages import install_plugin
 PLUGIN_MODULE = '''
 """Keeps every other word of the context."""
 from dataclasses import dataclass
-from bench.compressors import parse_options
+from bench.compressors import Capabilities, Family, Registration, parse_options
 from bench.records import CompressedText, CompressionStats
 
 
@@ -42,6 +42,9 @@ class EveryOther:
                                      self.target.count_tokens(text), 0.0)
             out.append(CompressedText(text, stats))
         return out
+
+
+REGISTRATION = Registration(EveryOther, Capabilities(Family.HARD, budget_options=("keep_every",)))
 '''
 
 
@@ -49,7 +52,7 @@ class EveryOther:
 def plugin_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return install_plugin(tmp_path_factory, "every_other_plugin", PLUGIN_MODULE,
                           "compressbench.compressors",
-                          'every_other = "every_other_plugin:EveryOther"')
+                          'every_other = "every_other_plugin:REGISTRATION"')
 
 
 def _env(site: Path, data: Path) -> dict[str, str]:
@@ -77,6 +80,7 @@ def test_installed_plugin_is_listed_and_runs_through_lm_eval(
 
     results = read_results(tmp_path)
     info = results["config"]["compressbench"]["compressor"]  # type: ignore[index]
-    assert info == {"name": "every_other", "version": "7", "settings": {"keep_every": 3}}
+    assert info == {"name": "every_other", "version": "7", "settings": {"keep_every": 3},
+                    "family": "hard", "question_aware": False, "budget_options": ["keep_every"]}
     ratio = results["results"]["compressed_squad"]["compression_ratio,none"]  # type: ignore[index]
     assert 0.2 < ratio < 0.5

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from transformers import AutoTokenizer
 
-from bench.compressors import CompressionRequest, TargetModel
+from bench.compressors import Capabilities, CompressionRequest, Family, TargetModel
 from bench.harness.compression_cache import CompressionCache
 from bench.harness.frontend import CompressionFrontEnd, split_prompt
 from bench.records import CompressedContext, CompressedText, CompressionStats
@@ -32,6 +32,13 @@ class CountingCompressor:
                 for r in requests]
 
 
+def _declared(compressor: CountingCompressor) -> Capabilities:
+    """Question use declared as a predicate on the settings, as a method whose options
+    decide it declares it."""
+    del compressor
+    return Capabilities(Family.HARD, question_aware=lambda settings: settings["question_aware"])
+
+
 class Request:
     task_name = "t"
     doc_id = 0
@@ -52,10 +59,10 @@ def _requests() -> list[Request]:
 
 def test_context_compressed_once_unless_question_aware(target: TargetModel):
     plain = CountingCompressor(question_aware=False)
-    CompressionFrontEnd(plain, target, cache=None).prepare(_requests())
+    CompressionFrontEnd(plain, _declared(plain), target, cache=None).prepare(_requests())
     assert len(plain.seen) == 2
     aware = CountingCompressor(question_aware=True)
-    prepared = CompressionFrontEnd(aware, target, cache=None).prepare(_requests())
+    prepared = CompressionFrontEnd(aware, _declared(aware), target, cache=None).prepare(_requests())
     assert len(aware.seen) == 4
     assert [p.text_prompt() for p in prepared][:2] == [
         "Do it. Context: Alpha|Q1? Question: Q1? Answer:",
@@ -64,9 +71,11 @@ def test_context_compressed_once_unless_question_aware(target: TargetModel):
 
 def test_disk_cache_serves_a_second_front_end(target: TargetModel, tmp_path: Path):
     first = CountingCompressor(question_aware=False)
-    CompressionFrontEnd(first, target, CompressionCache(tmp_path)).prepare(_requests())
+    CompressionFrontEnd(first, _declared(first), target, CompressionCache(tmp_path)).prepare(
+        _requests())
     second = CountingCompressor(question_aware=False)
-    prepared = CompressionFrontEnd(second, target, CompressionCache(tmp_path)).prepare(
+    prepared = CompressionFrontEnd(second, _declared(second), target,
+                                   CompressionCache(tmp_path)).prepare(
         _requests())
     assert second.seen == [] and all(p.cached for p in prepared)
 

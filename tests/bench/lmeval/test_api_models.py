@@ -343,13 +343,14 @@ def test_a_named_key_variable_must_be_set(offline_data, tiny_model_dir, base_url
 
 
 def test_soft_compressors_are_refused_in_one_line(offline_data, tiny_model_dir, base_url):
-    for model, endpoint in (("compressed_completions", COMPLETIONS),
-                            ("compressed_chat_completions", CHAT)):
+    for model, endpoint, compressor in (("compressed_completions", COMPLETIONS, "500x"),
+                                        ("compressed_chat_completions", CHAT, "icae")):
         with pytest.raises(SoftCompressorRefused) as refused:
             evaluate(model, f"model=tiny,base_url={base_url}{endpoint},"
-                     f"tokenizer={tiny_model_dir},compressor=icae")
+                     f"tokenizer={tiny_model_dir},compressor={compressor}")
         message = str(refused.value)
-        assert "\n" not in message and "weights" in message and "'icae'" in message
+        assert "\n" not in message and f"'{compressor}'" in message
+        assert "prompt embeddings" in message
 
 
 def test_the_tokenizer_is_required(offline_data, base_url):

@@ -52,7 +52,8 @@ def _offline(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def squad_args(root: Path, tokenizer_dir: Path, source: Path | None = None,
                limit: int = 5) -> list[str]:
-    return ["squad", "--source", str(source or demo_qa_path()), "--tokenizer",
+    subset = [] if source else ["--subset", "squad"]  # the demo file labels five benchmarks
+    return ["squad", "--source", str(source or demo_qa_path()), *subset, "--tokenizer",
             str(tokenizer_dir), "--max-context-tokens", "64", "--limit", str(limit),
             "--out", str(root), "--quiet"]
 

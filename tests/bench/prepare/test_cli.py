@@ -312,3 +312,19 @@ def test_real_squad_dev_with_gpt2(tmp_path):
     )
     assert max(r["context_tokens"] for r in rows) <= 160
     assert {r["source"] for r in rows} == {"SQuAD"}
+
+
+def test_a_file_of_several_labelled_benchmarks_without_subset_is_named(
+        tmp_path: Path, tokenizer: Any, capsys: pytest.CaptureFixture[str]) -> None:
+    labels = sorted({str(s.metadata["benchmark"]) for s in read_mrqa(demo_qa_path())})
+    mixed = prepare_benchmark("squad", demo_qa_path(), tmp_path / "mixed", tokenizer,
+                              show_progress=False)
+    warning = capsys.readouterr().err.strip()
+    assert warning == (f"warning: {demo_qa_path()} holds contexts of several benchmarks "
+                       f"({', '.join(labels)}) and all of them are prepared as squad; give "
+                       "--subset squad to take one")
+    by_id = {s.context_id: s.metadata["benchmark"] for s in read_mrqa(demo_qa_path())}
+    assert {by_id[row["context_id"]] for row in read_rows(mixed)} == set(labels)
+    prepare_benchmark("squad", demo_qa_path(), tmp_path / "one", tokenizer, subset="squad",
+                      show_progress=False)
+    assert capsys.readouterr().err == ""

@@ -23,6 +23,26 @@ def stories() -> Path:
 
 
 @pytest.fixture(scope="session")
+def tied_stories(stories: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The real tiny Llama with its output embedding tied to its input embedding
+    (``tie_word_embeddings``, as SmolLM2, Llama-3.2-1B, Qwen2.5-0.5B and Gemma have it): one
+    tensor serves both, the input embedding's."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer, LlamaConfig, LlamaForCausalLM
+
+    untied = AutoModelForCausalLM.from_pretrained(str(stories))  # type: ignore[no-untyped-call]
+    config = LlamaConfig.from_dict({**untied.config.to_dict(), "tie_word_embeddings": True})
+    model = LlamaForCausalLM(config)
+    model.load_state_dict({name: value for name, value in untied.state_dict().items()
+                           if name != "lm_head.weight"}, strict=False)
+    model.tie_weights()  # type: ignore[no-untyped-call]
+    assert model.lm_head.weight is model.model.embed_tokens.weight
+    folder = tmp_path_factory.mktemp("stories_tied")
+    model.save_pretrained(str(folder))
+    AutoTokenizer.from_pretrained(str(stories)).save_pretrained(str(folder))
+    return folder
+
+
+@pytest.fixture(scope="session")
 def story_corpus(stories: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 

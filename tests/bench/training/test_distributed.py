@@ -285,3 +285,92 @@ def test_killed_run_resumes_to_the_same_weights(story_corpus: Path, stories: Pat
     assert _losses(resumed) == _losses(straight)
     assert sorted(p.name for p in resumed.glob("checkpoint-*")) == [
         "checkpoint-0000009", "checkpoint-0000010"]
+
+
+TIED_SETTINGS = {"num_mem": 2, "max_context_tokens": 32, "context_length": 32, "steps": 6,
+                 "save_every": 2, "training_substeps": 1, "segments_per_substep": 1}
+_ONE_UNIT = ((), ("--fsdp",), ("--deepspeed",))
+_PER_LAYER = ((), ("--fsdp-layers",), ("--deepspeed",))
+TIED_RUNS: list[tuple[str, tuple[str, ...]]] = [
+    *[(method, extra) for method in ("500x", "icae") for extra in _ONE_UNIT],
+    *[(method, extra) for method in ("gist", "autocompressor") for extra in _PER_LAYER]]
+
+
+@pytest.fixture(scope="module")
+def tied_one_process(story_corpus: Path, tied_stories: Path,
+                     tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Each method's run on one process with the global batch of the two-process runs
+    (filled as the tests ask for them)."""
+    return {}
+
+
+def _tied_reference(cache: dict[str, Path], method: str, data: Path, base: Path,
+                    folder: Path, port: int) -> Path:
+    if method not in cache:
+        config = _write_config(folder / f"one-{method}", data, base, method=method,
+                               batch_size=4, **TIED_SETTINGS)
+        cache[method] = _run(1, config, port)
+    return cache[method]
+
+
+@pytest.mark.parametrize(("method", "extra"), [
+    pytest.param(method, extra, id=f"{method}-{extra[0].strip('-') if extra else 'ddp'}",
+                 marks=[NEEDS_DEEPSPEED] if "--deepspeed" in extra else [])
+    for method, extra in TIED_RUNS])
+@pytest.mark.slow
+def test_a_killed_run_on_a_tied_base_resumes_and_exports_under_each_strategy(
+        story_corpus: Path, tied_stories: Path, tied_one_process: dict[str, Path],
+        tmp_path_factory: pytest.TempPathFactory, tmp_path: Path, method: str,
+        extra: tuple[str, ...]) -> None:
+    """A base whose output embedding is its input embedding: a two-process run killed with
+    ``kill -9`` resumes and exports the update one process makes on the same global batch,
+    and the export loads through the method's compressor."""
+    port = 29801 + 3 * TIED_RUNS.index((method, extra))
+    reference = _tied_reference(tied_one_process, method, story_corpus, tied_stories,
+                                tmp_path_factory.mktemp("tied"), port + 2)
+    config = _write_config(tmp_path, story_corpus, tied_stories, method=method, batch_size=2,
+                           **TIED_SETTINGS)
+    out = config.parent / "out"
+    process = subprocess.Popen(_command(2, config, port, *extra), env=_environment(*extra),
+                               cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                               start_new_session=True)
+    try:
+        _wait_for_step(out / "train_log.jsonl", 3, process)
+    finally:
+        _kill_with_workers(process)
+    assert not (out / "final").exists() and list(out.glob("checkpoint-*"))
+    _run(2, config, port + 1, *extra)
+    assert _strategy(out) == _expected_strategy(extra)
+    assert _losses(out) == pytest.approx(_losses(reference), rel=LOSS_RTOL)
+    lm = method in ("gist", "autocompressor")
+    exported, expected = (_lm_weights(out), _lm_weights(reference)) if lm else (
+        _weights(out), _weights(reference))
+    assert exported.keys() == expected.keys() and not [k for k in exported if "lm_head" in k]
+    apart = torch.cat([(exported[k] - expected[k]).flatten() for k in expected])
+    print(f"{method} {' '.join(extra)} on a tied base: max |weight diff| vs one process "
+          f"{float(apart.abs().max()):.3g}")
+    assert float(apart.abs().max()) <= (LM_TIED_ATOL if lm else WEIGHTS_ATOL)
+    _compress_with_export(method, out / "final", tied_stories)
+
+
+LM_TIED_ATOL = 1e-4
+
+
+def _compress_with_export(method: str, final: Path, base: Path) -> None:
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from bench.compressors import CompressionRequest, build_compressor
+    from bench.compressors._api import TargetModel
+
+    folder = final if method in ("gist", "autocompressor") else base
+    model = AutoModelForCausalLM.from_pretrained(str(folder)).eval()  # type: ignore[no-untyped-call]
+    assert model.get_output_embeddings().weight is model.get_input_embeddings().weight
+    target = TargetModel(folder.name, AutoTokenizer.from_pretrained(str(folder)), model)
+    every: dict[str, dict[str, Any]] = {
+        "500x": {"checkpoint": str(final)},
+        "icae": {"variant": "500x-baseline", "checkpoint": str(final)},
+        "gist": {"num_gist_tokens": 2}, "autocompressor": {}}
+    options = every[method]
+    (compressed,) = build_compressor(method, target, options).compress(
+        [CompressionRequest("Lily saw a big red ball in the park.")])
+    assert compressed.stats.compressed_tokens > 0

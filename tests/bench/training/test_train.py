@@ -10,6 +10,7 @@ import pytest
 
 from bench.compressors import CompressionRequest, build_compressor
 from bench.compressors._api import TargetModel
+from bench.substrate.errors import InputError
 from bench.train import build_parser, config_from_args, main
 from bench.training.config import TrainConfig, preset_values
 from bench.training.data import load_examples
@@ -124,8 +125,11 @@ def test_bad_data_is_a_clear_error(tmp_path: Path) -> None:
     import pandas as pd
 
     pd.DataFrame({"body": ["x"]}).to_parquet(tmp_path / "train.parquet")
-    with pytest.raises(ValueError, match="missing column"):
+    with pytest.raises(InputError, match="missing column"):
         load_examples(str(tmp_path), "regeneration")
+    (tmp_path / "notes.parquet").write_text("not Parquet", encoding="utf-8")
+    with pytest.raises(InputError, match=r"notes\.parquet: not a readable Parquet file \("):
+        load_examples(str(tmp_path / "notes.parquet"), "regeneration")
     with pytest.raises(FileNotFoundError, match="not found"):
         load_examples(str(tmp_path / "nothing"), "regeneration")
     (tmp_path / "empty").mkdir()

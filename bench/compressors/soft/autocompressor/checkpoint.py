@@ -23,16 +23,19 @@ from bench.compressors.soft._checkpoint_files import (
     read_json,
     read_tensors,
 )
+from bench.substrate.errors import InputError
 from bench.substrate.hashing import sha256_file
 
 SUMMARY_WEIGHT = "embed_summary.weight"
+#: ``config.json`` field of the mean segment length a ``bench.train`` run trained on.
+TRAINING_SEGMENT_LENGTH = "training_segment_length"
 #: Weight files in the order they are looked for; an index names the shard holding a tensor.
 WEIGHT_FILES = ("model.safetensors.index.json", "model.safetensors",
                 "pytorch_model.bin.index.json", "pytorch_model.bin")
 _HUB_BLOB = re.compile(r"[0-9a-f]{64}")
 
 
-class AutoCompressorCheckpointError(ValueError):
+class AutoCompressorCheckpointError(InputError):
     """The target model is not a usable AutoCompressor checkpoint."""
 
 
@@ -42,12 +45,15 @@ class SummarySpec:
 
     ``embeddings``: the summary tokens' input vectors ``[summary_length, hidden]``;
     ``accumulate``: each new segment's summaries are appended to the earlier ones (else they
-    replace them); ``weight_files``: the files the model's weights were read from.
+    replace them); ``weight_files``: the files the model's weights were read from;
+    ``training_segment_length``: the mean length of the segments it was trained on, where
+    its ``config.json`` records it (checkpoints written by ``bench.train``), else None.
     """
 
     embeddings: torch.Tensor
     accumulate: bool
     weight_files: tuple[Path, ...]
+    training_segment_length: int | None = None
 
     @property
     def summary_length(self) -> int:
@@ -75,8 +81,10 @@ def load_summary_spec(model: Any, name: str) -> SummarySpec:
             f"{name}: {SUMMARY_WEIGHT} has shape {list(embeddings.shape)} but summary_length "
             f"{summary_length} and hidden size {hidden} need [{summary_length}, {hidden}]")
     like = model.get_input_embeddings().weight
+    trained = (None if getattr(config, TRAINING_SEGMENT_LENGTH, None) is None
+               else _config_int(config, TRAINING_SEGMENT_LENGTH, name))
     return SummarySpec(embeddings.to(device=like.device, dtype=like.dtype), accumulate,
-                       tuple(files.values()))
+                       tuple(files.values()), trained)
 
 
 def _config_int(config: Any, field: str, name: str) -> int:

@@ -32,8 +32,12 @@ from typing import Any
 import torch
 
 from bench.compressors._api import (
+    Capabilities,
     CompressionRequest,
+    Family,
+    Interval,
     TargetModel,
+    option,
     parse_options,
     register_compressor,
 )
@@ -48,30 +52,30 @@ from bench.compressors.soft.autocompressor.summary import (
     chunk_ids,
     split_segments,
 )
-from bench.compressors.soft.decode import DecoderItem, greedy_generate
+from bench.compressors.soft.decode import DecoderItem, greedy_generate, prompt_embeddings
 from bench.generation import DecoderPrompt, GenerationOutput, GenerationSettings
 from bench.records import CompressedContext, CompressedEmbeddings, CompressionStats
+from bench.substrate.errors import InputError
 
 NAME = "autocompressor"
 
 
 @dataclass(frozen=True)
 class AutoCompressorOptions:
-    """Options of ``autocompressor``.
+    """Options of ``autocompressor``."""
 
-    ``segment_length``: context tokens per compression segment (``<s>`` counted in the first);
-    each segment adds ``summary_length`` vectors. Default None: the whole context is one
-    segment, as in the reference README's example and in each call of its ``evaluate_icl.py``
-    (a context longer than the model's window then needs a segment length; the published
-    Llama-2 model was trained on segments of about 1,536 tokens).
-    ``max_context_tokens``: the context is cut to its first N ids (``<s>`` included) before
-    segmenting; None (default): no cut.
-    ``batch_size``: contexts compressed, and prompts decoded, per forward batch.
-    """
-
-    segment_length: int | None = None
-    max_context_tokens: int | None = None
-    batch_size: int = 8
+    segment_length: int | None = option(
+        None, "context tokens per compression segment (<s> counted in the first); each "
+        "segment adds summary_length vectors; a context longer than the model's window needs "
+        "one (the published Llama-2 model was trained on segments of about 1,536 tokens)",
+        accepts=Interval(1.0),
+        shown_default="the mean segment length the checkpoint's config.json records, else "
+        "none: the whole context is one segment, as in the reference's evaluation")
+    max_context_tokens: int | None = option(
+        None, "the context is cut to its first N ids (<s> included) before segmenting",
+        accepts=Interval(1.0), shown_default="none: no cut")
+    batch_size: int = option(8, "contexts compressed, and prompts decoded, per forward batch",
+                             accepts=Interval(1.0))
 
 
 class AutoCompressor:
@@ -83,11 +87,11 @@ class AutoCompressor:
     def __init__(self, target: TargetModel, options: AutoCompressorOptions,
                  spec: SummarySpec) -> None:
         if target.model is None:
-            raise ValueError(f"{NAME}: needs the AutoCompressor as the neural target model")
+            raise InputError(f"{NAME}: needs the AutoCompressor as the neural target model")
         for field in ("segment_length", "max_context_tokens", "batch_size"):
             value = getattr(options, field)
             if value is not None and value < 1:
-                raise ValueError(f"{NAME}: option {field} must be >= 1, got {value}")
+                raise InputError(f"{NAME}: option {field} must be >= 1, got {value}")
         self.target = target
         self.model = target.model
         self.options = options
@@ -95,12 +99,17 @@ class AutoCompressor:
         self.encoder = SummaryEncoder(target.model, spec)
         self._eos = generation_eos_ids(target.tokenizer, target.model)
 
+    @property
+    def segment_length(self) -> int | None:
+        """The option, else the segment length the checkpoint was trained on (if recorded)."""
+        return self.options.segment_length or self.spec.training_segment_length
+
     @cached_property
     def _weights_sha256(self) -> str:
         return weights_digest(self.spec.weight_files)
 
     def settings(self) -> dict[str, Any]:
-        return {"segment_length": self.options.segment_length,
+        return {"segment_length": self.segment_length,
                 "max_context_tokens": self.options.max_context_tokens,
                 "summary_length": self.spec.summary_length,
                 "accumulate_summary": self.spec.accumulate,
@@ -111,7 +120,7 @@ class AutoCompressor:
         ids = chunk_ids(self.target.tokenizer, [context])[0]
         limit = self.options.max_context_tokens
         truncated = limit is not None and len(ids) > limit
-        return split_segments(ids[:limit], self.options.segment_length), truncated
+        return split_segments(ids[:limit], self.segment_length), truncated
 
     def compress(self, requests: Sequence[CompressionRequest]) -> list[CompressedContext]:
         results: list[CompressedContext] = []
@@ -134,14 +143,14 @@ class AutoCompressor:
         """One context given as chunks, compressed in successive calls (``evaluate_icl.py``).
 
         Each call reads one chunk (``<s>`` only before the first) after the softprompt of the
-        earlier chunks; ``segment_lengths[i]`` splits chunk ``i`` (default: the
-        ``segment_length`` option). ``max_context_tokens`` does not apply.
+        earlier chunks; ``segment_lengths[i]`` splits chunk ``i`` (default:
+        :attr:`segment_length`). ``max_context_tokens`` does not apply.
         """
         began = time.perf_counter()
         softprompt: torch.Tensor | None = None
         all_segments: list[list[int]] = []
         for index, ids in enumerate(chunk_ids(self.target.tokenizer, chunks)):
-            lengths = self.options.segment_length if segment_lengths is None \
+            lengths = self.segment_length if segment_lengths is None \
                 else segment_lengths[index]
             segments = split_segments(ids, lengths)
             softprompt = self.encoder.compress([segments], [softprompt])[0]
@@ -153,11 +162,12 @@ class AutoCompressor:
 
     def _record(self, context: str, segments: Sequence[Sequence[int]], softprompt: torch.Tensor,
                 seconds: float, truncated: bool) -> CompressedEmbeddings:
-        stats = CompressionStats(self.target.count_tokens(context), int(softprompt.shape[0]),
-                                 seconds)
-        extra = {"segments": len(segments),
-                 "context_ids": sum(len(segment) for segment in segments),
-                 "truncated": truncated}
+        original = self.target.count_tokens(context)
+        read = sum(len(segment) for segment in segments)
+        added = len(chunk_ids(self.target.tokenizer, [""])[0])  # <s> on Llama
+        stats = CompressionStats(original, int(softprompt.shape[0]), seconds,
+                                 encoded_tokens=read - added if truncated else original)
+        extra = {"segments": len(segments), "context_ids": read, "truncated": truncated}
         return CompressedEmbeddings(softprompt.detach(), stats, extra)
 
     def prompt_ids(self, prompt: DecoderPrompt) -> list[int]:
@@ -171,6 +181,15 @@ class AutoCompressor:
                             f"{type(compressed).__name__}")
         return DecoderItem(prompt_ids=tuple(self.prompt_ids(prompt)),
                            embeds=compressed.embeddings, position_offset=0)
+
+    def decoder_input_embeddings(self, compressed: CompressedContext, prompt: DecoderPrompt
+                                 ) -> torch.Tensor:
+        """``[softprompt + prompt tokens, hidden]``, as :meth:`generate` feeds it."""
+        item = self.decoder_item(compressed, prompt)
+        return prompt_embeddings(self.model, item)  # type: ignore[arg-type]
+
+    def stop_token_ids(self) -> list[int]:
+        return list(self._eos)
 
     def generate(self, items: Sequence[tuple[CompressedContext, DecoderPrompt]],
                  settings: GenerationSettings) -> list[GenerationOutput]:
@@ -192,12 +211,12 @@ def model_location(target: TargetModel) -> str:
     return configured or target.name
 
 
-@register_compressor(NAME)
+@register_compressor(NAME, Capabilities(Family.SOFT_EMBEDDINGS, prompt_embeds=True))
 def make_autocompressor(target: TargetModel, options: Mapping[str, Any]) -> AutoCompressor:
     """AutoCompressor summary vectors (the target model must be an AutoCompressor)."""
     parsed = parse_options(AutoCompressorOptions, options, NAME)
     if target.model is None:
-        raise ValueError(f"{NAME}: needs the AutoCompressor as the neural target model")
+        raise InputError(f"{NAME}: needs the AutoCompressor as the neural target model")
     spec = load_summary_spec(target.model, model_location(target))
     target.model.eval()  # type: ignore[no-untyped-call]
     return AutoCompressor(target, parsed, spec)

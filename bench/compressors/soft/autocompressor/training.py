@@ -32,7 +32,11 @@ from typing import Any
 import torch
 from torch import nn
 
-from bench.compressors.soft.autocompressor.checkpoint import SUMMARY_WEIGHT
+from bench.compressors.soft.autocompressor.checkpoint import (
+    SUMMARY_WEIGHT,
+    TRAINING_SEGMENT_LENGTH,
+)
+from bench.substrate.errors import InputError
 from bench.training.config import TrainConfig
 from bench.training.example import Example
 from bench.training.lm_methods import (
@@ -114,7 +118,7 @@ def random_segment_lengths(length: int, segments: int, max_positions: int,
     shortest = max(-(-(length - max_positions) // (segments - 1)), 2)
     free = length - shortest * segments
     if free < segments - 1:
-        raise ValueError(f"a slice of {length} tokens cannot be cut into {segments} segments "
+        raise InputError(f"a slice of {length} tokens cannot be cut into {segments} segments "
                          "(--segments-per-substep); use longer contexts or fewer segments")
     cuts = torch.randperm(free, generator=generator)[: segments - 1].sort().values
     bounds = torch.cat([torch.tensor([0]), cuts, torch.tensor([free])])
@@ -172,9 +176,11 @@ class AutoCompressorTrainingModel(nn.Module):
 
 
 def save_autocompressor(model: Any, embed_summary: torch.Tensor, tokenizer: Any,
-                        out: Path) -> Path:
+                        out: Path, segment_length: int | None = None) -> Path:
     """Write the published layout: the LM (LoRA merged) with ``embed_summary.weight`` added to
-    its safetensors and the AutoCompressor fields in ``config.json``."""
+    its safetensors and the AutoCompressor fields in ``config.json`` (with
+    ``training_segment_length`` where ``segment_length`` is given: the compressor's default
+    segment length)."""
     from safetensors.torch import load_file, save_file
 
     if hasattr(model, "merge_and_unload"):
@@ -182,6 +188,8 @@ def save_autocompressor(model: Any, embed_summary: torch.Tensor, tokenizer: Any,
     model.config.summary_length = int(embed_summary.shape[0])
     model.config.accumulate_summary = True
     model.config.segment_gradient_checkpointing = False
+    if segment_length is not None:
+        setattr(model.config, TRAINING_SEGMENT_LENGTH, segment_length)
     out.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(out, safe_serialization=True)
     config_file = out / "config.json"  # save_pretrained names the class it saved
@@ -190,7 +198,7 @@ def save_autocompressor(model: Any, embed_summary: torch.Tensor, tokenizer: Any,
     config_file.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n", "utf-8")
     weights = out / "model.safetensors"
     if not weights.is_file():
-        raise ValueError(f"{out}: save_pretrained wrote a sharded checkpoint; the "
+        raise InputError(f"{out}: save_pretrained wrote a sharded checkpoint; the "
                          "AutoCompressor export expects one model.safetensors")
     tensors = load_file(str(weights))
     tensors[SUMMARY_WEIGHT] = embed_summary.detach().cpu().contiguous()
@@ -217,9 +225,17 @@ def build_autocompressor(config: TrainConfig, cuda: bool) -> LmBuilt:
     return LmBuilt(module, tokenizer, wrapped, collate)
 
 
+def training_segment_length(config: TrainConfig) -> int:
+    """The mean length of the segments a run trains on: its contexts' tokens over the
+    segments of all substeps."""
+    return -(-config.max_context_tokens // (config.training_substeps
+                                            * config.segments_per_substep))
+
+
 def _save(built: LmBuilt, config: TrainConfig, out: Path) -> None:
     summary = built.module.get_parameter("embed_summary.weight")
-    save_autocompressor(built.model, summary, built.tokenizer, out)
+    save_autocompressor(built.model, summary, built.tokenizer, out,
+                        training_segment_length(config))
 
 
 def _summary_embeddings(built: LmBuilt) -> list[nn.Parameter]:

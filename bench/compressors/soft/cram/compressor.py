@@ -37,12 +37,16 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from bench.compressors._api import (
+    Capabilities,
     CompressionRequest,
+    Family,
+    Interval,
     TargetModel,
+    option,
     parse_options,
     register_compressor,
 )
-from bench.compressors.soft._prompts import SpecialIds, text_ids
+from bench.compressors.soft._prompts import SpecialIds, generation_eos_ids, text_ids
 from bench.compressors.soft._torch import input_embedding
 from bench.compressors.soft.cram.kl import (
     PROBE_TEMPLATE,
@@ -51,9 +55,10 @@ from bench.compressors.soft.cram.kl import (
     greedy_tokens,
     read_probe_file,
 )
-from bench.compressors.soft.decode import DecoderItem, greedy_generate
+from bench.compressors.soft.decode import DecoderItem, greedy_generate, prompt_embeddings
 from bench.generation import DecoderPrompt, GenerationOutput, GenerationSettings
 from bench.records import CompressedContext, CompressedEmbeddings, CompressionStats
+from bench.substrate.errors import InputError
 
 NAME = "cram"
 
@@ -62,20 +67,29 @@ NAME = "cram"
 class CramOptions:
     """Options of ``cram`` (defaults from Kuratov et al. 2025)."""
 
-    num_mem: int = 4
-    steps: int = 5000
-    lr: float = 1e-2
-    beta1: float = 0.9
-    beta2: float = 0.9
-    weight_decay: float = 0.01
-    max_context_tokens: int = 500
-    batch_size: int = 8
-    seed: int = 0
-    progress: bool = False
-    objective: str = "reconstruction"
-    kl_tokens: int = 32
-    probes: str = "none"
-    probe_tokens: int = 8
+    num_mem: int = option(4, "input vectors optimised per context", accepts=Interval(1.0))
+    steps: int = option(5000, "most AdamW steps per context (it stops at 100% teacher-forced "
+                        "accuracy)", accepts=Interval(0.0))
+    lr: float = option(1e-2, "AdamW learning rate, > 0")
+    beta1: float = option(0.9, "AdamW beta1, in [0, 1)")
+    beta2: float = option(0.9, "AdamW beta2, in [0, 1)")
+    weight_decay: float = option(0.01, "AdamW weight decay, >= 0")
+    max_context_tokens: int = option(500, "context tokens the vectors are optimised to carry",
+                                     accepts=Interval(1.0))
+    batch_size: int = option(8, "contexts optimised together (each with its own loss and "
+                             "seed)", accepts=Interval(1.0))
+    seed: int = option(0, "seed of the initial vectors (combined with each context)")
+    progress: bool = option(False, "show a progress bar of the optimisation")
+    objective: str = option("reconstruction", "reconstruction (the context's own tokens after "
+                            "the vectors) or kl (the full-context model's next-token "
+                            "distributions)")
+    kl_tokens: int = option(32, "objective=kl: tokens of the model's own continuation of the "
+                            "context matched", accepts=Interval(0.0))
+    probes: str = option("none", "objective=kl: none, question (the request's own question; "
+                         "the compression becomes question-aware) or a file of questions, one "
+                         "per line")
+    probe_tokens: int = option(8, "objective=kl: answer tokens matched per probe",
+                               accepts=Interval(0.0))
 
 
 OBJECTIVES = ("reconstruction", "kl")
@@ -129,7 +143,7 @@ def _check_optimiser(options: CramOptions) -> None:
     for key, (stated, holds) in _OPTIMISER_RANGES.items():
         value = getattr(options, key)
         if not holds(value):
-            raise ValueError(f"cram: option {key}={value} must be {stated}")
+            raise InputError(f"cram: option {key}={value} must be {stated}")
 
 
 def _seed_for(seed: int, context: str) -> int:
@@ -145,19 +159,19 @@ class Cram:
 
     def __init__(self, target: TargetModel, options: CramOptions) -> None:
         if target.model is None:
-            raise ValueError("cram needs a neural target model (target.model)")
+            raise InputError("cram needs a neural target model (target.model)")
         if options.num_mem < 1 or options.steps < 0 or options.batch_size < 1:
-            raise ValueError("cram: num_mem and batch_size must be >= 1 and steps >= 0")
+            raise InputError("cram: num_mem and batch_size must be >= 1 and steps >= 0")
         if options.objective not in OBJECTIVES:
-            raise ValueError(f"cram: objective={options.objective!r} is not one of "
+            raise InputError(f"cram: objective={options.objective!r} is not one of "
                              f"{', '.join(OBJECTIVES)}")
         _check_optimiser(options)
         self.target = target
         self.model = target.model
         self.options = options
         self.ids = SpecialIds.from_tokenizer(target.tokenizer)
+        self.stop_ids = generation_eos_ids(target.tokenizer, target.model)
         self.probe_questions = self._probe_questions(options)
-        self.question_aware = options.objective == "kl" and options.probes == "question"
 
     @staticmethod
     def _probe_questions(options: CramOptions) -> tuple[str, ...]:
@@ -223,7 +237,7 @@ class Cram:
                                    self.ids.eos)
             views.append(KlView(row, (*prefix, *probe_ids), tuple(probe_ids), answer))
         if not views:
-            raise ValueError("cram: objective=kl has nothing to match for this context; give "
+            raise InputError("cram: objective=kl has nothing to match for this context; give "
                              "kl_tokens > 0 or probes (question or a file of questions)")
         return views
 
@@ -279,7 +293,9 @@ class Cram:
                 seconds: float) -> CompressedEmbeddings:
         assert best is not None
         dtype = input_embedding(self.model).weight.dtype  # type: ignore[union-attr]
-        stats = CompressionStats(self.target.count_tokens(context), self.options.num_mem, seconds)
+        original = self.target.count_tokens(context)
+        stats = CompressionStats(original, self.options.num_mem, seconds,
+                                 encoded_tokens=min(original, self.options.max_context_tokens))
         extra: dict[str, Any] = {"teacher_forced_accuracy": best.accuracy, "steps": best.steps,
                                  "loss": best.loss, "converged": best.accuracy >= 1.0}
         if self.options.objective == "kl":
@@ -304,7 +320,7 @@ class Cram:
         for start in range(0, len(items), size):
             chunk = [self._decoder_item(c, p) for c, p in items[start:start + size]]
             outputs.extend(greedy_generate(self.model, self.target.tokenizer, chunk, settings,  # type: ignore[arg-type]
-                                           [self.ids.eos]))
+                                           self.stop_ids))
         return outputs
 
     def _decoder_item(self, compressed: CompressedContext, prompt: DecoderPrompt) -> DecoderItem:
@@ -315,8 +331,22 @@ class Cram:
         suffix = text_ids(self.target.tokenizer, prompt.suffix) if prompt.kind == "qa" else []
         return DecoderItem(prompt_ids=tuple(suffix), embeds=compressed.embeddings)
 
+    def decoder_input_embeddings(self, compressed: CompressedContext, prompt: DecoderPrompt
+                                 ) -> torch.Tensor:
+        """``[vectors + suffix tokens, hidden]``, as :meth:`generate` feeds it."""
+        item = self._decoder_item(compressed, prompt)
+        return prompt_embeddings(self.model, item)  # type: ignore[arg-type]
 
-@register_compressor(NAME)
+    def stop_token_ids(self) -> list[int]:
+        return list(self.stop_ids)
+
+
+def _uses_question(settings: Mapping[str, Any]) -> bool:
+    return settings.get("objective") == "kl" and settings.get("probes") == "question"
+
+
+@register_compressor(NAME, Capabilities(Family.SOFT_EMBEDDINGS, question_aware=_uses_question,
+                                        budget_options=("num_mem",), prompt_embeds=True))
 def make_cram(target: TargetModel, options: Mapping[str, Any]) -> Cram:
     """Per-sample optimised input vectors (an upper bound for learned soft compressors)."""
     return Cram(target, parse_options(CramOptions, options, NAME))

@@ -24,6 +24,7 @@ from typing import Any
 import torch
 
 from bench.compressors.soft._torch import input_embedding
+from bench.substrate.errors import InputError
 
 PROBE_TEMPLATE = " Question: {question} Answer:"
 """A probe as the QA tasks render the question after the context (``doc_to_text_qa``)."""
@@ -43,12 +44,12 @@ def read_probe_file(path: str) -> tuple[str, ...]:
     """Probe questions from a text file, one per line (blank lines skipped)."""
     file = Path(path).expanduser()
     if not file.is_file():
-        raise ValueError(f"cram: probes={path!r} is neither 'none', 'question' nor a file of "
+        raise InputError(f"cram: probes={path!r} is neither 'none', 'question' nor a file of "
                          "probe questions (one per line)")
     questions = tuple(line.strip() for line in file.read_text(encoding="utf-8").splitlines()
                       if line.strip())
     if not questions:
-        raise ValueError(f"cram: the probe file {file} holds no question (one per line)")
+        raise InputError(f"cram: the probe file {file} holds no question (one per line)")
     return questions
 
 

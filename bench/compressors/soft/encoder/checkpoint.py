@@ -31,6 +31,7 @@ from bench.compressors.soft._checkpoint_files import (
 from bench.compressors.soft.encoder.encoder import ADAPTER_NAME, LoraSettings
 from bench.compressors.soft.encoder.layout import Layout
 from bench.substrate.atomic import atomic_directory, atomic_path, atomic_write_json
+from bench.substrate.errors import InputError
 
 if TYPE_CHECKING:
     from transformers import PreTrainedModel
@@ -59,7 +60,7 @@ LAYOUT_FIELDS: dict[str, FieldTypes] = {
 OLD_LAYOUT_FIELDS: dict[str, FieldTypes] = {"max_context_tokens": int}
 
 
-class CheckpointMismatchError(ValueError):
+class CheckpointMismatchError(InputError):
     """The checkpoint was trained for another method, k or base model."""
 
 

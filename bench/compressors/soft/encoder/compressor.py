@@ -12,47 +12,57 @@ from typing import Any
 import torch
 from transformers import PreTrainedModel
 
-from bench.compressors._api import CompressionRequest, TargetModel
+from bench.compressors._api import CompressionRequest, Interval, TargetModel, option
 from bench.compressors.soft.decode import DecoderItem, greedy_generate, greedy_ids
 from bench.compressors.soft.encoder import checkpoint as ckpt
+from bench.compressors.soft.encoder import repo_checkpoint as repo
 from bench.compressors.soft.encoder.encoder import EncoderOutput, LoraSettings
 from bench.compressors.soft.encoder.layout import Layout
 from bench.compressors.soft.encoder.model import SoftModel
 from bench.generation import DecoderPrompt, GenerationOutput, GenerationSettings
 from bench.records import CompressedContext, CompressionStats
+from bench.substrate.errors import InputError
 from bench.substrate.hashing import sha256_file
 
 DEFAULT_NUM_MEM = 4
 
 
+_DEFAULT_LAYOUT = Layout()
+
+
 @dataclass(frozen=True)
 class SoftOptions:
-    """Options of ``500x`` and ``icae`` (``variant=500x-baseline``).
+    """Options of ``500x`` and ``icae`` (``variant=500x-baseline``)."""
 
-    ``num_mem``: memory slots k (default 4, or the checkpoint's); ``checkpoint``: trained
-    weights, a compressbench directory or a 500x-repo ``pytorch_model.bin`` (file or its
-    directory; without one the weights are freshly initialised: only useful for tests);
-    ``checkpoint_format``: ``compressbench`` or ``500x-repo`` (default: detected);
-    ``layout``: ``reference`` (default) or ``compressbench`` (see :mod:`._layout`);
-    ``context_length``: the reference layout's padded encoder length (default 500);
-    ``max_context_tokens``: context tokens the encoder reads (default 480, the 500xCompressor
-    QA setting, for every request kind); ``decoder_positions`` (500x, compressbench layout):
-    ``continue`` (default) or ``restart``; ``lora_alpha``, ``lora_dropout``: for 500x-repo
-    checkpoints, which do not record them (default 32 and 0.05); ``batch_size``: contexts per
-    encoder/decoder batch; ``seed``: initialisation seed without a checkpoint.
-    """
-
-    num_mem: int | None = None
-    checkpoint: str | None = None
-    checkpoint_format: str | None = None
-    layout: str | None = None
-    context_length: int | None = None
-    max_context_tokens: int | None = None
-    decoder_positions: str | None = None
-    lora_alpha: int | None = None
-    lora_dropout: float | None = None
-    batch_size: int = 8
-    seed: int = 0
+    num_mem: int | None = option(None, "memory slots k", accepts=Interval(1.0),
+                                 shown_default=f"the checkpoint's, else {DEFAULT_NUM_MEM}")
+    checkpoint: str | None = option(
+        None, "trained weights: a compressbench checkpoint folder or a 500x-repo "
+        "pytorch_model.bin (the file or its folder)",
+        shown_default="none: freshly initialised weights, for tests only")
+    checkpoint_format: str | None = option(None, f"{' or '.join(ckpt.FORMATS)}",
+                                           shown_default="detected from the checkpoint")
+    layout: str | None = option(None, "reference (the 500xCompressor code's) or compressbench "
+                                "(BOS + context, left padding with a mask)",
+                                shown_default="the checkpoint's, else reference")
+    context_length: int | None = option(
+        None, "the reference layout's padded encoder length", accepts=Interval(1.0),
+        shown_default=f"the checkpoint's, else {_DEFAULT_LAYOUT.context_length}")
+    max_context_tokens: int | None = option(
+        None, "context tokens the encoder reads, for every request kind",
+        accepts=Interval(1.0),
+        shown_default=f"the checkpoint's, else {_DEFAULT_LAYOUT.max_context_tokens} (the "
+        "500xCompressor QA setting)")
+    decoder_positions: str | None = option(
+        None, "500x with layout=compressbench: continue or restart the decoder's positions "
+        "after the memory", shown_default="the checkpoint's, else continue")
+    lora_alpha: int | None = option(None, "LoRA alpha of a 500x-repo checkpoint, which does not "
+                                    "record it", shown_default=str(repo.LORA_ALPHA))
+    lora_dropout: float | None = option(None, "LoRA dropout of a 500x-repo checkpoint, which "
+                                        "does not record it", accepts=Interval(0.0, 1.0),
+                                        shown_default=f"{repo.LORA_DROPOUT:g}")
+    batch_size: int = option(8, "contexts per encoder and decoder batch", accepts=Interval(1.0))
+    seed: int = option(0, "initialisation seed without a checkpoint")
 
 
 @dataclass(frozen=True)
@@ -74,7 +84,7 @@ def requested_layout(method: str, options: SoftOptions, recorded: Layout | None 
                      where: str = "") -> Layout:
     """The layout: the options on top of the checkpoint's (or the defaults)."""
     if options.decoder_positions is not None and method != "500x":
-        raise ValueError(f"{method}: decoder_positions applies to 500x only")
+        raise InputError(f"{method}: decoder_positions applies to 500x only")
     if recorded is not None:
         for field in ("layout", "context_length", "decoder_positions"):
             asked = getattr(options, field)
@@ -87,7 +97,7 @@ def requested_layout(method: str, options: SoftOptions, recorded: Layout | None 
         return replace(recorded, max_context_tokens=options.max_context_tokens)
     name = options.layout or "reference"
     if name == "compressbench" and options.context_length is not None:
-        raise ValueError("context_length applies to layout=reference only")
+        raise InputError("context_length applies to layout=reference only")
     positions = options.decoder_positions
     if name == "compressbench" and positions is None:
         positions = "continue"
@@ -100,11 +110,11 @@ def build_soft_model(model_type: type[SoftModel], target: TargetModel, options: 
                      ) -> tuple[SoftModel, WeightsSource | None]:
     """Construct ``model_type`` on the target model, from a checkpoint when one is given."""
     if target.model is None:
-        raise ValueError(f"{model_type.method}: needs a neural target model (target.model)")
+        raise InputError(f"{model_type.method}: needs a neural target model (target.model)")
     if options.batch_size < 1:
-        raise ValueError(f"{model_type.method}: batch_size must be >= 1")
+        raise InputError(f"{model_type.method}: batch_size must be >= 1")
     if options.lora_dropout is not None and not 0 <= options.lora_dropout <= 1:
-        raise ValueError(f"{model_type.method}: option lora_dropout={options.lora_dropout} "
+        raise InputError(f"{model_type.method}: option lora_dropout={options.lora_dropout} "
                          "must be in [0, 1]")
     if options.checkpoint is None:
         warnings.warn(
@@ -126,7 +136,7 @@ def build_soft_model(model_type: type[SoftModel], target: TargetModel, options: 
         elif fmt == "500x-repo":
             model, source = _from_repo(model_type, target, options, path)
         else:
-            raise ValueError(f"checkpoint_format must be one of {', '.join(ckpt.FORMATS)}, "
+            raise InputError(f"checkpoint_format must be one of {', '.join(ckpt.FORMATS)}, "
                              f"got {fmt!r}")
     model.eval()
     return model, source
@@ -134,7 +144,7 @@ def build_soft_model(model_type: type[SoftModel], target: TargetModel, options: 
 
 def _refuse_repo_only_options(options: SoftOptions, why: str) -> None:
     if options.lora_alpha is not None or options.lora_dropout is not None:
-        raise ValueError(f"lora_alpha and lora_dropout apply to 500x-repo checkpoints only, "
+        raise InputError(f"lora_alpha and lora_dropout apply to 500x-repo checkpoints only, "
                          f"not {why}")
 
 
@@ -156,8 +166,6 @@ def _from_compressbench(model_type: type[SoftModel], target: TargetModel, option
 
 def _from_repo(model_type: type[SoftModel], target: TargetModel, options: SoftOptions,
                path: Path) -> tuple[SoftModel, WeightsSource]:
-    from bench.compressors.soft.encoder import repo_checkpoint as repo
-
     assert target.model is not None
     checkpoint = repo.read_repo_checkpoint(path)
     if options.num_mem is not None and options.num_mem != checkpoint.num_mem:
@@ -165,7 +173,7 @@ def _from_repo(model_type: type[SoftModel], target: TargetModel, options: SoftOp
                                            f"{checkpoint.num_mem} slots, but num_mem="
                                            f"{options.num_mem} was requested")
     if options.layout not in (None, "reference"):
-        raise ValueError(f"{checkpoint.file}: 500x-repo checkpoints use layout=reference")
+        raise InputError(f"{checkpoint.file}: 500x-repo checkpoints use layout=reference")
     repo.check_repo_checkpoint(target.model, checkpoint, model_type.method)
     layout = requested_layout(model_type.method, options)
     lora = checkpoint.lora_settings(options.lora_alpha, options.lora_dropout)
@@ -232,7 +240,8 @@ class SoftCompressor:
             seconds = (time.perf_counter() - began) / len(chunk)
             for row, request in enumerate(chunk):
                 n_tokens = self.target.count_tokens(request.context)
-                stats = CompressionStats(n_tokens, self.model.num_mem, seconds)
+                stats = CompressionStats(n_tokens, self.model.num_mem, seconds,
+                                         encoded_tokens=min(n_tokens, limit))
                 extra = {"encoder_tokens": min(n_tokens, limit), "truncated": n_tokens > limit,
                          "memory_positions": memory.memory_positions[row]}
                 results.append(self.record(memory, row, stats, extra))

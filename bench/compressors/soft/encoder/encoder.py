@@ -19,6 +19,7 @@ from transformers import PreTrainedModel
 
 from bench.compressors.soft._cache import layer_states, recording_cache
 from bench.compressors.soft._torch import input_embedding
+from bench.substrate.errors import InputError
 
 ADAPTER_NAME = "default"
 
@@ -65,9 +66,9 @@ class SoftEncoder(nn.Module):
         from peft import LoraConfig, get_peft_model
 
         if num_mem < 1:
-            raise ValueError(f"num_mem must be >= 1, got {num_mem}")
+            raise InputError(f"num_mem must be >= 1, got {num_mem}")
         if _has_lora(model):
-            raise ValueError("the base model already carries a LoRA adapter; load a fresh copy "
+            raise InputError("the base model already carries a LoRA adapter; load a fresh copy "
                              "of the base model for each soft compressor")
         config = LoraConfig(r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout,
                             target_modules=list(lora.target_modules), bias="none")

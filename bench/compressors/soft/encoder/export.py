@@ -20,6 +20,7 @@ from bench.compressors.soft.encoder import repo_checkpoint as repo
 from bench.compressors.soft.encoder.encoder import ADAPTER_NAME
 from bench.compressors.soft.encoder.model import SoftModel
 from bench.substrate.atomic import atomic_path, atomic_write_json
+from bench.substrate.errors import InputError
 
 PEFT_PREFIX = "soft.encoder.peft_model."
 MEMORY = "soft.encoder.memory"
@@ -66,7 +67,7 @@ def write_compressbench(directory: Path, state: dict[str, torch.Tensor], model: 
 def check_repo_export(method: str, targets: tuple[str, ...]) -> None:
     """The 500x-repo format stores q/v LoRA, memory and the AE embedding only."""
     if tuple(sorted(targets)) != tuple(sorted(repo.TARGET_MODULES)):
-        raise ValueError(f"--export-500x-repo: the 500x-repo format holds LoRA on "
+        raise InputError(f"--export-500x-repo: the 500x-repo format holds LoRA on "
                          f"{', '.join(repo.TARGET_MODULES)} only, this run trains "
                          f"{', '.join(targets)}; use --lora-targets q_proj,v_proj")
 

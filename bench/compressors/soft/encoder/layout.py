@@ -19,6 +19,8 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from bench.substrate.errors import InputError
+
 LAYOUTS = ("reference", "compressbench")
 DECODER_POSITIONS = ("continue", "restart")
 IGNORE = -100
@@ -37,17 +39,17 @@ class Layout:
 
     def __post_init__(self) -> None:
         if self.name not in LAYOUTS:
-            raise ValueError(f"layout must be one of {LAYOUTS}, got {self.name!r}")
+            raise InputError(f"layout must be one of {LAYOUTS}, got {self.name!r}")
         for field in ("context_length", "max_context_tokens", "max_qa_len"):
             if getattr(self, field) < 1:
-                raise ValueError(f"{field} must be >= 1, got {getattr(self, field)}")
+                raise InputError(f"{field} must be >= 1, got {getattr(self, field)}")
         if self.decoder_positions is not None and self.name != "compressbench":
-            raise ValueError("decoder_positions applies to layout=compressbench only")
+            raise InputError("decoder_positions applies to layout=compressbench only")
         if self.name == "compressbench" and self.decoder_positions not in DECODER_POSITIONS:
-            raise ValueError(f"decoder_positions must be one of {DECODER_POSITIONS}, "
+            raise InputError(f"decoder_positions must be one of {DECODER_POSITIONS}, "
                              f"got {self.decoder_positions!r}")
         if self.name == "reference" and self.max_context_tokens > self.context_length:
-            raise ValueError(f"max_context_tokens ({self.max_context_tokens}) must not exceed "
+            raise InputError(f"max_context_tokens ({self.max_context_tokens}) must not exceed "
                              f"context_length ({self.context_length}); lower max_context_tokens "
                              "or raise context_length")
 
@@ -90,7 +92,7 @@ def qa_rows(question_ids: Sequence[int], answer_ids: Sequence[int], max_qa_len: 
     by EOS. Pairs longer than ``max_qa_len`` keep their length (no padding).
     """
     if not question_ids:
-        raise ValueError("a QA training row needs at least one question token")
+        raise InputError("a QA training row needs at least one question token")
     ids = [*question_ids, *answer_ids]
     ids += [eos] * (max_qa_len - len(ids))
     targets = [*answer_ids, eos]

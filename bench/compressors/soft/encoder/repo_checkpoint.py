@@ -21,6 +21,7 @@ from torch import nn
 from bench.compressors.soft._checkpoint_files import CheckpointFileError, existing, read_tensors
 from bench.compressors.soft.encoder.checkpoint import REPO_WEIGHTS_FILE, listed
 from bench.compressors.soft.encoder.encoder import LoraSettings
+from bench.substrate.errors import InputError
 
 if TYPE_CHECKING:
     from transformers import PreTrainedModel
@@ -36,7 +37,7 @@ MEMORY_KEY = "memory_embeddings"
 AE_KEY = "ae_embedding"
 
 
-class RepoCheckpointError(ValueError):
+class RepoCheckpointError(InputError):
     """A 500x-repo checkpoint lacks a tensor or does not fit the base model."""
 
 

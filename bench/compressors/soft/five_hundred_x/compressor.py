@@ -15,7 +15,13 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from bench.compressors._api import TargetModel, parse_options, register_compressor
+from bench.compressors._api import (
+    Capabilities,
+    Family,
+    TargetModel,
+    parse_options,
+    register_compressor,
+)
 from bench.compressors.soft.decode import DecoderItem
 from bench.compressors.soft.encoder.compressor import SoftCompressor, SoftOptions, build_soft_model
 from bench.compressors.soft.encoder.encoder import EncoderOutput
@@ -78,7 +84,7 @@ class FiveHundredX(SoftCompressor):
         )
 
 
-@register_compressor(NAME)
+@register_compressor(NAME, Capabilities(Family.SOFT_KV, budget_options=("num_mem",)))
 def make_500x(target: TargetModel, options: Mapping[str, Any]) -> FiveHundredX:
     """500xCompressor: LoRA encoder, k memory slots handed over as a KV cache."""
     parsed = parse_options(SoftOptions, options, NAME)

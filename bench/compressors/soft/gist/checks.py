@@ -9,11 +9,12 @@ from transformers import PreTrainedTokenizerBase
 from bench.compressors.soft._checkpoint_files import check_values
 from bench.compressors.soft._prompts import generation_eos_ids
 from bench.compressors.soft._torch import input_embedding
+from bench.substrate.errors import InputError
 
 SUPPORTED_MODEL_TYPE = "llama"
 
 
-class GistModelError(ValueError):
+class GistModelError(InputError):
     """The target model or tokenizer lacks what gist compression needs."""
 
 

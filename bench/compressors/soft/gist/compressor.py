@@ -24,8 +24,12 @@ from typing import Any
 import torch
 
 from bench.compressors._api import (
+    Capabilities,
     CompressionRequest,
+    Family,
+    Interval,
     TargetModel,
+    option,
     parse_options,
     register_compressor,
 )
@@ -39,6 +43,7 @@ from bench.compressors.soft.gist.checks import (
 from bench.compressors.soft.gist.prompt import GistTokenizer
 from bench.generation import DecoderPrompt, GenerationOutput, GenerationSettings
 from bench.records import CompressedContext, CompressedKV, CompressionStats
+from bench.substrate.errors import InputError
 
 NAME = "gist"
 PROMPT_KINDS = ("qa", "regeneration")
@@ -46,12 +51,11 @@ PROMPT_KINDS = ("qa", "regeneration")
 
 @dataclass(frozen=True)
 class GistOptions:
-    """Options of ``gist``: the number of gist tokens the model was trained with (default 1),
-    the gist token's text, and prompts per decoding batch."""
+    """Options of ``gist``."""
 
-    num_gist_tokens: int = 1
-    gist_token: str = "<GIST>"
-    batch_size: int = 8
+    num_gist_tokens: int = option(1, "gist tokens k, as many as the model was trained with")
+    gist_token: str = option("<GIST>", "the gist token's text")
+    batch_size: int = option(8, "prompts per decoding batch", accepts=Interval(1.0))
 
 
 class Gist:
@@ -62,9 +66,9 @@ class Gist:
 
     def __init__(self, target: TargetModel, options: GistOptions) -> None:
         if target.model is None:
-            raise ValueError("gist needs a neural target model (the gist-fine-tuned LLaMA)")
+            raise InputError("gist needs a neural target model (the gist-fine-tuned LLaMA)")
         if options.batch_size < 1:
-            raise ValueError(f"gist: batch_size must be >= 1, got {options.batch_size}")
+            raise InputError(f"gist: batch_size must be >= 1, got {options.batch_size}")
         tokenizer = target.tokenizer
         gist_id = gist_token_id(tokenizer, options.gist_token, repr(target.name))
         check_model(target.model, gist_id, options.num_gist_tokens, repr(target.name))
@@ -98,8 +102,9 @@ class Gist:
         keys = tuple(layer.keys[0, :, -k:].detach().clone() for layer in layers)
         values = tuple(layer.values[0, :, -k:].detach().clone() for layer in layers)
         gist_start = len(ids) - k
-        stats = CompressionStats(self.target.count_tokens(context), k,
-                                 time.perf_counter() - began)
+        original = self.target.count_tokens(context)
+        stats = CompressionStats(original, k, time.perf_counter() - began,
+                                 encoded_tokens=original)
         return CompressedKV(keys, values, stats, position_offset=gist_start + k,
                             extra={"gist_start": gist_start, "instruction_tokens": len(ids)})
 
@@ -131,7 +136,7 @@ class Gist:
                            position_offset=compressed.position_offset)
 
 
-@register_compressor(NAME)
+@register_compressor(NAME, Capabilities(Family.SOFT_KV, budget_options=("num_gist_tokens",)))
 def make_gist(target: TargetModel, options: Mapping[str, Any]) -> Gist:
     """Gist tokens: a gist-fine-tuned LLaMA compresses the context into k gist K/V states."""
     return Gist(target, parse_options(GistOptions, options, NAME))

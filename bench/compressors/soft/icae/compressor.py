@@ -16,13 +16,21 @@ from typing import Any
 
 import torch
 
-from bench.compressors._api import Compressor, TargetModel, parse_options, register_compressor
-from bench.compressors.soft.decode import DecoderItem
+from bench.compressors._api import (
+    Capabilities,
+    Compressor,
+    Family,
+    TargetModel,
+    parse_options,
+    register_compressor,
+)
+from bench.compressors.soft.decode import DecoderItem, prompt_embeddings
 from bench.compressors.soft.encoder.compressor import SoftCompressor, SoftOptions, build_soft_model
 from bench.compressors.soft.encoder.encoder import EncoderOutput
 from bench.compressors.soft.encoder.model import SoftModel
 from bench.generation import DecoderPrompt
 from bench.records import CompressedContext, CompressedEmbeddings, CompressionStats
+from bench.substrate.errors import InputError
 
 NAME = "icae"
 VARIANTS = ("v2", "500x-baseline")
@@ -48,7 +56,7 @@ class EmbeddingSoftModel(SoftModel):
         if kind != "regeneration" or trigger is None:
             return slots
         if self.missing_trigger_source is not None:
-            raise ValueError(f"{self.missing_trigger_source}: has no ae_embedding, which icae "
+            raise InputError(f"{self.missing_trigger_source}: has no ae_embedding, which icae "
                              "regeneration needs; use the regeneration checkpoint")
         return torch.cat([slots, trigger.to(slots.dtype)])
 
@@ -78,6 +86,15 @@ class Icae(SoftCompressor):
         return DecoderItem(prompt_ids=tuple(model.prompt_ids(prompt.kind, prompt.question)),
                            embeds=embeds.detach())
 
+    def decoder_input_embeddings(self, compressed: CompressedContext, prompt: DecoderPrompt
+                                 ) -> torch.Tensor:
+        """The decoder's input ``[slots (+ trigger) + prompt tokens, hidden]``, as
+        :meth:`generate` feeds it (:func:`.decode.prompt_embeddings`)."""
+        return prompt_embeddings(self._decoder, self.decoder_item(compressed, prompt))
+
+    def stop_token_ids(self) -> list[int]:
+        return list(self._eos)
+
 
 def make_icae_baseline(target: TargetModel, options: Mapping[str, Any]) -> Icae:
     """The ICAE baseline of the 500xCompressor code (see the module docstring)."""
@@ -86,22 +103,26 @@ def make_icae_baseline(target: TargetModel, options: Mapping[str, Any]) -> Icae:
     return Icae(NAME, target, model, parsed, source)
 
 
-@register_compressor(NAME)
+@register_compressor(NAME, Capabilities(Family.SOFT_EMBEDDINGS,
+                                        budget_options=("num_mem", "mean_compression_rate"),
+                                        prompt_embeds=True))
 def make_icae(target: TargetModel, options: Mapping[str, Any]) -> Compressor:
-    """ICAE: ``variant=v2`` (default) or ``variant=500x-baseline``."""
+    """ICAE: ``variant=v2`` (ICAE v2, the options below) or ``variant=500x-baseline`` (the
+    500xCompressor code's ICAE baseline, with the options of ``500x`` except
+    ``decoder_positions``)."""
     rest = dict(options)
     variant = str(rest.pop("variant", "v2"))
     if variant == BASELINE:
         return make_icae_baseline(target, rest)
     if variant != "v2":
-        raise ValueError(f"icae: option variant must be one of {', '.join(VARIANTS)}, "
+        raise InputError(f"icae: option variant must be one of {', '.join(VARIANTS)}, "
                          f"got {variant!r}")
     try:
         module = importlib.import_module(V2_MODULE)
     except ModuleNotFoundError as error:
         if error.name != V2_MODULE:
             raise
-        raise ValueError(f"icae: variant=v2 is not available in this installation ({V2_MODULE} "
+        raise InputError(f"icae: variant=v2 is not available in this installation ({V2_MODULE} "
                          f"is missing); pass variant={BASELINE}") from None
     compressor: Compressor = module.make_icae_v2(target, rest)
     return compressor

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from bench.compressors.soft._checkpoint_files import existing, read_tensors
+from bench.substrate.errors import InputError
 from bench.substrate.hashing import sha256_file
 
 if TYPE_CHECKING:
@@ -24,7 +25,7 @@ _LORA_KEY = ("icae.base_model.model.model.layers.{layer}.self_attn.{target}"
              ".lora_{part}.default.weight")
 
 
-class IcaeV2CheckpointError(ValueError):
+class IcaeV2CheckpointError(InputError):
     """A checkpoint that cannot serve the base model (missing tensors, wrong shapes)."""
 
 

@@ -18,7 +18,13 @@ from typing import Any
 
 import torch
 
-from bench.compressors._api import CompressionRequest, TargetModel, parse_options
+from bench.compressors._api import (
+    CompressionRequest,
+    Interval,
+    TargetModel,
+    option,
+    parse_options,
+)
 from bench.compressors.soft._prompts import generation_eos_ids
 from bench.compressors.soft.icae_v2.checkpoint import IcaeV2Checkpoint, read_checkpoint
 from bench.compressors.soft.icae_v2.generate import GreedyResult, StopCheck, greedy_ids
@@ -34,6 +40,7 @@ from bench.compressors.soft.icae_v2.layout import (
 from bench.compressors.soft.icae_v2.model import IcaeV2Lora, IcaeV2Model, base_shape
 from bench.generation import DecoderPrompt, GenerationOutput, GenerationSettings
 from bench.records import CompressedContext, CompressedEmbeddings, CompressionStats
+from bench.substrate.errors import InputError
 
 NAME = "icae"
 VARIANT = "v2"
@@ -43,45 +50,43 @@ UNTRAINED_NUM_MEM = 128
 
 @dataclass(frozen=True)
 class IcaeV2Options:
-    """Options of ICAE v2.
+    """Options of ICAE v2 (``icae``, ``variant=v2``)."""
 
-    ``checkpoint``: a released-format ``.safetensors`` file, or a folder holding exactly one
-    (without it the LoRA and memory are freshly initialised from ``seed``: tests only);
-    ``num_mem``: slots per segment k (default: the checkpoint's ``memory_token_embed`` rows - 3,
-    else 128; a different explicit value is an error); ``lora_r``: LoRA rank (default: the
-    checkpoint's, else 512; a different explicit value is an error); ``lora_alpha``: LoRA alpha
-    (32, the published scripts'); ``mean_compression_rate``: context ids per slot, which sets
-    the segment length ``k * rate`` (4, the published default); ``mode``: the prompt of QA
-    requests, ``finetuned`` (default: ``[INST]`` prompt with the FT embedding, for the
-    fine-tuned checkpoint) or ``pretrained`` (``[slots, AE]``, the pretrained checkpoint's only
-    prompt; the question is not seen); regeneration requests always use ``[slots, AE]``;
-    ``max_context_tokens``: encoder ids read, BOS included (5120, the published
-    ``model_max_length``); ``batch_size``: contexts per encoder / decoder batch; ``seed``:
-    initialisation without a checkpoint.
-    """
-
-    checkpoint: str | None = None
-    num_mem: int | None = None
-    lora_r: int | None = None
-    lora_alpha: int = 32
-    mean_compression_rate: int = 4
-    mode: str = "finetuned"
-    max_context_tokens: int = 5120
-    batch_size: int = 8
-    seed: int = 0
+    checkpoint: str | None = option(
+        None, "a released-format .safetensors file, or a folder holding exactly one",
+        shown_default="none: the LoRA and memory freshly initialised from seed, for tests only")
+    num_mem: int | None = option(
+        None, "memory slots k per segment; a value other than the checkpoint's is an error",
+        accepts=Interval(1.0), shown_default="the checkpoint's memory_token_embed rows - 3, "
+        f"else {UNTRAINED_NUM_MEM}")
+    lora_r: int | None = option(
+        None, "LoRA rank; a value other than the checkpoint's is an error",
+        accepts=Interval(1.0), shown_default=f"the checkpoint's, else {IcaeV2Lora.r}")
+    lora_alpha: int = option(IcaeV2Lora.alpha, "LoRA alpha (the published scripts')",
+                             accepts=Interval(1.0))
+    mean_compression_rate: int = option(4, "context ids per slot; the segment length is k "
+                                        "times it", accepts=Interval(1.0))
+    mode: str = option(MODES[0], "the prompt of QA requests: finetuned ([INST] prompt with "
+                       "the FT embedding, for the fine-tuned checkpoint) or pretrained ([slots, "
+                       "AE], the pretrained checkpoint's only prompt: the question is not "
+                       "seen); regeneration always uses [slots, AE]")
+    max_context_tokens: int = option(5120, "encoder ids read, BOS included (the published "
+                                     "model_max_length)", accepts=Interval(1.0))
+    batch_size: int = option(8, "contexts per encoder and decoder batch", accepts=Interval(1.0))
+    seed: int = option(0, "initialisation seed without a checkpoint")
 
 
 def _validate(options: IcaeV2Options) -> None:
     if options.mode not in MODES:
-        raise ValueError(f"icae v2: mode must be one of {', '.join(MODES)}, got {options.mode!r}")
+        raise InputError(f"icae v2: mode must be one of {', '.join(MODES)}, got {options.mode!r}")
     for field in ("mean_compression_rate", "max_context_tokens", "batch_size", "lora_alpha"):
         if getattr(options, field) < 1:
-            raise ValueError(f"icae v2: option {field} must be >= 1")
+            raise InputError(f"icae v2: option {field} must be >= 1")
 
 
 def _from_checkpoint(name: str, requested: int | None, found: int, checkpoint: str) -> int:
     if requested is not None and requested != found:
-        raise ValueError(f"icae v2: {name}={requested} but checkpoint {checkpoint} has "
+        raise InputError(f"icae v2: {name}={requested} but checkpoint {checkpoint} has "
                          f"{name}={found}; drop the option or pass the matching checkpoint")
     return found
 
@@ -90,7 +95,7 @@ def build_model(target: TargetModel, options: IcaeV2Options
                 ) -> tuple[IcaeV2Model, IcaeV2Checkpoint | None]:
     """The ICAE v2 model on the target model, loaded from the checkpoint when one is given."""
     if target.model is None:
-        raise ValueError("icae v2 needs a neural target model (target.model)")
+        raise InputError("icae v2 needs a neural target model (target.model)")
     if options.checkpoint is None:
         warnings.warn("icae v2: no checkpoint given; the LoRA and memory embeddings are freshly "
                       "initialised (seeded), so the slots carry no learned information",
@@ -161,9 +166,11 @@ class IcaeV2:
     def _record(self, request: CompressionRequest, ids: list[int], slots: torch.Tensor,
                 seconds: float) -> CompressedEmbeddings:
         original = self.target.count_tokens(request.context)
+        added = len(self.tokens.with_bos([]))
         stats = CompressionStats(original, int(slots.shape[0]), seconds,
-                                 requested_rate=1.0 / self.options.mean_compression_rate)
-        readable = len(self.tokens.with_bos([])) + original
+                                 requested_rate=1.0 / self.options.mean_compression_rate,
+                                 encoded_tokens=len(ids) - added)
+        readable = added + original
         extra = {"encoder_tokens": len(ids), "segment_lengths": self.segment_lengths(len(ids)),
                  "truncated": readable > self.options.max_context_tokens}
         return CompressedEmbeddings(slots.detach(), stats, extra)
@@ -191,13 +198,21 @@ class IcaeV2:
         with torch.no_grad():
             return self.model.decoder_embeddings(layout.ids, slots)
 
+    def decoder_input_embeddings(self, compressed: CompressedContext, prompt: DecoderPrompt
+                                 ) -> torch.Tensor:
+        """What :meth:`generate` decodes from (:meth:`decoder_input`)."""
+        return self.decoder_input(compressed, prompt)
+
+    def stop_token_ids(self) -> list[int]:
+        return list(self.eos_ids)
+
     def generate_ids(self, items: Sequence[tuple[CompressedContext, DecoderPrompt]],
                      settings: GenerationSettings) -> list[GreedyResult]:
         """Greedy token ids of each item (EOS reported in ``stopped_at_eos``)."""
         results: list[GreedyResult] = []
         size = self.options.batch_size
         for start in range(0, len(items), size):
-            embeds = [self.decoder_input(c, p) for c, p in items[start:start + size]]
+            embeds = [self.decoder_input_embeddings(c, p) for c, p in items[start:start + size]]
             results.extend(greedy_ids(self.model.base, embeds, settings.max_new_tokens,
                                       self.eos_ids, self.model.ids.vocab_size,
                                       self._stop_check(settings)))

@@ -18,6 +18,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from bench.substrate.errors import InputError
+
 IGNORE_INDEX = -100
 INST_OPEN = "[INST]"
 INST_CLOSE = "[/INST]"
@@ -71,7 +73,7 @@ def segment_bounds(length: int, num_mem: int, mean_compression_rate: int
                    ) -> list[tuple[int, int]]:
     """``[start, end)`` of every segment of ``length`` encoder ids."""
     if length < 1:
-        raise ValueError("ICAE v2 needs at least one encoder token (got an empty context)")
+        raise InputError("ICAE v2 needs at least one encoder token (got an empty context)")
     count = math.ceil(length / (num_mem * mean_compression_rate))
     size = math.ceil(length / count)
     return [(start, min(start + size, length)) for start in range(0, size * count, size)]
@@ -100,7 +102,7 @@ class PromptTokens:
     def from_tokenizer(cls, tokenizer: Any) -> PromptTokens:
         eos = tokenizer.eos_token_id
         if eos is None:
-            raise ValueError(f"ICAE v2: tokenizer {getattr(tokenizer, 'name_or_path', '')!r} "
+            raise InputError(f"ICAE v2: tokenizer {getattr(tokenizer, 'name_or_path', '')!r} "
                              "has no eos_token_id; the decoder needs one to stop")
         return cls(bos=tokenizer.bos_token_id, eos=int(eos),
                    inst_open=tuple(tokenizer.encode(INST_OPEN, add_special_tokens=False)),

@@ -32,6 +32,7 @@ from bench.compressors.soft.icae_v2.layout import (
     segment_bounds,
     segment_memory_positions,
 )
+from bench.substrate.errors import InputError
 
 ADAPTER_NAME = "default"
 
@@ -57,7 +58,7 @@ def base_shape(model: PreTrainedModel) -> BaseShape:
 def _decoder_layers(model: PreTrainedModel) -> nn.ModuleList:
     layers = getattr(model.base_model, "layers", None)
     if not isinstance(layers, nn.ModuleList):
-        raise ValueError(f"ICAE v2: {type(model).__name__} has no decoder layers at "
+        raise InputError(f"ICAE v2: {type(model).__name__} has no decoder layers at "
                          "model.base_model.layers (a Llama/Mistral-style causal LM is needed)")
     return layers
 
@@ -77,10 +78,10 @@ class IcaeV2Model(nn.Module):
         from peft import LoraConfig, inject_adapter_in_model
 
         if num_mem < 1 or mean_compression_rate < 1:
-            raise ValueError(f"ICAE v2: num_mem ({num_mem}) and mean_compression_rate "
+            raise InputError(f"ICAE v2: num_mem ({num_mem}) and mean_compression_rate "
                              f"({mean_compression_rate}) must be >= 1")
         if _lora_layers(base):
-            raise ValueError("ICAE v2: the base model already carries a LoRA adapter; load a "
+            raise InputError("ICAE v2: the base model already carries a LoRA adapter; load a "
                              "fresh copy of the base model for each soft compressor")
         self.shape = base_shape(base)
         config = LoraConfig(r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout,
@@ -113,7 +114,7 @@ class IcaeV2Model(nn.Module):
     def load_checkpoint(self, checkpoint: IcaeV2Checkpoint) -> None:
         """Copy the checkpoint's LoRA matrices and memory embeddings into the model."""
         if checkpoint.rank != self.lora.r or checkpoint.num_mem != self.num_mem:
-            raise ValueError(f"{checkpoint.path}: LoRA rank {checkpoint.rank} / k "
+            raise InputError(f"{checkpoint.path}: LoRA rank {checkpoint.rank} / k "
                              f"{checkpoint.num_mem}, the model was built with {self.lora.r} / "
                              f"{self.num_mem}")
         with torch.no_grad():

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from bench.compressors import CompressionRequest, build_compressor
+from bench.compressors import CompressionRequest, build_compressor, capabilities_of
 from bench.compressors._api import TargetModel
 from bench.records import CompressedEmbeddings
 
@@ -68,7 +68,7 @@ def test_probe_questions_are_matched_too(load_target: Callable[[str], TargetMode
     target = load_target("stories")
     cram = build_compressor("cram", target, {"objective": "kl", "num_mem": 2, "steps": 30,
                                              "kl_tokens": 0, "probes": "question"})
-    assert getattr(cram, "question_aware", False) is True
+    assert capabilities_of("cram").uses_question(cram.settings()) is True
     (record,) = cram.compress([CompressionRequest(TEXT, QUESTION)])
     assert isinstance(record, CompressedEmbeddings)
     probe = f" Question: {QUESTION} Answer:"

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from bench.compressors._api import build_compressor
+from bench.compressors import build_compressor, capabilities_of
 from bench.generation import GenerationSettings
 from bench.harness.frontend import CompressionFrontEnd
 from tests.bench.compressors.soft.encoder.repo_parity import METHODS, stories_target
@@ -64,7 +64,7 @@ def test_repo_checkpoint_answers_through_stock_lm_eval(folder: str, tmp_path: Pa
     assert results["results"][TASK]["compressed_tokens,none"] == compressor.model.num_mem
     generation = results["configs"][TASK]["generation_kwargs"]
     decoding = GenerationSettings(int(generation["max_gen_toks"]), tuple(generation["until"]))
-    frontend = CompressionFrontEnd(compressor, target, None)
+    frontend = CompressionFrontEnd(compressor, capabilities_of(compressor.name), target, None)
     requests = [SimpleNamespace(text=sample["arguments"]["gen_args_0"]["arg_0"],
                                 doc=sample["doc"], task_name=TASK, doc_id=sample["doc_id"])
                 for sample in samples]

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from bench.compressors._api import build_compressor
+from bench.compressors import build_compressor, capabilities_of
 from bench.generation import GenerationSettings
 from bench.harness.frontend import CompressionFrontEnd
 from tests.bench.compressors.soft.gist.test_parity_gist import load_gist_target
@@ -45,7 +45,7 @@ def test_gist_answers_through_stock_lm_eval(tmp_path: Path) -> None:
     compressor: Any = build_compressor("gist", target, {})
     generation = results["configs"][TASK]["generation_kwargs"]
     decoding = GenerationSettings(int(generation["max_gen_toks"]), tuple(generation["until"]))
-    frontend = CompressionFrontEnd(compressor, target, None)
+    frontend = CompressionFrontEnd(compressor, capabilities_of(compressor.name), target, None)
     requests = [SimpleNamespace(text=sample["arguments"]["gen_args_0"]["arg_0"],
                                 doc=sample["doc"], task_name=TASK, doc_id=sample["doc_id"])
                 for sample in samples]
