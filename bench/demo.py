@@ -111,11 +111,13 @@ def demo_sweeps(model_dir: Path, neural_limit: int, skip_neural: bool
 
 def neural_compressors() -> list[str]:
     """One compressor of each family the tiny model can run without a trained checkpoint:
-    baseline, hard, lossless, per-sample optimised vectors and, when kvpress is installed
-    (the ``kv`` extra), a KV-cache press; all on the one bits-per-byte axis of the page."""
+    baseline, hard, lossless, per-sample optimised vectors, 500x's KV slots (seeded, not
+    trained: they carry nothing, the row shows the path and its size) and, when kvpress is
+    installed (the ``kv`` extra), a KV-cache press; all on the page's bits-per-byte axis."""
     import importlib.util
 
-    compressors = ["none", "truncate:rate=0.5", "llmzip", "cram:num_mem=2,steps=20"]
+    compressors = ["none", "truncate:rate=0.5", "llmzip", "cram:num_mem=2,steps=20",
+                   "500x:num_mem=4"]
     if importlib.util.find_spec("kvpress") is not None:
         compressors.append("kvpress:press=knorm,rate=0.5")
     return compressors
