@@ -3,6 +3,7 @@ the project's own code that is not a project error keeps its traceback."""
 
 from __future__ import annotations
 
+import logging
 import sys
 from collections.abc import Sequence
 
@@ -21,7 +22,11 @@ def _no_debug(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_lm_evals_refusal_of_its_arguments_is_one_line_and_exit_2(
-        capsys: pytest.CaptureFixture[str]) -> None:
+        capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    # Handlers that earlier tests' lm-eval runs left on the loggers write to streams pytest
+    # has closed since; this run gets its own.
+    for name in ("", "lm-eval", "lm_eval"):
+        monkeypatch.setattr(logging.getLogger(name), "handlers", [])
     status = bench_main(["eval", "--model", "hf", "--model_args", "pretrained=unused",
                          "--tasks", "compressed_squad", "--limit", "1",
                          "--samples", '{"compressed_squad": [0]}'])

@@ -47,7 +47,9 @@ def test_stock_cli_compressed_model_writes_scores_and_efficiency(stock_runs: dic
         assert f"{metric},none" in squad, metric
     assert squad["compression_ratio,none"] == 1.0
     info = read_results(stock_runs["compressed_none"])["config"]["compressbench"]  # type: ignore[index]
-    assert info["compressor"] == {"name": "none", "version": "1", "settings": {}}
+    assert info["compressor"] == {"name": "none", "version": "1", "settings": {},
+                                  "family": "baseline", "question_aware": False,
+                                  "budget_options": []}
 
 
 @pytest.mark.slow

@@ -80,5 +80,11 @@ def test_trained_autocompressor_runs_through_stock_lm_eval(trained: Path, tmp_pa
     run_stock_lm_eval(f"pretrained={final},compressor=autocompressor,compression_cache=off",
                       tmp_path / "data", tmp_path / "eval", TASK, LIMIT)
     results = read_results(tmp_path / "eval")
-    assert results["results"][TASK]["compressed_tokens,none"] == SUMMARY_LENGTH
-    assert len(read_samples(tmp_path / "eval", TASK)) == LIMIT
+    settings = results["config"]["compressbench"]["compressor"]["settings"]  # type: ignore[index]
+    segment = settings["segment_length"]  # by default the segment length it was trained on
+    assert segment == json.loads((final / "config.json").read_text())["training_segment_length"]
+    samples = read_samples(tmp_path / "eval", TASK)
+    assert len(samples) == LIMIT
+    for sample in samples:  # one summary per segment of the encoded context
+        segments = -(-int(sample["encoded_context_tokens"]) // segment)
+        assert sample["compressed_tokens"] == SUMMARY_LENGTH * segments
