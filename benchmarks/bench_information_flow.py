@@ -3,16 +3,18 @@
     python benchmarks/bench_information_flow.py [--method 500x gist ...]
         [--base ../shared/data/stories260K_hf] [--texts sampled|FILE] [--steps 40 150]
         [--num-mem 4] [--context-length 48] [--train-texts 184] [--held-out 16] [--seed 0]
+        [--retriever Salesforce/SFR-Embedding-Mistral]
 
 Each method trains through ``bench.training`` (the loop of ``python -m bench.train``) on texts
 cut to --context-length tokens of the base tokenizer, then reads each held-out text i back
 (teacher-forced, the method's own loss on the text and EOS) with:
   own      the compressed tokens of text i;
   other    the compressed tokens of held-out text i+1 (the last one takes the first's);
-  none     no compressed tokens: the decoder the memory feeds (the frozen base for 500x/ICAE,
-           the trained LM for gist/AutoCompressor) reads BOS (EOS without one), then the text;
+  none     no compressed tokens: the decoder the memory feeds (the frozen base for 500x/ICAE/
+           xRAG, the trained LM for gist/AutoCompressor, the LoRA decoder for PISCO) reads BOS
+           (EOS without one), then the text;
   step 0   the compressed tokens of text i from the untrained compressor (the seeded
-           initialisation the run starts from).
+           initialisation the run starts from: for xRAG the projector's).
 Printed per method and step budget: nats/token of each control (summed over the held-out
 texts' target tokens / their number), the texts where own < other (summed nats of the text),
 bits carried per text (the mean over texts of (other - own) nats/token x the text's target
@@ -24,6 +26,12 @@ tokens, stopping at EOS).
 Training tasks: 500x, ICAE and other encoder methods (registered with the encoder training
 parts) and gist: ``pretrain`` (regeneration); AutoCompressor: ``finetune`` on the question
 "Repeat the text." answered by the text (its pretraining has no regeneration task).
+xRAG: ``pretrain`` (paraphrase: the text regenerated after an instruction holding one
+``<xRAG>`` token, whose input row is the projected --retriever embedding of the text; only the
+projector trains). PISCO: ``pretrain`` (auto-encoding and text continuation mixed by its
+``ae_ratio``; the controls read the auto-encoding layout ``<AE>`` + ``<MEM>`` x n + BOS + text),
+at the largest compression rate that gives a text of --context-length tokens and BOS at
+least --num-mem vectors (n // rate + 1).
 Several --steps values continue one run (each later budget resumes from the earlier one).
 --texts FILE: JSON lines (.jsonl or .jsonl.gz) whose ``text``, ``abstract`` (arXiv) or
 ``context`` (MRQA) field is the text, read in order until --train-texts + --held-out texts of
@@ -50,6 +58,7 @@ from typing import Any, ClassVar
 import torch
 
 from bench.compressors.soft.encoder.training import soft_parts
+from bench.compressors.soft.xrag.compressor import DEFAULT_RETRIEVER
 from bench.generation import DecoderPrompt
 from bench.substrate.errors import InputError, add_debug_flag, run_cli
 from bench.substrate.help import RawHelpFormatter
@@ -123,6 +132,15 @@ class Probe:
     def compressor(self, final: Path) -> CompressorSpec:
         raise NotImplementedError
 
+    @classmethod
+    def method_options(cls, args: argparse.Namespace) -> dict[str, Any]:
+        """The method's own training options (``TrainConfig.extra``) the run sets."""
+        return {}
+
+    def targets(self, text: str) -> list[int]:
+        """The target token ids of ``text`` read through its own memory, in order."""
+        return target_ids(self.batch(text, text))
+
     @torch.no_grad()
     def score(self, memory: str, target: str) -> Scored:
         batch = self.batch(memory, target)
@@ -132,7 +150,7 @@ class Probe:
         tokenizer = self.tokenizer()
         bos = tokenizer.bos_token_id if tokenizer.bos_token_id is not None else \
             tokenizer.eos_token_id
-        return bos_only_loss(self.decoder(), int(bos), target_ids(self.batch(target, target)))
+        return bos_only_loss(self.decoder(), int(bos), self.targets(target))
 
 
 class EncoderProbe(Probe):
@@ -212,7 +230,88 @@ class AutoCompressorProbe(Probe):
                               DecoderPrompt("qa", "", " " + cue, REGENERATION_QUESTION))
 
 
-NAMED_PROBES: dict[str, type[Probe]] = {"gist": GistProbe, "autocompressor": AutoCompressorProbe}
+def shifted_targets(labels: torch.Tensor) -> list[int]:
+    """The targets of one row of labels that the loss compares with the logits before them."""
+    shifted = labels[1:]
+    return [int(token) for token in shifted[shifted != IGNORE]]
+
+
+class XragProbe(Probe):
+    """xRAG: the --retriever embedding of the memory text, projected onto the ``<xRAG>`` token
+    of the target text's paraphrase prompt, read by the frozen LLM; the projector is trained."""
+
+    def batch(self, memory: str, target: str) -> Any:
+        own = self.collate([Example(target, "regeneration", target)])
+        if memory == target:
+            return own
+        donor = self.collate([Example(memory, "regeneration", memory)])
+        return replace(own, documents=donor.documents)
+
+    def targets(self, text: str) -> list[int]:
+        return shifted_targets(self.batch(text, text).student.labels[0])
+
+    def decoder(self) -> Any:
+        return self.module.llm
+
+    def tokenizer(self) -> Any:
+        return self.collate.tokenizer
+
+    def compressor(self, final: Path) -> CompressorSpec:
+        options = self.module.options
+        return CompressorSpec("xrag", str(final),
+                              {"retriever": options.retriever,
+                               "retriever_max_length": options.retriever_max_length},
+                              DecoderPrompt("regeneration", "", ""))
+
+    @classmethod
+    def method_options(cls, args: argparse.Namespace) -> dict[str, Any]:
+        return {"retriever": str(args.retriever)}
+
+
+def pisco_rate(context_length: int, num_mem: int) -> int:
+    """PISCO's compression rate for a text of ``context_length`` ids and BOS (``n // rate + 1``
+    vectors): the largest rate that gives at least ``num_mem`` vectors (``num_mem`` 1: the
+    smallest that gives one; 1 where no rate gives as many)."""
+    ids = context_length + 1
+    return ids + 1 if num_mem == 1 else max(1, ids // (num_mem - 1))
+
+
+class PiscoProbe(Probe):
+    """PISCO: the compressor LM's states at the ``<MEM>`` tokens after the memory text, through
+    the connector, in place of the ``<MEM>`` placeholders of the target's auto-encoding prompt
+    (one per memory vector), read by the LoRA decoder."""
+
+    def batch(self, memory: str, target: str) -> Any:
+        from bench.compressors.soft.pisco.collate import PiscoExample
+        from bench.compressors.soft.pisco.layout import clean_text, regeneration_text
+
+        collate = self.collate
+        donor = collate.autoencoding(clean_text(memory), random.Random(self.config.seed))
+        memories = sum(row.count(collate.compressor_mem) for row in donor.rows)
+        tokens = collate.decoder
+        text = regeneration_text(memories, tokens.bos_text, tokens.eos_text, clean_text(target))
+        return collate.batch([PiscoExample(donor.rows, collate.decoder_ids(text))])
+
+    def targets(self, text: str) -> list[int]:
+        return shifted_targets(self.batch(text, text).labels[0])
+
+    def decoder(self) -> Any:
+        return self.module.decoder
+
+    def tokenizer(self) -> Any:
+        return self.collate.decoder.hf
+
+    def compressor(self, final: Path) -> CompressorSpec:
+        return CompressorSpec("pisco", self.config.base, {"checkpoint": str(final)},
+                              DecoderPrompt("regeneration", "", ""))
+
+    @classmethod
+    def method_options(cls, args: argparse.Namespace) -> dict[str, Any]:
+        return {"compression_rate": pisco_rate(args.context_length, args.num_mem)}
+
+
+NAMED_PROBES: dict[str, type[Probe]] = {"gist": GistProbe, "autocompressor": AutoCompressorProbe,
+                                        "xrag": XragProbe, "pisco": PiscoProbe}
 
 
 def probe_class(name: str, method: TrainingMethod) -> type[Probe] | None:
@@ -393,18 +492,18 @@ def regeneration_metrics(predictions: Sequence[str], texts: Sequence[str]
 # --------------------------------------------------------------------------- runs
 
 
-def run_config(name: str, method: TrainingMethod, stage: str, args: argparse.Namespace,
-               data: Path, out: Path, steps: int) -> TrainConfig:
+def run_config(name: str, method: TrainingMethod, probe_type: type[Probe],
+               args: argparse.Namespace, data: Path, out: Path, steps: int) -> TrainConfig:
     """The training run of ``name`` for ``steps`` steps (method-specific settings only where
     the method reads them)."""
     length = args.context_length
     optional = {"context_length": length, "loss_on_padding": False, "lora": args.lora}
     return TrainConfig(
-        stage=stage, method=name, base=str(args.base), data=str(data), out=str(out),
+        stage=probe_type.stage, method=name, base=str(args.base), data=str(data), out=str(out),
         num_mem=args.num_mem, steps=steps, lr=args.lr, batch_size=args.batch_size,
         warmup_steps=args.warmup_steps, eval_every=0, save_every=steps,
         max_context_tokens=length, max_answer_tokens=length, dev_size=args.held_out,
-        seed=args.seed, progress=sys.stderr.isatty(),
+        seed=args.seed, progress=sys.stderr.isatty(), extra=probe_type.method_options(args),
         **{key: value for key, value in optional.items() if key in method.settings})
 
 
@@ -442,7 +541,7 @@ def run_method(name: str, texts: tuple[list[str], list[str]], work: Path,
     assert probe_type is not None
     train_texts, held_out = texts
     data = write_data(work / f"data-{probe_type.stage}", probe_type.stage, train_texts, held_out)
-    configs = [run_config(name, method, probe_type.stage, args, data, work / f"run-{name}", steps)
+    configs = [run_config(name, method, probe_type, args, data, work / f"run-{name}", steps)
                for steps in sorted(set(args.steps))]
     step0 = untrained_scores(probe_type, method, configs[0], held_out)
     for config in configs:
@@ -558,6 +657,9 @@ def parser() -> argparse.ArgumentParser:
                    help="linear warm-up steps, then constant")
     p.add_argument("--lora", action="store_true",
                    help="gist / AutoCompressor: train LoRA adapters instead of the whole LM")
+    p.add_argument("--retriever", default=DEFAULT_RETRIEVER,
+                   help="xRAG: the frozen sentence embedder (hub id or folder) whose last-token "
+                        "state is projected; on a CPU pass the --base itself")
     p.add_argument("--seed", type=int, default=0, help="data split, initialisation, order")
     p.add_argument("--threads", type=partial(_at_least, 1), default=1,
                    help="torch CPU threads")

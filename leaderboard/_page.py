@@ -1,13 +1,14 @@
 """What ``index.html`` shows, in reading order: per benchmark the score against compression and
 against bits per byte (one switchable plot), the summary table, the exported tables, more
 plots, the samples and a footer naming when, with what and on what the runs were made; with
-filters by compressor family, target model and benchmark.
+filters by compressor family, target model and benchmark, which act on the tables' rows and
+columns and on the plots' series (through the owners of their filter tokens).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from bench import specs
@@ -15,7 +16,11 @@ from leaderboard._environment import Footer, footer
 from leaderboard._families import FAMILY_MARKERS, FAMILY_ORDER, FAMILY_TITLES, curve_keys, family
 from leaderboard._metrics import MetricNames, task_benchmarks
 from leaderboard._page_plots import (
+    MARKER_GLYPHS,
+    Legend,
     Plot,
+    filter_owners,
+    filter_tags,
     length_plot,
     page_panels,
     page_plots,
@@ -28,9 +33,6 @@ from leaderboard._runs import RowKey, Run
 from leaderboard._summary import summary_table
 from leaderboard._tables import Cell, Rows, Table
 
-# The family markers of the plots as characters, for the summary table's method cells.
-MARKER_GLYPHS = {"s": "\u25a0", "P": "\u271a", "o": "\u25cf", "^": "\u25b2", "v": "\u25bc",
-                 "D": "\u25c6", "X": "\u2716"}
 NOT_PLOTTED = "#999999"
 
 
@@ -79,7 +81,7 @@ class Page:
     summary: TableView
     tables: list[TableView]
     plots: list[Plot]
-    legends: list[Plot]
+    legends: list[Legend]
     views: list[Choice]
     panels: list[Choice]
     more_plots: list[Plot]
@@ -87,6 +89,7 @@ class Page:
     families: list[Choice]
     models: list[str]
     benchmarks: list[Choice]
+    series: dict[str, dict[str, str]]
     samples: list[dict[str, Any]]
     sample_limit: int
     run_count: int
@@ -136,7 +139,8 @@ def make_page(title: str, runs: Sequence[Run], rows: Rows, names: MetricNames,
     """The page of ``rows`` (read from ``runs``) with the exported ``tables``; the summary's
     retention is relative to each base model's ``baseline`` row."""
     summary = summary_table(rows, names, baseline)
-    plots, legends = page_plots(rows, names)
+    tags = filter_tags(rows)
+    plots, legends = page_plots(rows, names, tags)
     views = [Choice(view.name, view.title, any(p.view == view.name for p in plots))
              for view in VIEWS]
     plotted, _smoke = plotted_rows(rows)
@@ -153,11 +157,12 @@ def make_page(title: str, runs: Sequence[Run], rows: Rows, names: MetricNames,
         views=views,
         panels=[Choice(panel.name, "QA (mean F1)" if panel.name == "qa" else panel.title)
                 for panel in page_panels(plotted, names)],
-        more_plots=[plot for plot in (length_plot(rows, names),) if plot is not None],
+        more_plots=[plot for plot in (length_plot(rows, names, tags),) if plot is not None],
         plot_notes=plot_notes(rows),
         families=families,
         models=models,
         benchmarks=benchmarks,
+        series={token: asdict(owner) for token, owner in filter_owners(tags).items()},
         samples=samples,
         sample_limit=sample_limit,
         run_count=len(runs),

@@ -4,18 +4,18 @@ A figure has one panel per benchmark (or benchmark group) it is asked for, one s
 method (rows that differ only in their budget lie on one line), error bars of one standard
 error, the full-context score as a dotted line and, against bits per byte, the lossless floor
 as a dashed one. Its legend is grouped by base model and keyed by compressor family (one
-marker per family): right of the panels, or, in the page's narrow layout, below the one panel.
+marker per family): right of the panels, below the one panel of the narrow layout, or left to
+the caller (the page writes it in HTML). Given :class:`Tags`, the artists of each series and
+of each base model's reference lines carry an id (matplotlib's ``gid``) the page filters by.
 """
 
 from __future__ import annotations
 
-import base64
-import io
 import math
 import textwrap
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 import matplotlib
 
@@ -44,12 +44,12 @@ from leaderboard._metrics import MetricNames, qa_tasks, regeneration_tasks
 from leaderboard._runs import RowKey, TaskResult
 from leaderboard._tables import Rows, efficiency_values, score
 
-DPI = 100
+DPI = 100  # pixels per inch of a figure shown on the page
 PANEL_SIZE = (4.0, 3.3)  # inches per panel
 LEGEND_INCHES = 2.7  # width of the legend column right of the panels
 LEGEND_WIDTH = 34  # characters per legend line before wrapping
 LEGEND_POINTS = 8
-# The narrow layout: one panel 3.6 in (360 px, 380 with the PNG's margins) wide, so that a
+# The narrow layout: one panel 3.6 in (360 px, 380 with its margins) wide, so that a
 # 420 px window shows it unscaled, and a legend below it in 9 pt type (12.5 px).
 NARROW_SIZE = (3.6, 2.6)
 NARROW_LEGEND_POINTS = 9
@@ -59,39 +59,57 @@ PANELS_PER_ROW = 2  # as wide as the two-panel compression plot: unscaled on a 1
 
 @dataclass
 class Series:
-    """Points of one legend entry, ``(x, y, standard error of y)``, and the base model
-    (``group``) it belongs to."""
+    """Points of one legend entry, ``(x, y, standard error of y)``, the base model (``group``)
+    it belongs to and the row or curve it draws (``key``)."""
 
     label: str
     family: str
     group: str
     colour: str = "black"
     points: list[tuple[float, float, float | None]] = field(default_factory=list)
+    key: RowKey | None = None
 
 
-def render(fig: Figure) -> str:
-    """The figure as base64 PNG, cropped to its artists (nothing clipped), then closed."""
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=DPI, bbox_inches="tight", pad_inches=0.1,
-                metadata={"Software": None})
-    plt.close(fig)
-    return base64.b64encode(buffer.getvalue()).decode("ascii")
+FILTER_GID = "cb-filter-{token}"  # the gid of a tagged artist; tokens are [a-z]+[0-9]+
+
+
+@dataclass(frozen=True)
+class Tags:
+    """Tokens naming what a figure draws, for the page's filters: per row or curve (the
+    ``key`` of a series) and per base model label (its reference lines)."""
+
+    series: Mapping[RowKey, str] = field(default_factory=dict)
+    models: Mapping[str, str] = field(default_factory=dict)
+
+    def of_series(self, item: Series) -> str | None:
+        """The gid of the artists of ``item`` (None: untagged)."""
+        token = None if item.key is None else self.series.get(item.key)
+        return None if token is None else FILTER_GID.format(token=token)
+
+    def of_model(self, label: str) -> str | None:
+        """The gid of the reference lines of base model ``label`` (None: untagged)."""
+        token = self.models.get(label)
+        return None if token is None else FILTER_GID.format(token=token)
+
+
+UNTAGGED = Tags()
 
 
 def legend_pixels(fig: Figure) -> float:
-    """The smallest legend type of the figure in pixels of its PNG."""
+    """The smallest legend type of the figure in pixels at ``DPI``."""
     sizes = [float(text.get_fontsize()) for legend in fig.legends
              for text in legend.get_texts()]
     return min(sizes) * DPI / 72 if sizes else 0.0
 
 
-def _order(key: RowKey) -> tuple[str, int, str]:
+def plot_order(key: RowKey) -> tuple[str, int, str]:
+    """Where a row or curve comes in the plots' colours: by model, family and title."""
     return key.model_label, FAMILY_ORDER.index(family(key)), key.title
 
 
 def colours(keys: Iterable[RowKey]) -> dict[RowKey, str]:
     """One colour per key (row or curve), the same in every panel of a figure."""
-    ordered = sorted(set(keys), key=_order)
+    ordered = sorted(set(keys), key=plot_order)
     cmap = plt.get_cmap("tab10" if len(ordered) <= 10 else "tab20")
     size = 10 if len(ordered) <= 10 else 20
     return {key: matplotlib.colors.to_hex(cmap(i % size)) for i, key in enumerate(ordered)}
@@ -99,7 +117,7 @@ def colours(keys: Iterable[RowKey]) -> dict[RowKey, str]:
 
 def new_series(key: RowKey, colour: str) -> Series:
     """An empty series for a row or curve."""
-    return Series(key.title, family(key), key.model_label, colour)
+    return Series(key.title, family(key), key.model_label, colour, key=key)
 
 
 def _blank() -> Artist:
@@ -109,41 +127,57 @@ def _blank() -> Artist:
 Line = tuple[Mapping[str, Any], str]  # a reference line: its style and what it shows
 
 
-def legend_entries(series: Sequence[Series], lines: Sequence[Line] = ()
-                   ) -> tuple[list[Artist], list[str], list[str]]:
-    """Handles, labels and the headers among them: the entries under a bold header per base
-    model (when there are several), then a key of the family markers and of the reference
-    ``lines``; long labels wrapped."""
+class LegendRow(NamedTuple):
+    """One entry of a legend: a ``header`` (of a base model's entries when ``group`` names
+    it), a ``series``, a compressor ``family`` of the marker key, or a reference ``line``
+    (drawn in ``style``)."""
+
+    kind: Literal["header", "series", "family", "line"]
+    text: str
+    series: Series | None = None
+    group: str = ""
+    family: str = ""
+    style: Mapping[str, Any] | None = None
+
+
+def legend_rows(series: Sequence[Series], lines: Sequence[Line] = ()) -> list[LegendRow]:
+    """The entries under a header per base model (when there are several), then a key of the
+    family markers and of the reference ``lines``."""
     ordered = sorted(series, key=lambda s: (s.group, FAMILY_ORDER.index(s.family), s.label))
     groups = list(dict.fromkeys(s.group for s in ordered))
-    handles: list[Artist] = []
-    labels: list[str] = []
-    headers: list[str] = []
-
-    def header(text: str) -> None:
-        handles.append(_blank())
-        labels.append(textwrap.fill(text, LEGEND_WIDTH))
-        headers.append(labels[-1])
-
+    rows: list[LegendRow] = []
     for group in groups:
         if len(groups) > 1:
-            header(group)
-        for item in (s for s in ordered if s.group == group):
-            handles.append(Line2D([], [], color=item.colour, marker=FAMILY_MARKERS[item.family],
-                                  linestyle="-" if len(item.points) > 1 else "none"))
-            labels.append(textwrap.fill(item.label, LEGEND_WIDTH, subsequent_indent="  "))
-    header("marker: compressor family")
-    for name in FAMILY_ORDER:
-        if any(s.family == name for s in ordered):
-            handles.append(Line2D([], [], color="grey", marker=FAMILY_MARKERS[name],
-                                  linestyle="none"))
-            labels.append(FAMILY_TITLES[name])
+            rows.append(LegendRow("header", group, group=group))
+        rows += [LegendRow("series", s.label, s) for s in ordered if s.group == group]
+    rows.append(LegendRow("header", "marker: compressor family"))
+    rows += [LegendRow("family", FAMILY_TITLES[name], family=name) for name in FAMILY_ORDER
+             if any(s.family == name for s in ordered)]
     if lines:
-        header("lines")
-    for style, meaning in lines:
-        handles.append(Line2D([], [], **style))
-        labels.append(textwrap.fill(meaning, LEGEND_WIDTH))
-    return handles, labels, headers
+        rows.append(LegendRow("header", "lines"))
+    rows += [LegendRow("line", meaning, style=style) for style, meaning in lines]
+    return rows
+
+
+def _handle(row: LegendRow) -> Artist:
+    if row.series is not None:
+        return Line2D([], [], color=row.series.colour, marker=FAMILY_MARKERS[row.series.family],
+                      linestyle="-" if len(row.series.points) > 1 else "none")
+    if row.family:
+        return Line2D([], [], color="grey", marker=FAMILY_MARKERS[row.family], linestyle="none")
+    return _blank() if row.style is None else Line2D([], [], **row.style)
+
+
+def legend_entries(series: Sequence[Series], lines: Sequence[Line] = ()
+                   ) -> tuple[list[Artist], list[str], list[str]]:
+    """Handles, labels and the headers among them of :func:`legend_rows`; long labels
+    wrapped (but the family key's)."""
+    rows = legend_rows(series, lines)
+    labels = [row.text if row.kind == "family" else textwrap.fill(
+        row.text, LEGEND_WIDTH, subsequent_indent="  " if row.kind == "series" else "")
+              for row in rows]
+    headers = [label for row, label in zip(rows, labels, strict=True) if row.kind == "header"]
+    return [_handle(row) for row in rows], labels, headers
 
 
 def legend_lines(series: Sequence[Series], lines: Sequence[Line] = ()) -> int:
@@ -151,15 +185,15 @@ def legend_lines(series: Sequence[Series], lines: Sequence[Line] = ()) -> int:
     return sum(label.count("\n") + 1 for label in legend_entries(series, lines)[1])
 
 
-LegendPlace = Literal["outside right center", "outside lower center", "upper left"]
+LegendPlace = Literal["outside right center", "outside lower center"]
 _LEGEND_PLACES: dict[str, LegendPlace] = {
-    "right": "outside right center", "below": "outside lower center", "alone": "upper left"}
+    "right": "outside right center", "below": "outside lower center"}
 
 
 def add_legend(fig: Figure, series: Sequence[Series], lines: Sequence[Line] = (),
                placement: str = "right") -> None:
-    """The legend of :func:`legend_entries`: right of the axes, ``below`` them, or ``alone``
-    in a figure of its own (the last two in the narrow layout's type size)."""
+    """The legend of :func:`legend_entries`: right of the axes, or ``below`` them in the
+    narrow layout's type size."""
     handles, labels, headers = legend_entries(series, lines)
     loc: LegendPlace = _LEGEND_PLACES[placement]
     points = LEGEND_POINTS if placement == "right" else NARROW_LEGEND_POINTS
@@ -177,24 +211,28 @@ def literal(text: Text) -> None:
     text.set_usetex(False)
 
 
-def draw(ax: Axes, item: Series, markersize: float = 6.0) -> None:
-    """Points (joined when there are several) with one-standard-error bars."""
+def draw(ax: Axes, item: Series, markersize: float = 6.0, gid: str | None = None) -> None:
+    """Points (joined when there are several) with one-standard-error bars; every artist of
+    them with the id ``gid``."""
     points = sorted(item.points)
     xs = [x for x, _y, _e in points]
     ys = [y for _x, y, _e in points]
     errors = [math.nan if e is None else e for _x, _y, e in points]
-    ax.errorbar(xs, ys, yerr=errors, color=item.colour, marker=FAMILY_MARKERS[item.family],
-                markersize=markersize, linestyle="-" if len(points) > 1 else "none",
-                linewidth=1.2, capsize=2, elinewidth=0.8)
+    drawn = ax.errorbar(xs, ys, yerr=errors, color=item.colour,
+                        marker=FAMILY_MARKERS[item.family], markersize=markersize,
+                        linestyle="-" if len(points) > 1 else "none", linewidth=1.2, capsize=2,
+                        elinewidth=0.8)
+    for artist in drawn.get_children():
+        artist.set_gid(gid)
 
 
-def draw_all(ax: Axes, series: Sequence[Series]) -> None:
+def draw_all(ax: Axes, series: Sequence[Series], tags: Tags = UNTAGGED) -> None:
     """Every series; a marker that later ones cover is drawn larger, so that rows with the
     same numbers (e.g. none and a stock lm-eval run) stay visible as nested markers."""
     places = [{(x, round(y, 6)) for x, y, _e in item.points} for item in series]
     for i, item in enumerate(series):
         covered_by = sum(1 for later in places[i + 1:] if later & places[i])
-        draw(ax, item, markersize=6.0 + 3.0 * covered_by)
+        draw(ax, item, markersize=6.0 + 3.0 * covered_by, gid=tags.of_series(item))
 
 
 def ratio_axis(ax: Axes, values: Sequence[float]) -> None:
@@ -254,15 +292,16 @@ def lengths_present(rows: Rows) -> list[int]:
     return [n for task, n in regeneration_tasks().items() if any(task in t for t in rows.values())]
 
 
-def figure_score_vs_length(rows: Rows, names: MetricNames, narrow: bool = False
-                           ) -> Figure | None:
-    """Rouge-L-F of regeneration per context length, over the lengths present (two or more)."""
+def figure_score_vs_length(rows: Rows, names: MetricNames, narrow: bool = False,
+                           legend: bool = True, tags: Tags = UNTAGGED) -> Figure | None:
+    """Rouge-L-F of regeneration per context length, over the lengths present (two or more),
+    with (unless not ``legend``) the legend."""
     lengths = lengths_present(rows)
     series = length_series(rows, names)
     if len(lengths) < 2 or not series:
         return None
-    fig, (ax,) = new_figure(1, narrow, legend_lines(series))
-    draw_all(ax, series)
+    fig, (ax,) = new_figure(1, narrow, legend_lines(series) if legend else 0)
+    draw_all(ax, series, tags)
     ax.xaxis.set_major_locator(FixedLocator(lengths))
     ax.xaxis.set_minor_locator(NullLocator())
     ax.set_xlim(lengths[0] - 0.08 * (lengths[-1] - lengths[0]),
@@ -271,7 +310,8 @@ def figure_score_vs_length(rows: Rows, names: MetricNames, narrow: bool = False
     ax.set_ylabel(f"Rouge-L-F ({names.rouge}, x100)")
     ax.set_title("Regeneration vs context length")
     ax.grid(True, alpha=0.3)
-    add_legend(fig, series, placement="below" if narrow else "right")
+    if legend:
+        add_legend(fig, series, placement="below" if narrow else "right")
     return fig
 
 
@@ -441,12 +481,12 @@ def new_figure(panels: int, narrow: bool, legend_lines: int) -> tuple[Figure, li
 
 
 def _draw_panel(ax: Axes, view: View, panel: Panel, series: Sequence[Series],
-                lines: References) -> None:
-    draw_all(ax, series)
-    for floor in lines.floors.values():
-        ax.axvline(floor, **FLOOR_STYLE)
-    for full in lines.full.values():
-        ax.axhline(full, **FULL_CONTEXT_STYLE)
+                lines: References, tags: Tags) -> None:
+    draw_all(ax, series, tags)
+    for model, floor in lines.floors.items():
+        ax.axvline(floor, **FLOOR_STYLE).set_gid(tags.of_model(model))
+    for model, full in lines.full.items():
+        ax.axhline(full, **FULL_CONTEXT_STYLE).set_gid(tags.of_model(model))
     view.axis(ax, [x for item in series for x, _y, _e in item.points]
               + list(lines.floors.values()))
     ax.set_xlabel(view.xlabel)
@@ -482,7 +522,7 @@ def drawing(rows: Rows, view: View, panels: Sequence[Panel]) -> Drawing | None:
 
 
 def figure_by_panel(rows: Rows, view: View, panels: Sequence[Panel], narrow: bool = False,
-                    legend: bool = True) -> Figure | None:
+                    legend: bool = True, tags: Tags = UNTAGGED) -> Figure | None:
     """The score of each of ``panels`` that has data against the x of ``view``, every
     family on one axis, with the reference lines and (unless not ``legend``) the legend;
     None when no panel has data."""
@@ -492,20 +532,9 @@ def figure_by_panel(rows: Rows, view: View, panels: Sequence[Panel], narrow: boo
     room = legend_lines(parts.legend, parts.lines) if legend else 0
     fig, axes = new_figure(len(parts.panels), narrow, room)
     for ax, (panel, series, lines) in zip(axes, parts.panels, strict=True):
-        _draw_panel(ax, view, panel, series, lines)
+        _draw_panel(ax, view, panel, series, lines, tags)
     if legend:
         add_legend(fig, parts.legend, parts.lines, placement="below" if narrow else "right")
-    return fig
-
-
-def figure_legend(rows: Rows, view: View, panels: Sequence[Panel]) -> Figure | None:
-    """The legend of ``view``'s figures of ``panels`` on its own, as wide as a narrow panel."""
-    parts = drawing(rows, view, panels)
-    if parts is None:
-        return None
-    height = legend_lines(parts.legend, parts.lines) * LEGEND_LINE_INCHES + 0.2
-    fig = plt.figure(figsize=(NARROW_SIZE[0], height))
-    add_legend(fig, parts.legend, parts.lines, placement="alone")
     return fig
 
 
@@ -538,12 +567,3 @@ def panel_alt(rows: Rows, view: View, panel: Panel) -> str:
             + (f". Lossless floor (llmzip): {floors}" if floors else "")
             + (f". Full context: {full}" if full else ""))
 
-
-def legend_alt(rows: Rows, view: View, panels: Sequence[Panel]) -> str:
-    """The legend of ``view``'s figures in words."""
-    parts = drawing(rows, view, panels)
-    if parts is None:
-        return ""
-    return "Legend: " + "; ".join(
-        [f"{item.group} / {item.label} ({FAMILY_TITLES[item.family]})" for item in parts.legend]
-        + [meaning for _style, meaning in parts.lines])

@@ -31,6 +31,7 @@ from bench.compressors._api import (
     register_compressor,
     validate_options,
 )
+from bench.compressors._shared_work import SharedWork, shared_work
 
 __all__ = [
     "ENTRY_POINT_GROUP",
@@ -44,6 +45,7 @@ __all__ = [
     "OptionDoc",
     "PromptEmbeddingsDecoder",
     "Registration",
+    "SharedWork",
     "SoftDecoder",
     "TargetModel",
     "UnknownCompressorError",
@@ -57,5 +59,6 @@ __all__ = [
     "options_type_of",
     "parse_options",
     "register_compressor",
+    "shared_work",
     "validate_options",
 ]

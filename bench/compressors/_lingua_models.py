@@ -45,7 +45,8 @@ class ForwardMemo:
     cache (the first over the whole context; every chunk for LLMLingua-2) are the same each
     time: the same inputs give the very output computed before. Passes with a cache
     (``past_key_values``) depend on what was kept and always run. llmlingua only reads the
-    outputs, so handing the same one out again is safe.
+    outputs, so handing the same one out again is safe. The outputs go into a memory of
+    its own, or into one handed over with :meth:`remember_in` (kept by whoever handed it).
     """
 
     def __init__(self, model: Any) -> None:
@@ -64,9 +65,14 @@ class ForwardMemo:
             self._outputs[key] = self.wrapped(*args, **kwargs)
         return self._outputs[key]
 
+    def remember_in(self, outputs: dict[Key, Any]) -> None:
+        """Answer from ``outputs`` and add the passes computed to it, until :meth:`forget`."""
+        self._outputs = outputs
+
     def forget(self) -> None:
-        """Drop every output held (call when the context changes)."""
-        self._outputs.clear()
+        """Let go of every output held (call when the context changes); a memory handed over
+        with :meth:`remember_in` is left as it is."""
+        self._outputs = {}
 
 
 def _value_key(value: Any) -> Any:

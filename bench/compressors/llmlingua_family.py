@@ -16,6 +16,10 @@ Rates are those of the TARGET model, whatever the compressor model is:
   compressed before (deterministic for a given order; the search from the recorded
   ``start_parameter`` gives it again); ``warm_start=False`` starts every context at the
   requested rate, making each text a function of its context alone.
+* Inside :func:`bench.compressors.shared_work` (a sweep) the compressors of one compressor
+  model and target share the loaded model; LLMLingua-2's also share each context's
+  classifier passes, which do not depend on the budget. The causal methods share the model
+  only: their passes' logits over the whole vocabulary are let go of after each context.
 * Only the context is given to the library (no instruction, question not appended); the
   question-aware ``longllmlingua`` gets the question to condition on.
 * ``trust_remote_code`` stays off (the library turns it on by default).
@@ -52,13 +56,14 @@ from bench.compressors._hard_common import (
     check_model_kind,
     resolve_device,
 )
-from bench.compressors._lingua_models import ForwardMemo, LegacyCacheModel
+from bench.compressors._lingua_models import ForwardMemo, Key, LegacyCacheModel
 from bench.compressors._rate_search import (
     ContextFeatures,
     RateModel,
     SearchResult,
     search_parameter,
 )
+from bench.compressors._shared_work import shared_model, shared_scores
 from bench.compressors.baselines import RATE_RANGE, budget_settings
 from bench.records import CompressedContext, CompressedText, CompressionStats
 from bench.substrate.errors import InputError
@@ -208,28 +213,20 @@ class LinguaCompressor:
         Budget.for_context(target, "", options.rate, options.target_tokens)
         if options.max_iterations < 1 or options.tolerance < 0:
             raise InputError(f"{method}: max_iterations must be >= 1 and tolerance >= 0")
-        module = import_llmlingua(method)
+        import_llmlingua(method)
         self._target = target
         self._options = options
         self._model_id = options.compressor_model
         self._rate_model = RateModel()
         check_model_kind(self._model_id, self._method.kind, method)
-        llmlingua2 = self._method.kind == "token_classification"
-        with _CONSTRUCTION_LOCK, _counting_tokenizer(module, TargetTokenCounter(target)):
-            self._compressor = module.PromptCompressor(
-                model_name=self._model_id,
-                device_map=resolve_device(options.device, target),
-                model_config={"trust_remote_code": False},
-                use_llmlingua2=llmlingua2,
-            )
-        model = self._compressor.model
-        if llmlingua2:
-            self._compressor.model_name = _tokenizer_family(self._compressor.tokenizer,
-                                                            self._model_id)
-        else:
-            model = LegacyCacheModel(model)
-        self._passes = ForwardMemo(model)
-        self._compressor.model = self._passes
+        device = resolve_device(options.device, target)
+        # The library counts in the target's tokens (TargetTokenCounter): one per tokenizer.
+        self._model_key = ("llmlingua", self._method.kind, self._model_id, device,
+                           id(target.tokenizer))
+        library = shared_model(self._model_key,
+                               lambda: _load_library(self._method, self._model_id, device, target))
+        self._compressor = library.compressor
+        self._passes = library.passes
 
     def settings(self) -> dict[str, Any]:
         """Every option that changes the output, with the library arguments used."""
@@ -262,6 +259,7 @@ class LinguaCompressor:
         elif budget.keep_tokens == 0:
             text, tokens = "", 0
         else:
+            self._passes.remember_in(self._context_passes(request.context))
             try:
                 found = self._search(request, budget, search, extra)
             finally:
@@ -274,6 +272,14 @@ class LinguaCompressor:
             requested_rate=budget.requested_rate,
         )
         return CompressedText(text, stats, extra=extra)
+
+    def _context_passes(self, context: str) -> dict[Key, Any]:
+        """Where the library's passes over ``context`` are remembered: for LLMLingua-2 (two
+        logits per token) in the scope, if any, across compressors; for the causal methods
+        (logits over the whole vocabulary) only while this context is compressed."""
+        if self._method.kind != "token_classification":
+            return {}
+        return shared_scores(self._model_key, ("passes", context), dict)
 
     def _search(self, request: CompressionRequest, budget: Budget, search: bool,
                 extra: dict[str, Any]) -> SearchResult:
@@ -346,6 +352,35 @@ class LinguaCompressor:
     def _finish(self, text: str) -> tuple[str, int]:
         text = text.strip()
         return text, self._target.count_tokens(text)
+
+
+@dataclass(frozen=True)
+class _Library:
+    """llmlingua's compressor, its model answering through a forward-pass memory."""
+
+    compressor: Any
+    passes: ForwardMemo
+
+
+def _load_library(method: _Method, model_id: str, device: str, target: TargetModel
+                  ) -> _Library:
+    module = import_llmlingua(method.name)
+    llmlingua2 = method.kind == "token_classification"
+    with _CONSTRUCTION_LOCK, _counting_tokenizer(module, TargetTokenCounter(target)):
+        compressor = module.PromptCompressor(
+            model_name=model_id,
+            device_map=device,
+            model_config={"trust_remote_code": False},
+            use_llmlingua2=llmlingua2,
+        )
+    model = compressor.model
+    if llmlingua2:
+        compressor.model_name = _tokenizer_family(compressor.tokenizer, model_id)
+    else:
+        model = LegacyCacheModel(model)
+    passes = ForwardMemo(model)
+    compressor.model = passes
+    return _Library(compressor, passes)
 
 
 def _segment_size(n_tokens: int, iterative_size: int) -> int:

@@ -6,12 +6,17 @@ a unit (word, phrase or sentence, see :mod:`bench.compressors._hard_units`) carr
 sum of its tokens' self-information, as in the paper. Units are dropped from the least
 informative up until the context fits the budget in TARGET-model tokens; the kept units
 stay in their original order with their original spacing.
+
+Inside :func:`bench.compressors.shared_work` (a sweep) the compressors of one compressor
+model share the loaded model and each context's self-information, which does not depend
+on the budget or the unit.
 """
 
 from __future__ import annotations
 
 import bisect
 import time
+from array import array
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
@@ -28,6 +33,7 @@ from bench.compressors._api import (
 )
 from bench.compressors._hard_common import Budget, check_model_kind, resolve_device
 from bench.compressors._hard_units import UNITS, Span, Unit, split_units
+from bench.compressors._shared_work import shared_model, shared_scores
 from bench.compressors.baselines import RATE_RANGE, budget_settings
 from bench.records import CompressedContext, CompressedText, CompressionStats
 from bench.substrate.errors import InputError
@@ -64,6 +70,23 @@ class SelectiveContextOptions:
             )
 
 
+@dataclass(frozen=True)
+class TokenScores:
+    """The compressor tokens' character spans and self-information of one context, flat."""
+
+    bounds: array[int]  # begin and end of each token, one after the other
+    information: array[float]
+
+    @classmethod
+    def of(cls, spans: Sequence[Span], information: Sequence[float]) -> TokenScores:
+        return cls(array("q", [edge for span in spans for edge in span]),
+                   array("d", information))
+
+    def spans(self) -> list[Span]:
+        edges = iter(self.bounds)
+        return list(zip(edges, edges, strict=True))
+
+
 class SelectiveContext:
     """The ``selective_context`` compressor (see the module docstring)."""
 
@@ -77,7 +100,9 @@ class SelectiveContext:
         self._options = options
         self._unit: Unit = options.unit  # type: ignore[assignment]
         self._device = resolve_device(options.device, target)
-        self._model, self._tokenizer = _load_causal_lm(options.compressor_model, self._device)
+        self._model_key = (self.name, options.compressor_model, self._device)
+        self._model, self._tokenizer = shared_model(
+            self._model_key, lambda: _load_causal_lm(options.compressor_model, self._device))
         self._window = _scoring_window(self._model, options.max_window)
 
     def settings(self) -> dict[str, Any]:
@@ -125,6 +150,12 @@ class SelectiveContext:
 
     def token_information(self, context: str) -> tuple[list[Span], list[float]]:
         """Character spans of the compressor's tokens and their self-information (nats)."""
+        scores = shared_scores(self._model_key, (self._window, context),
+                               lambda: TokenScores.of(*self._score_tokens(context)))
+        return scores.spans(), scores.information.tolist()
+
+    def _score_tokens(self, context: str) -> tuple[list[Span], list[float]]:
+        """:meth:`token_information` computed: one pass of the compressor model per window."""
         import torch
 
         encoded = self._tokenizer(context, add_special_tokens=False, return_offsets_mapping=True)

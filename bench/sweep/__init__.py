@@ -1,5 +1,6 @@
 """Sweeps: several compressors and option values through lm-eval in one process, resumable,
-ending with the leaderboard (``python -m bench sweep``)."""
+ending with the leaderboard (``python -m bench sweep``); the runs that differ only in budget
+share the compressor work that does not depend on it."""
 
 from bench.sweep.combinations import Combination, check_combinations, parse_compressors
 from bench.sweep.runner import (

@@ -13,9 +13,11 @@ Run every combination of compressor and option values through lm-eval in this
 process, one lm-eval output folder per combination (as `lm_eval --log_samples`
 writes it), then build the leaderboard. The target model is loaded once for
 all the compressors that hand it text; those that feed it vectors get a model
-of their own. A second sweep into the same --out skips the combinations it
-finished. The model, the tasks, every compressor and every option are checked
-before any model is loaded."""
+of their own. Combinations that differ only in their budget (rate,
+target_tokens) run one after the other and share what a compressor computes
+whatever the budget (its loaded model, per-context scores). A second sweep
+into the same --out skips the combinations it finished. The model, the tasks,
+every compressor and every option are checked before any model is loaded."""
 
 
 def sweep_example(program: str) -> str:
@@ -96,6 +98,8 @@ def run_command(options: argparse.Namespace) -> int:
 
     for outcome in run_sweep(settings, runs):
         state = "finished earlier" if outcome.results is None else "done"
+        if outcome.reused:
+            state += f" (scores of {outcome.reused} contexts from earlier runs)"
         tqdm.write(f"[sweep] {outcome.run.combination.label()}: {state}, {outcome.run.folder}")
     print(f"[sweep] page: {build_page(settings)}")
     return 0

@@ -12,6 +12,12 @@ The target model is loaded once for all the combinations whose compressors hand 
 (``use_compressor``). A compressor that feeds vectors into the model may change its weights
 (adapters, new embeddings), so each of those gets a model of its own, after the shared one is
 released; stock lm-eval models and the served ones are built per combination, as lm-eval does.
+
+The runs of one compressor follow each other, those that differ only in budget options
+(``rate``, ``target_tokens``) next to each other, inside one
+:func:`bench.compressors.shared_work` scope: a compressor model is loaded once for them and
+the work they do whatever the budget (``selective_context``'s self-information,
+``llmlingua2``'s classifier passes) once per context, giving the texts of separate runs.
 """
 
 from __future__ import annotations
@@ -23,10 +29,13 @@ import os
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bench.substrate.errors import CompressbenchError, InputError
 from bench.sweep.combinations import Combination, check_combinations, suggestion
+
+if TYPE_CHECKING:
+    from bench.compressors import SharedWork
 
 RUN_FILES = ("results_*.json", "samples_*.jsonl")
 RESULTS_PREFIX = "results_"
@@ -80,10 +89,12 @@ class SweepRun:
 
 @dataclass(frozen=True)
 class SweepOutcome:
-    """A run and lm-eval's results, or None for a run finished by an earlier sweep."""
+    """A run and lm-eval's results, or None for a run finished by an earlier sweep;
+    ``reused``: the contexts whose scores the run's compressor took from earlier runs."""
 
     run: SweepRun
     results: dict[str, Any] | None
+    reused: int = 0
 
 
 def compresses(model: str) -> bool:
@@ -246,11 +257,33 @@ class SharedModel:
 
 
 def order(runs: Sequence[SweepRun], shared: bool) -> list[SweepRun]:
-    """The runs on the shared model first, the others after (in the order given)."""
+    """The runs on the shared model first, the others after; within each part the runs of
+    one compressor together, and among them those that differ only in budget options next to
+    each other, all else in the order given."""
     if not shared:
-        return list(runs)
-    return ([run for run in runs if keeps_weights(run.combination)]
-            + [run for run in runs if not keeps_weights(run.combination)])
+        return _grouped(runs)
+    return (_grouped([run for run in runs if keeps_weights(run.combination)])
+            + _grouped([run for run in runs if not keeps_weights(run.combination)]))
+
+
+def _grouped(runs: Sequence[SweepRun]) -> list[SweepRun]:
+    compressors: dict[str, int] = {}
+    option_sets: dict[Combination, int] = {}
+    for run in runs:
+        compressors.setdefault(run.combination.compressor, len(compressors))
+        option_sets.setdefault(beyond_budget(run.combination), len(option_sets))
+    return sorted(runs, key=lambda run: (compressors[run.combination.compressor],
+                                         option_sets[beyond_budget(run.combination)]))
+
+
+def beyond_budget(combination: Combination) -> Combination:
+    """``combination`` without the options that only set how much is kept (the
+    ``budget_options`` its compressor declares)."""
+    from bench.compressors import capabilities_of
+
+    budget = capabilities_of(combination.compressor).budget_options
+    return Combination(combination.compressor,
+                       tuple(item for item in combination.options if item[0] not in budget))
 
 
 def evaluate(settings: SweepSettings, run: SweepRun, loaded: Any) -> dict[str, Any]:
@@ -291,22 +324,38 @@ def run_sweep(settings: SweepSettings, runs: Sequence[SweepRun]) -> Iterator[Swe
     (those of earlier sweeps first, with no results)."""
     from tqdm import tqdm
 
+    from bench.compressors import shared_work
+
     done = [run for run in runs if results_complete(run.folder, run.model_args,
                                                     settings.limit, settings.tasks)]
     for run in done:
         yield SweepOutcome(run, None)
     shared = SharedModel(settings) if reuses_models(settings.model) else None
     pending = order([run for run in runs if run not in done], shared is not None)
-    with tqdm(total=len(runs), initial=len(done), desc="sweep", unit="run") as bar:
+    with tqdm(total=len(runs), initial=len(done), desc="sweep", unit="run") as bar, \
+            shared_work() as work:
         for run in pending:
-            bar.set_postfix_str(run.combination.label())
-            loaded = None
-            if shared is not None and keeps_weights(run.combination):
-                loaded = shared.switched_to(run)
-            elif shared is not None:
-                shared.release()
-            yield SweepOutcome(run, evaluate(settings, run, loaded))
+            bar.set_postfix_str(_progress(run, work))
+            reused = work.reused
+            results = evaluate(settings, run, _model_for(run, shared, work))
+            yield SweepOutcome(run, results, work.reused - reused)
             bar.update()
+
+
+def _model_for(run: SweepRun, shared: SharedModel | None, work: SharedWork) -> Any:
+    """The shared model switched to ``run``'s compressor, or None for lm-eval to build one
+    (after letting go of the shared model and the compressor work held for it)."""
+    if keeps_weights(run.combination):
+        return None if shared is None else shared.switched_to(run)
+    work.release()
+    if shared is not None:
+        shared.release()
+    return None
+
+
+def _progress(run: SweepRun, work: SharedWork) -> str:
+    reused = f"; scores of {work.reused} contexts reused" if work.reused else ""
+    return run.combination.label() + reused
 
 
 def build_page(settings: SweepSettings) -> Path:

@@ -45,11 +45,12 @@ def _texts_file(folder: Path) -> Path:
     return path
 
 
-def _run(tmp_path: Path, methods: list[str], steps: list[str]) -> dict[str, Any]:
+def _run(tmp_path: Path, methods: list[str], steps: list[str], *more: str) -> dict[str, Any]:
     out = tmp_path / "flow.json"
     argv = ["--base", str(TINY), "--texts", str(_texts_file(tmp_path)), "--method", *methods,
             "--steps", *steps, "--train-texts", "8", "--held-out", "3",
-            "--context-length", str(LENGTH), "--lr", "1e-2", "--json", str(out)]
+            "--context-length", str(LENGTH), "--lr", "1e-2", "--retriever", str(TINY),
+            "--json", str(out), *more]
     assert flow.main(argv) == 0
     result: dict[str, Any] = json.loads(out.read_text("utf-8"))
     return result
@@ -120,6 +121,128 @@ def test_500x_controls_read_the_right_memory_and_targets(tmp_path, capsys):
     assert f"{row['own_beats_other']}/3" in printed and "500x" in printed
 
 
+def _summed_loss(logits: torch.Tensor, labels: list[int]) -> float:
+    """Summed cross-entropy of each position's logits against the next label (-100: none)."""
+    return float(torch.nn.functional.cross_entropy(
+        logits[:-1].float(), torch.tensor(labels[1:]), ignore_index=-100, reduction="sum"))
+
+
+@torch.no_grad()
+def _bos_only(model: Any, bos: int, labels: list[int]) -> float:
+    """The loss of the targets among ``labels`` read by ``model`` after ``bos`` alone."""
+    targets = [label for label in labels[1:] if label != -100]
+    logits = model(input_ids=torch.tensor([[bos, *targets]])).logits[0]
+    return _summed_loss(logits, [-100, *targets])
+
+
+def _compressor(name: str, target: Path, options: dict[str, Any]) -> Any:
+    """The method's compressor on ``target`` (loaded as the harness loads ``pretrained=``)."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from bench.compressors import TargetModel, build_compressor
+
+    model = AutoModelForCausalLM.from_pretrained(target).eval()  # type: ignore[no-untyped-call]
+    return build_compressor(name, TargetModel(str(target), AutoTokenizer.from_pretrained(target),
+                                              model), options)
+
+
+def _vectors(compressor: Any, texts: list[str]) -> list[torch.Tensor]:
+    from bench.compressors import CompressionRequest
+
+    compressed = compressor.compress([CompressionRequest(context=text) for text in texts])
+    return [item.embeddings for item in compressed]
+
+
+def _check_controls(row: dict[str, Any], score: Any, none: list[float]) -> None:
+    """own and other are ``score(text, memory)`` of the text's own and the next text's
+    memory, none is ``none``; the step-0 memory is not the trained one."""
+    count = len(none)
+    per_text = {name: [s["nats"] for s in row["per_text"][name]]
+                for name in ("own", "other", "none", "step0")}
+    assert per_text["own"] == pytest.approx([score(i, i) for i in range(count)], rel=1e-5)
+    assert per_text["other"] == pytest.approx([score(i, (i + 1) % count) for i in range(count)],
+                                              rel=1e-5)
+    assert per_text["none"] == pytest.approx(none, rel=1e-5)
+    assert all(o != s for o, s in zip(per_text["own"], per_text["step0"], strict=True))
+
+
+@needs_tiny
+def test_xrag_controls_read_the_projected_retriever_embedding_of_the_right_text(tmp_path, capsys):
+    from bench.compressors.soft.xrag.prompts import pretraining_example
+    from bench.compressors.soft.xrag.training import MAX_SEQ_LENGTH, seeded_instruction
+
+    (row,) = _run(tmp_path, ["xrag"], ["1"], "--out", str(tmp_path / "work"))["rows"]
+    texts = _held_out()
+    _check_summary(row, texts)
+    compressor = _compressor("xrag", tmp_path / "work" / "run-xrag" / "final",
+                             {"retriever": str(TINY)})
+    vectors, model = _vectors(compressor, texts), compressor.model
+    tokenizer = compressor.target.tokenizer
+    rows = [pretraining_example(tokenizer, text, seeded_instruction(0, text),
+                                MAX_SEQ_LENGTH["pretrain"]) for text in texts]
+
+    @torch.no_grad()
+    def score(text: int, memory: int) -> float:
+        ids = torch.tensor(rows[text].input_ids)
+        embeds = model.get_input_embeddings()(ids)
+        embeds[ids == compressor.xrag_id] = vectors[memory]
+        return _summed_loss(model(inputs_embeds=embeds[None]).logits[0], list(rows[text].labels))
+
+    none = [_bos_only(model, tokenizer.bos_token_id, list(r.labels)) for r in rows]
+    _check_controls(row, score, none)
+    printed = capsys.readouterr().out
+    assert f"{row['own_beats_other']}/3" in printed and "xrag" in printed
+
+
+@needs_tiny
+def test_pisco_controls_read_the_memory_vectors_of_the_right_text(tmp_path, capsys):
+    from bench.compressors.soft.pisco.layout import regeneration_text
+
+    (row,) = _run(tmp_path, ["pisco"], ["1"], "--out", str(tmp_path / "work"))["rows"]
+    texts = _held_out()
+    _check_summary(row, texts)
+    compressor = _compressor("pisco", TINY,
+                             {"checkpoint": str(tmp_path / "work" / "run-pisco" / "final")})
+    vectors, model = _vectors(compressor, texts), compressor.model
+    tokens = compressor.parts.decoder_tokenizer
+
+    def decoder_ids(text: int, memory: int) -> torch.Tensor:
+        layout = regeneration_text(len(vectors[memory]), tokens.bos_text, tokens.eos_text,
+                                   texts[text])
+        return torch.tensor([tokens.encode(layout, special_tokens=False)])
+
+    @torch.no_grad()
+    def score(text: int, memory: int) -> float:
+        ids = decoder_ids(text, memory)
+        embeds = model.decoder_embeddings(ids, vectors[memory])
+        return _summed_loss(model.decoder(inputs_embeds=embeds).logits[0],
+                            model.ids.mask_special(ids)[0].tolist())
+
+    none = [_bos_only(model.decoder, model.ids.bos,
+                      model.ids.mask_special(decoder_ids(i, i))[0].tolist())
+            for i in range(len(texts))]
+    _check_controls(row, score, none)
+    assert {len(v) for v in vectors} == {4}  # --num-mem 4 (the default) for 12-token texts
+    printed = capsys.readouterr().out
+    assert f"{row['own_beats_other']}/3" in printed and "pisco" in printed
+
+
+@pytest.mark.parametrize(("length", "num_mem"), [(12, 4), (64, 8), (9, 4), (48, 2), (5, 6)])
+def test_pisco_rate_is_the_largest_that_gives_num_mem_vectors(length, num_mem):
+    from bench.compressors.soft.pisco.layout import memory_count
+
+    rate = flow.pisco_rate(length, num_mem)
+    assert memory_count(length + 1, rate) >= num_mem > memory_count(length + 1, rate + 1)
+
+
+@pytest.mark.parametrize("length", [1, 12, 64])
+def test_pisco_rate_for_one_vector_is_the_smallest_that_gives_one(length):
+    from bench.compressors.soft.pisco.layout import memory_count
+
+    rate = flow.pisco_rate(length, 1)
+    assert memory_count(length + 1, rate) == 1 < memory_count(length + 1, rate - 1)
+
+
 @needs_tiny
 @pytest.mark.slow
 def test_every_covered_method_runs_and_resumes_to_a_second_budget(tmp_path):
@@ -145,7 +268,7 @@ def _parts_of_another_kind(config: Any, cuda: bool, inputs: dict[str, Any]) -> M
 
 def test_methods_are_covered_by_name_or_by_their_encoder_training_parts(monkeypatch):
     covered, _ = flow.covered_methods()
-    assert {"500x", "icae", "gist", "autocompressor"} <= set(covered)
+    assert {"500x", "icae", "gist", "autocompressor", "xrag", "pisco"} <= set(covered)
     registry.training_methods()
     encoder = TrainingMethod("new-encoder", "test", partial(soft_parts, KVSoftModel))
     other = TrainingMethod("new-other", "test", _parts_of_another_kind)

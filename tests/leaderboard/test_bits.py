@@ -162,7 +162,8 @@ def test_the_full_context_line_falls_back_to_the_stock_run(tmp_path: Path) -> No
 
 def _bits_plots(rows: Rows) -> list[str]:
     panels, legends = page_plots(rows, NAMES)
-    return [plot.name for plot in panels + legends if plot.view == "bits"]
+    return ([plot.name for plot in panels if plot.view == "bits"]
+            + [legend.name for legend in legends if legend.view == "bits"])
 
 
 def test_the_page_renders_the_plot_and_the_fixtures_have_none(runs: Path, tmp_path: Path,

@@ -2,7 +2,8 @@
 
 The page runs its own self-test when opened with ``#selftest``: it measures the first screen
 (the plot and the summary's scores in view, the page's width), scrolls every table in its
-box, shows every plot, clicks every filter and the axis switch, clicks every header of every
+box, shows every plot, clicks every filter and the axis switch (noting after each the rows,
+columns, plots and, per plot and legend, the series drawn), clicks every header of every
 table twice, renders every logged sample (the one with ``<script>`` and ``<img onerror>``
 last) and writes a JSON report into ``<pre id="selftest">``, which ``--dump-dom`` returns.
 
@@ -13,19 +14,19 @@ test run prints where.
 
 from __future__ import annotations
 
-import base64
 import html
-import io
 import json
 import os
 import re
 import shutil
 import subprocess
+import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
-from PIL import Image, ImageChops
+from PIL import Image
 
 from leaderboard._cli import main
 from tests.leaderboard._page_runs import MODEL, write_page_runs
@@ -134,10 +135,19 @@ def screenshots(page: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[in
     return shots
 
 
-def _plot_images(page: Path) -> dict[str, Image.Image]:
-    text = page.read_text(encoding="utf-8")
-    found = re.findall(r'id="(plot-[a-z_\-]+)"[^>]*src="data:image/png;base64,([^"]+)"', text)
-    return {name: Image.open(io.BytesIO(base64.b64decode(data))) for name, data in found}
+def _charts(page: Path) -> dict[str, ET.Element]:
+    """The page's ``<svg>`` plots by id, parsed."""
+    found = re.findall(r'<svg .*?</svg>', page.read_text(encoding="utf-8"), re.S)
+    return {chart.attrib["id"]: chart for chart in map(ET.fromstring, found)}
+
+
+def _owners(page: Path) -> dict[str, dict[str, str]]:
+    """Per filter token, the family and model the page's filters read."""
+    data = re.search(r'<script type="application/json" id="series-data">(.*?)</script>',
+                     page.read_text(encoding="utf-8"), re.S)
+    assert data is not None
+    owners: dict[str, dict[str, str]] = json.loads(data.group(1))
+    return owners
 
 
 def _inside(box: dict[str, float], width: float, height: float) -> bool:
@@ -177,19 +187,19 @@ def test_the_page_never_scrolls_sideways(opened: dict[int, tuple[Report, str, st
 def test_plots_are_unscaled_and_legends_readable(
         opened: dict[int, tuple[Report, str, str]], page: Path, width: int) -> None:
     report = opened[width][0]
-    images = _plot_images(page)
-    assert [plot["id"] for plot in report["plots"]] == list(images)
-    legends = [plot for plot in report["plots"] if plot["legend_px"]]
-    assert {plot["id"] for plot in legends} == {"plot-legend-rate", "plot-legend-bits",
-                                                "plot-score_vs_length"}
+    charts = _charts(page)
+    legends = {"legend-rate", "legend-bits", "legend-score_vs_length"}
+    assert sorted(plot["id"] for plot in report["plots"]) == sorted([*charts, *legends])
     for plot in report["plots"]:
-        natural = images[plot["id"]].size
-        assert plot["complete"] and (plot["natural_width"], plot["natural_height"]) == natural
         assert plot["box_left"] <= plot["left"] and plot["right"] <= plot["box_right"], plot
+        assert plot["text_px"] >= MIN_LEGEND_PX, plot  # after any scaling
+        if plot["id"] in legends:
+            continue
+        natural = (float(charts[plot["id"]].attrib["width"]),
+                   float(charts[plot["id"]].attrib["height"]))
+        assert (plot["natural_width"], plot["natural_height"]) == natural
         scale = plot["width"] / plot["natural_width"]
         assert scale == 1.0, plot  # a panel narrower than a 420 px window: never scaled
-        if plot["legend_px"]:
-            assert plot["legend_px"] * scale >= MIN_LEGEND_PX, plot
 
 
 @pytest.mark.parametrize("width", WIDTHS)
@@ -235,8 +245,42 @@ def test_filters_hide_rows_and_columns(opened: dict[int, tuple[Report, str, str]
         assert visible == (set().union(*columns.values()) if bench == ""
                            else columns[""] | columns[bench]), bench
         if bench:
-            assert state["plots"] == [f"plot-rate-{bench}"]
-    assert filters["views"] == {"rate": ["plot-rate-qa"], "bits": ["plot-bits-qa"]}
+            assert state["plots"] == [f"plot-rate-{bench}"] + (
+                ["plot-score_vs_length"] if bench == "regeneration" else [])
+            assert state["panels"] == [bench]
+    assert filters["views"] == {"rate": ["plot-rate-qa", "plot-score_vs_length"],
+                                "bits": ["plot-bits-qa", "plot-score_vs_length"]}
+
+
+def test_filters_hide_exactly_the_series_of_filtered_rows_in_every_plot_and_legend(
+        opened: dict[int, tuple[Report, str, str]], page: Path) -> None:
+    owners = _owners(page)
+    filters = opened[WIDE][0]["filters"]
+    everything = filters["model"][""]["series"]
+    charts = [name for name in everything if ":" not in name]
+    assert set(charts) == set(_charts(page)) | {
+        "legend-rate", "legend-bits", "legend-score_vs_length"}
+    assert {token for chart in charts for token in everything[chart]} <= set(owners)
+    for family, state in filters["family"].items():
+        hidden = {token for token, owner in owners.items() if owner["family"] == family}
+        assert any(hidden & set(everything[chart]) for chart in charts), family
+        for chart in charts:
+            assert state["series"][chart] == [token for token in everything[chart]
+                                              if token not in hidden], (family, chart)
+        for key, shown in state["series"].items():
+            if ":" in key:
+                assert shown == (key.split(":", 1)[1] != family), (family, key)
+    for model, state in filters["model"].items():
+        for chart in charts:
+            assert state["series"][chart] == [token for token in everything[chart]
+                                              if model in ("", owners[token]["model"])], chart
+        lines = {token for chart in charts for token in state["series"][chart]
+                 if owners[token]["family"] == ""}
+        assert len(lines) == (len(filters["model"]) - 1 if model == "" else 1), model
+    nothing = filters["no_family"]
+    assert nothing["filtered_note"] and not filters["model"][""]["filtered_note"]
+    for chart in charts:  # only the base models' reference lines and legend headers stay
+        assert {owners[token]["family"] for token in nothing["series"][chart]} <= {""}
 
 
 @pytest.mark.parametrize("table", ["table-summary", "table-raw"])
@@ -285,6 +329,18 @@ def test_the_probe_detects_an_unsafe_viewer(page: Path, tmp_path: Path) -> None:
     assert report["pwned"] == "img" and report["context_children"] > 0
 
 
+def _series_colours(chart: ET.Element) -> dict[str, str]:
+    """Per method drawn in ``chart``, the colour of its markers."""
+    colours = {}
+    for group in chart.iter("g"):
+        token = group.attrib.get("data-series", "")
+        for use in group.iter("use"):
+            if token.startswith("c") and (fill := re.search(r"fill: (#[0-9a-f]{6})",
+                                                             use.attrib.get("style", ""))):
+                colours[token] = fill.group(1)
+    return colours
+
+
 @pytest.mark.parametrize("width", WIDTHS)
 def test_the_screenshot_shows_the_plot_on_the_first_screen(
         opened: dict[int, tuple[Report, str, str]], screenshots: dict[int, Path], page: Path,
@@ -292,9 +348,13 @@ def test_the_screenshot_shows_the_plot_on_the_first_screen(
     shot = Image.open(screenshots[width]).convert("RGB")
     assert shot.size == (width, HEIGHT)
     (plot,) = opened[width][0]["first_screen"]["plots"]
-    image = _plot_images(page)[plot["id"]].convert("RGB")
-    left, top = round(plot["box"]["left"]), round(plot["box"]["top"])
-    shown = shot.crop((left, top, left + image.width, top + image.height))
-    histogram = ImageChops.difference(shown, image).convert("L").histogram()
-    differing = sum(histogram[16:])  # pixels off by more than colour management does
-    assert differing <= image.width * image.height // 100, (plot["id"], differing)
+    colours = _series_colours(_charts(page)[plot["id"]])
+    assert set(colours) == {token for token in plot["series"] if token.startswith("c")}
+    assert len(colours) >= 5
+    box = plot["box"]
+    shown = np.asarray(shot.crop((round(box["left"]), round(box["top"]),
+                                  round(box["right"]), round(box["bottom"]))), dtype=int)
+    for token, colour in colours.items():
+        rgb = np.array([int(colour[i:i + 2], 16) for i in (1, 3, 5)])
+        pixels = int((np.abs(shown - rgb).max(axis=2) <= 24).sum())
+        assert pixels >= 15, (token, colour, pixels)  # each method's markers are on screen

@@ -103,12 +103,15 @@ def test_page_is_self_contained_and_escaped(site: Path) -> None:
     names = [table["name"] for table in json.loads(
         (site / "leaderboard.json").read_text(encoding="utf-8"))["tables"]]
     assert re.findall(r'class="sortable" id="table-([a-z]+)"', page) == ["summary", *names]
-    images = re.findall(r'<img class="plot" id="plot-([a-z_\-]+)"[^>]*src="data:image/png', page)
-    assert page.count("<img ") == len(images) == page.count("data:image/png;base64,")
-    # per benchmark the fixtures ran, and their mean, a panel; a legend; score vs length
-    assert images == ["rate-qa", "rate-arxivqa", "rate-squad", "rate-relation_extraction",
-                      "rate-hotpotqa", "rate-race", "rate-regeneration", "legend-rate",
-                      "score_vs_length"]
+    charts = re.findall(r'<svg [^>]*id="plot-([a-z_\-]+)" class="chart"', page)
+    assert page.count("<svg ") == len(charts) and "<img " not in page and "data:image" not in page
+    assert set(re.findall(r' href="([^"]*)"', page)) == set(
+        re.findall(r' href="(#[a-z_\-]+-[0-9]+)"', page))  # within the page only
+    # per benchmark the fixtures ran, and their mean, a panel; score vs length; their legends
+    assert charts == ["rate-qa", "rate-arxivqa", "rate-squad", "rate-relation_extraction",
+                      "rate-hotpotqa", "rate-race", "rate-regeneration", "score_vs_length"]
+    assert re.findall(r'<ul class="legend" id="([a-z_\-]+)"', page) == [
+        "legend-rate", "legend-score_vs_length"]
     data = page.split('<script type="application/json" id="sample-data">', 1)[1].split(
         "</script>", 1
     )[0]

@@ -7,6 +7,7 @@ import csv
 import html
 import json
 import re
+import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
@@ -78,7 +79,9 @@ def test_the_summary_is_ordered_by_family_method_and_falling_rate(rows: Rows) ->
 def test_smoke_rows_are_listed_but_not_plotted(rows: Rows, site: Path) -> None:
     assert SMOKE in _summary(rows)
     panels, legends = page_plots(rows, NAMES)
-    assert panels and legends and not [p for p in panels + legends if "random_drop" in p.alt]
+    entries = [item.text for legend in legends for item in legend.items]
+    assert panels and legends and not [p for p in panels if "random_drop" in p.alt]
+    assert "random_drop" not in " ".join(entries) and "truncate" in entries
     assert [p for p in panels if "truncate" in p.alt]  # the other hard rows are
     page = (site / "index.html").read_text(encoding="utf-8")
     assert f"Listed, not plotted (&#39;all scores 0: smoke test&#39;): {MODEL} / {SMOKE}." in page
@@ -155,3 +158,28 @@ def test_retention_compares_the_lengths_both_rows_ran(tmp_path: Path) -> None:
                   {"compressed_regeneration_96": {"rouge_l_f": 0.3}})
     summary = _summary(merge_runs(read_runs([tmp_path], with_samples=False)))
     assert summary["truncate (rate=0.5)"]["retention %"] == f"{0.3 / 0.4 * 100:.1f}"
+
+
+def test_labels_stay_literal_and_inert_in_the_plots_and_legends(tmp_path: Path) -> None:
+    note = "<script>document.body.dataset.pwned=1</script>$x^2$"
+    scores = {task: {metric: 0.5, "compression_ratio": 0.5, "compressed_bits": 400.0,
+                     "original_bytes": 1000.0}
+              for task, metric in (("compressed_squad", "squad_f1"),
+                                   ("compressed_regeneration_96", "rouge_l_f"),
+                                   ("compressed_regeneration_192", "rouge_l_f"))}
+    write_results(tmp_path / "runs" / "a", {"pretrained": "m", "compressor": "truncate",
+                                             "note": note}, scores)
+    write_results(tmp_path / "runs" / "b", "pretrained=m,compressor=none", scores)
+    assert main(["build", str(tmp_path / "runs"), "--out", str(tmp_path / "site")]) == 0
+    page = (tmp_path / "site" / "index.html").read_text(encoding="utf-8")
+    label = f"truncate (note={note})"
+    assert "<script>document" not in page
+    charts = [ET.fromstring(svg) for svg in re.findall(r"<svg .*?</svg>", page, re.S)]
+    assert len(charts) > 2 and all(f"m / {label}: " in chart.attrib["aria-label"]
+                                   for chart in charts)
+    assert not [element for chart in charts for element in chart.iter()
+                if element.tag not in ("svg", "g", "path", "defs", "use", "text", "clipPath",
+                                       "rect")]
+    legends = re.findall(r'<ul class="legend".*?</ul>', page, re.S)
+    assert len(legends) == 3 and all(f"<span>{escape(label)}</span>" in legend
+                                     for legend in legends)

@@ -3,10 +3,9 @@ data, plain ratio ticks, one marker per compressor family, lengths as they were 
 
 from __future__ import annotations
 
-import base64
-import io
 import itertools
 import math
+import re
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +16,6 @@ import pytest
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.text import Text
-from PIL import Image
 
 from bench import specs
 from bench.harness.answering import model_info
@@ -27,17 +25,15 @@ from leaderboard._families import FAMILY_MARKERS, family
 from leaderboard._metrics import metric_style, regeneration_tasks
 from leaderboard._page_plots import plot_notes
 from leaderboard._plots import (
-    BITS_VIEW,
     DPI,
     byte_panels,
-    figure_legend,
     figure_score_vs_bits_per_byte,
     figure_score_vs_compression,
     figure_score_vs_length,
     legend_pixels,
-    render,
 )
 from leaderboard._runs import merge_runs
+from leaderboard._svg import inline_svg
 from leaderboard._tables import Rows, efficiency_values
 from tests.leaderboard._lmeval_files import write_results
 from tests.leaderboard.conftest import FIXTURE_RUNS
@@ -81,12 +77,11 @@ def sized_rows(tmp_path_factory: pytest.TempPathFactory) -> Rows:
 
 
 def _narrow_figures(rows: Rows, sized_rows: Rows) -> list[Figure]:
-    """The page's: one panel with its legend below, or the legend alone."""
+    """One panel with its legend below."""
     squad = [panel for panel in byte_panels(NAMES) if panel.name == "squad"]
     figures = [figure_score_vs_compression(rows, NAMES, squad, narrow=True),
                figure_score_vs_bits_per_byte(sized_rows, NAMES, squad, narrow=True),
-               figure_score_vs_length(rows, NAMES, narrow=True),
-               figure_legend(sized_rows, BITS_VIEW, squad)]
+               figure_score_vs_length(rows, NAMES, narrow=True)]
     assert all(fig is not None for fig in figures)
     return [fig for fig in figures if fig is not None]
 
@@ -105,8 +100,8 @@ def test_narrow_figures_fit_a_420_px_window_unscaled_with_legible_legends(
         (legend,) = fig.legends
         assert pixels == min(float(text.get_fontsize()) for text in legend.get_texts()) * DPI / 72
         assert pixels >= 11
-        width, _height = Image.open(io.BytesIO(base64.b64decode(render(fig)))).size
-        assert width <= NARROW_PAGE_PX, width
+        width = re.match(r'<svg width="([0-9]+)"', inline_svg(fig, "narrow", ""))
+        assert width is not None and int(width.group(1)) <= NARROW_PAGE_PX, width
 
 
 def _texts(fig: Figure) -> list[Text]:

@@ -9,7 +9,7 @@ so a batch gives the same tokens as decoding each item by itself.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -17,7 +17,8 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from bench.compressors.soft._cache import kv_cache
 from bench.compressors.soft._torch import input_embedding
-from bench.generation import GenerationOutput, GenerationSettings
+from bench.generation import DecoderPrompt, GenerationOutput, GenerationSettings
+from bench.records import CompressedContext
 
 
 @dataclass(frozen=True)
@@ -208,6 +209,25 @@ def greedy_generate(
         text = settings.cut_at_stop(str(tokenizer.decode(row.tokens, skip_special_tokens=True)))
         results.append(GenerationOutput(text, len(row.tokens), elapsed, ttft))
     return results
+
+
+def greedy_generate_in_batches(
+    model: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerBase,
+    items: Sequence[tuple[CompressedContext, DecoderPrompt]],
+    decoder_item: Callable[[CompressedContext, DecoderPrompt], DecoderItem],
+    batch_size: int,
+    settings: GenerationSettings,
+    eos_token_ids: Sequence[int],
+) -> list[GenerationOutput]:
+    """:func:`greedy_generate` over ``items`` in batches of ``batch_size``, each item's
+    decoder input built (by ``decoder_item``) only when its batch is answered."""
+    outputs: list[GenerationOutput] = []
+    for start in range(0, len(items), batch_size):
+        batch = [decoder_item(context, prompt) for context, prompt in
+                 items[start:start + batch_size]]
+        outputs.extend(greedy_generate(model, tokenizer, batch, settings, eos_token_ids))
+    return outputs
 
 
 def _hits_stop(tokenizer: PreTrainedTokenizerBase, tokens: list[int],

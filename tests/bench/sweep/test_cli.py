@@ -9,12 +9,15 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from bench.__main__ import main
+from bench.compressors.selective_context import SelectiveContext
 from bench.lmeval.run import run_lm_eval
 from bench.substrate.atomic import KILL_AFTER_WRITES_ENV
+from bench.sweep import SweepSettings, parse_compressors, prepare_sweep, run_sweep
 from tests.conftest import read_results, read_samples
 
 TASK = "compressed_squad"
@@ -63,6 +66,40 @@ def _unmeasured(results: dict[str, dict[str, object]]) -> dict[str, dict[str, ob
     return {task: {key: value for key, value in metrics.items()
                    if "seconds" not in key and "peak_" not in key}
             for task, metrics in results.items()}
+
+
+def test_a_sweep_scores_each_context_once_across_rates(data_env: Path, tiny_model_dir: Path,
+                                                       tmp_path: Path,
+                                                       monkeypatch: pytest.MonkeyPatch):
+    scored: list[str] = []  # each context selective_context's model scores
+    score = SelectiveContext._score_tokens
+
+    def counting(compressor: SelectiveContext, context: str) -> Any:
+        scored.append(context)
+        return score(compressor, context)
+
+    monkeypatch.setattr(SelectiveContext, "_score_tokens", counting)
+    settings = SweepSettings(READER, str(tiny_model_dir), (TASK,), tmp_path / "sweep",
+                             model_args="compression_cache=off", limit=5, device="cpu")
+    spec = f"selective_context:compressor_model={tiny_model_dir},rate=0.5,0.25"
+    outcomes = list(run_sweep(settings, prepare_sweep(settings, parse_compressors(spec))))
+    assert len(scored) > 1 and sorted(scored) == sorted(set(scored))
+    assert [outcome.reused for outcome in outcomes] == [0, len(scored)]
+    swept = [_untimed(read_samples(outcome.run.folder, TASK)) for outcome in outcomes]
+    reusing = outcomes[1].run  # its scores came from the first run: as a run of its own
+    alone = tmp_path / "alone"
+    scored.clear()
+    run_lm_eval(READER, reusing.model_args, (TASK,), alone / "results.json", limit=5,
+                device="cpu")
+    assert _untimed(read_samples(alone, TASK)) == swept[1] != swept[0]
+    assert len(scored) == outcomes[1].reused
+
+
+def _untimed(samples: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The samples (prompts with the compressed contexts, answers, scores) without the
+    timings and memory peaks."""
+    return [{key: value for key, value in sample.items()
+             if "seconds" not in key and "peak_" not in key} for sample in samples]
 
 
 @pytest.mark.slow  # a second interpreter start-up

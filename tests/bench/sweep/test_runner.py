@@ -17,6 +17,7 @@ import pytest
 import torch
 
 from bench.__main__ import main
+from bench.compressors._shared_work import shared_model
 from bench.lmeval import run as lmeval_run
 from bench.sweep import SweepSettings, parse_compressors, prepare_sweep, run_sweep
 from bench.sweep.runner import results_complete
@@ -139,6 +140,30 @@ def test_the_target_is_loaded_once_for_the_compressors_that_hand_it_text(
     random.seed(0)  # lm_eval's default seeds, set before it builds a model
     torch.manual_seed(1234)
     assert shared.draws == [(random.random(), float(torch.rand(1)))] * 2
+
+
+@pytest.mark.usefixtures("data_env")
+def test_runs_that_differ_in_budget_only_follow_each_other_and_share_compressor_work(
+        fake: FakeLmEval, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    scorers: list[object] = []  # what a compressor built in each run gets from the scope
+
+    def run_lm_eval(*args: Any, **kwargs: Any) -> dict[str, Any]:
+        scorers.append(shared_model("scorer", object))
+        return fake.run_lm_eval(*args, **kwargs)
+
+    monkeypatch.setattr(lmeval_run, "run_lm_eval", run_lm_eval)
+    ran = _sweep(_settings(tmp_path, model="compressed"),
+                 "icae:num_mem=4;random_drop:rate=0.5,0.25,seed=0,1;none;"
+                 "selective_context:unit=token,sentence,rate=0.5,0.25")
+    expected = ["random_drop,rate=0.5,seed=0", "random_drop,rate=0.25,seed=0",
+                "random_drop,rate=0.5,seed=1", "random_drop,rate=0.25,seed=1", "none",
+                "selective_context,unit=token,rate=0.5", "selective_context,unit=token,rate=0.25",
+                "selective_context,unit=sentence,rate=0.5",
+                "selective_context,unit=sentence,rate=0.25", "icae,num_mem=4"]
+    assert ran == [f"pretrained=MODEL,compressor={args},compression_cache=off"
+                   for args in expected]
+    # held for the runs on the shared model, let go of before icae gets a model of its own
+    assert len({id(scorer) for scorer in scorers[:-1]}) == 1 and scorers[-1] is not scorers[0]
 
 
 @pytest.mark.usefixtures("data_env")

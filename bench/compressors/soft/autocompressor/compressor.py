@@ -52,7 +52,7 @@ from bench.compressors.soft.autocompressor.summary import (
     chunk_ids,
     split_segments,
 )
-from bench.compressors.soft.decode import DecoderItem, greedy_generate, prompt_embeddings
+from bench.compressors.soft.decode import DecoderItem, greedy_generate_in_batches, prompt_embeddings
 from bench.generation import DecoderPrompt, GenerationOutput, GenerationSettings
 from bench.records import CompressedContext, CompressedEmbeddings, CompressionStats
 from bench.substrate.errors import InputError
@@ -193,13 +193,9 @@ class AutoCompressor:
 
     def generate(self, items: Sequence[tuple[CompressedContext, DecoderPrompt]],
                  settings: GenerationSettings) -> list[GenerationOutput]:
-        outputs: list[GenerationOutput] = []
-        size = self.options.batch_size
-        for start in range(0, len(items), size):
-            chunk = [self.decoder_item(c, p) for c, p in items[start:start + size]]
-            outputs.extend(greedy_generate(self.model, self.target.tokenizer, chunk,  # type: ignore[arg-type]
-                                           settings, self._eos))
-        return outputs
+        return greedy_generate_in_batches(self.model, self.target.tokenizer,  # type: ignore[arg-type]
+                                          items, self.decoder_item, self.options.batch_size,
+                                          settings, self._eos)
 
 
 def model_location(target: TargetModel) -> str:

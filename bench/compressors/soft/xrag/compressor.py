@@ -43,7 +43,7 @@ from bench.compressors.soft._prompts import generation_eos_ids
 from bench.compressors.soft._torch import input_embedding
 from bench.compressors.soft.autocompressor.checkpoint import weight_files, weights_digest
 from bench.compressors.soft.autocompressor.compressor import model_location
-from bench.compressors.soft.decode import DecoderItem, greedy_generate
+from bench.compressors.soft.decode import DecoderItem, greedy_generate_in_batches
 from bench.compressors.soft.xrag.checkpoint import (
     XragCheckpoint,
     XragCheckpointError,
@@ -226,13 +226,9 @@ class Xrag:
 
     def generate(self, items: Sequence[tuple[CompressedContext, DecoderPrompt]],
                  settings: GenerationSettings) -> list[GenerationOutput]:
-        outputs: list[GenerationOutput] = []
-        size = self.options.batch_size
-        for start in range(0, len(items), size):
-            chunk = [self.decoder_item(c, p) for c, p in items[start:start + size]]
-            outputs.extend(greedy_generate(self.model, self.target.tokenizer, chunk, settings,
-                                           self.eos_ids))
-        return outputs
+        return greedy_generate_in_batches(self.model, self.target.tokenizer, items,
+                                          self.decoder_item, self.options.batch_size,
+                                          settings, self.eos_ids)
 
 
 def overwrite_placeholders(embeds: torch.Tensor, placeholder: torch.Tensor,
