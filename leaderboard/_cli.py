@@ -149,11 +149,18 @@ def _add_export(sub: argparse._SubParsersAction[argparse.ArgumentParser],
                    "to upload as a Hugging Face data set (default: parquet)")
     e.add_argument("--title", default="compressbench", help="the benchmark's name in eval.yaml "
                    "and the card")
+    e.add_argument("--evaluation-framework", metavar="NAME", default=None,
+                   help="the evaluation_framework field of eval.yaml; the Hugging Face Hub "
+                   "accepts only the frameworks it lists (EVALUATION_FRAMEWORKS in "
+                   "huggingface.js packages/tasks/src/eval.ts), which do not include "
+                   "compressbench or lm-eval, so it is left out unless given (default: "
+                   "left out)")
 
 
 def _export(args: argparse.Namespace) -> int:
     runs = read_runs(args.runs)
-    for path in write_export(runs, args.runs, args.out, args.format, args.title):
+    for path in write_export(runs, args.runs, args.out, args.format, args.title,
+                             args.evaluation_framework):
         print(path)
     return EXIT_OK
 

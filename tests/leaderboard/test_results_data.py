@@ -105,7 +105,7 @@ def test_the_tables_are_typed_rows_with_the_schema_version(exported: Path) -> No
 
 def test_eval_yaml_names_the_tasks_the_runs_ran(exported: Path) -> None:
     document = yaml.safe_load((exported / "eval.yaml").read_text(encoding="utf-8"))
-    assert set(document) == {"name", "description", "evaluation_framework", "tasks"}
+    assert list(document) == ["name", "description", "tasks"]
     ran = {task for run in read_runs([FIXTURE_RUNS]) for task in run.tasks}
     declared = [task for spec in specs.benchmarks() for task in spec.task_lengths()]
     assert [task["id"] for task in document["tasks"]] == [t for t in declared if t in ran]
@@ -113,6 +113,17 @@ def test_eval_yaml_names_the_tasks_the_runs_ran(exported: Path) -> None:
     card = (exported / "README.md").read_text(encoding="utf-8")
     front = yaml.safe_load(card.split("---\n")[1])
     assert [c["data_files"][0]["path"] for c in front["configs"]] == [RESULTS, SAMPLES, RUNS]
+
+
+def test_an_evaluation_framework_is_written_only_when_named(tmp_path: Path) -> None:
+    out = tmp_path / "named"
+    assert main(["export", str(FIXTURE_RUNS), "--out", str(out),
+                 "--evaluation-framework", "inspect-ai"]) == 0
+    document = yaml.safe_load((out / "eval.yaml").read_text(encoding="utf-8"))
+    assert list(document) == ["name", "description", "evaluation_framework", "tasks"]
+    assert document["evaluation_framework"] == "inspect-ai"
+    manifest = json.loads((out / "manifest.json").read_text(encoding="utf-8"))
+    assert "--evaluation-framework inspect-ai" in json.dumps(manifest)
 
 
 def test_the_same_runs_give_the_same_bytes(exported: Path, tmp_path: Path) -> None:
