@@ -112,6 +112,8 @@ class Probe:
     """A method's batches for the controls: the memory of one text, the targets of another."""
 
     stage: ClassVar[str] = "pretrain"
+    # TrainConfig fields the probe's run sets, beside the shared ones
+    train_settings: ClassVar[dict[str, Any]] = {}
 
     def __init__(self, parts: MethodParts, config: TrainConfig) -> None:
         self.module: Any = parts.module.eval()
@@ -204,6 +206,9 @@ class AutoCompressorProbe(Probe):
     second segment reading it (no context token reaches the answer directly)."""
 
     stage: ClassVar[str] = "finetune"
+    # One backward pass over text, cue and answer: with two substeps the cut falls near the
+    # text's end and the summaries reach the answer detached, so no loss trains the encoding.
+    train_settings: ClassVar[dict[str, Any]] = {"training_substeps": 1}
 
     def batch(self, memory: str, target: str) -> Any:
         collate = self.collate
@@ -504,7 +509,8 @@ def run_config(name: str, method: TrainingMethod, probe_type: type[Probe],
         warmup_steps=args.warmup_steps, eval_every=0, save_every=steps,
         max_context_tokens=length, max_answer_tokens=length, dev_size=args.held_out,
         seed=args.seed, progress=sys.stderr.isatty(), extra=probe_type.method_options(args),
-        **{key: value for key, value in optional.items() if key in method.settings})
+        **{key: value for key, value in {**optional, **probe_type.train_settings}.items()
+           if key in method.settings})
 
 
 def untrained_scores(probe_type: type[Probe], method: TrainingMethod, config: TrainConfig,

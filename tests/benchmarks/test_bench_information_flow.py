@@ -285,3 +285,20 @@ def test_a_method_it_does_not_cover_is_refused_in_one_line(monkeypatch, capsys):
     assert flow.main(["--method", "new-other", "--base", str(TINY)]) == 2
     error = capsys.readouterr().err
     assert error.count("\n") == 1 and "'new-other' is not covered" in error
+
+
+@needs_tiny
+def test_autocompressor_reads_the_answer_through_the_text_in_one_backward_pass(tmp_path):
+    method = registry.training_methods()["autocompressor"]
+    args = flow.parser().parse_args(["--base", str(TINY), "--context-length", str(LENGTH)])
+    config = flow.run_config("autocompressor", method, flow.AutoCompressorProbe, args,
+                             tmp_path / "data", tmp_path / "out", 2)
+    parts = method.parts(config, False, {})
+    batch = parts.collate([flow.regeneration_question(STORIES[0])])
+    (piece,) = batch.pieces
+    text_ids = parts.collate.tokenizer(STORIES[0])["input_ids"][:LENGTH]
+    assert piece.input_ids[0, :len(text_ids)].tolist() == text_ids
+    tokenizer = parts.collate.tokenizer
+    answer = tokenizer(STORIES[0], add_special_tokens=False)["input_ids"][:LENGTH]
+    labels = piece.labels[0, len(text_ids):]
+    assert labels[labels != flow.IGNORE].tolist() == [*answer, tokenizer.eos_token_id]
