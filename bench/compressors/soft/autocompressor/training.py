@@ -12,8 +12,9 @@ next substep are detached and each substep is its own backward pass, as the refe
 ``SubstepTrainer`` does (a :class:`~bench.training.method.Substeps` batch).
 
 Pre-training reads the context as the token stream; fine-tuning appends
-``Question: {q} Answer: {a}</s>`` (loss on the answer ids only) as the last segment, so the
-answer is read through the summaries of the context. The checkpoint is a ``save_pretrained``
+``Question: {q} Answer: {a}</s>`` to it (labels on the context and the answer, not the cue),
+and the stream is cut as any other: answer tokens in a later segment than the context's read
+it through the summaries, those sharing a segment with context tokens see them directly. The checkpoint is a ``save_pretrained``
 folder with ``summary_length``, ``accumulate_summary`` and the ``LlamaAutoCompressorModel``
 architecture in ``config.json`` and ``embed_summary.weight`` beside the LM weights.
 """
