@@ -89,6 +89,7 @@ def test_qa_module_equals_bench_metrics_on_every_pair(computed: dict[str, dict[s
         assert result[name] == sum(values) / len(values), name
 
 
+@pytest.mark.slow
 def test_regeneration_module_equals_bench_metrics_on_every_pair(
         computed: dict[str, dict[str, Any]]):
     predictions, references = _regeneration_pairs()

@@ -75,6 +75,7 @@ def test_a_results_file_that_is_not_utf8_is_named_with_its_line(
     assert err == f"error: {results}:5: not UTF-8 (byte 0xff); {hint}\n"
 
 
+@pytest.mark.slow
 def test_the_command_exits_2_and_debug_shows_the_traceback(one_run: Path, tmp_path: Path) -> None:
     (samples,) = one_run.rglob("samples_compressed_race_*.jsonl")
     _break_line(samples, 1)

@@ -44,6 +44,7 @@ def trained(story_corpus: Path, stories: Path, tmp_path_factory: pytest.TempPath
     return out
 
 
+@pytest.mark.slow
 def test_autocompressor_training_lowers_dev_loss_and_loads(trained: Path) -> None:
     from safetensors import safe_open
     from transformers import AutoModelForCausalLM, AutoTokenizer

@@ -87,6 +87,7 @@ def trained(story_corpus: Path, stories: Path, tmp_path_factory: pytest.TempPath
     return out
 
 
+@pytest.mark.slow
 def test_gist_training_lowers_dev_loss_and_loads(trained: Path) -> None:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
