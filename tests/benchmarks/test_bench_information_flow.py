@@ -296,9 +296,10 @@ def test_autocompressor_reads_the_answer_through_the_text_in_one_backward_pass(t
     parts = method.parts(config, False, {})
     batch = parts.collate([flow.regeneration_question(STORIES[0])])
     (piece,) = batch.pieces
-    text_ids = parts.collate.tokenizer(STORIES[0])["input_ids"][:LENGTH]
+    collate: Any = parts.collate
+    tokenizer = collate.tokenizer
+    text_ids = tokenizer(STORIES[0])["input_ids"][:LENGTH]
     assert piece.input_ids[0, :len(text_ids)].tolist() == text_ids
-    tokenizer = parts.collate.tokenizer
     answer = tokenizer(STORIES[0], add_special_tokens=False)["input_ids"][:LENGTH]
     labels = piece.labels[0, len(text_ids):]
     assert labels[labels != flow.IGNORE].tolist() == [*answer, tokenizer.eos_token_id]

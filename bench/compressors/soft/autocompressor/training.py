@@ -14,9 +14,10 @@ next substep are detached and each substep is its own backward pass, as the refe
 Pre-training reads the context as the token stream; fine-tuning appends
 ``Question: {q} Answer: {a}</s>`` to it (labels on the context and the answer, not the cue),
 and the stream is cut as any other: answer tokens in a later segment than the context's read
-it through the summaries, those sharing a segment with context tokens see them directly. The checkpoint is a ``save_pretrained``
-folder with ``summary_length``, ``accumulate_summary`` and the ``LlamaAutoCompressorModel``
-architecture in ``config.json`` and ``embed_summary.weight`` beside the LM weights.
+it through the summaries, those sharing a segment with context tokens see them directly. The
+checkpoint is a ``save_pretrained`` folder with ``summary_length``, ``accumulate_summary`` and
+the ``LlamaAutoCompressorModel`` architecture in ``config.json`` and ``embed_summary.weight``
+beside the LM weights.
 """
 
 from __future__ import annotations
